@@ -1,0 +1,48 @@
+"""graphdiff: backpropagation on any graph you can draw.
+
+Draw a network as a networkx DAG, neuron by neuron or op by op, compile it,
+and get the loss, every node's delta and every parameter's gradient.
+"""
+
+from .compile import GraphWarning, compile
+from .errors import (
+    CycleError,
+    GraphdiffError,
+    GraphError,
+    InputError,
+    NonFiniteError,
+    OpContractError,
+    RegistryError,
+    ShapeError,
+    UnknownOpError,
+)
+from .network import BackwardResult, Network
+from .numgrad import GradcheckReport, gradcheck
+from .registry import NoAttrs, Op, elementwise_op, get_op, list_ops, register_op, unregister_op
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "BackwardResult",
+    "CycleError",
+    "GradcheckReport",
+    "GraphError",
+    "GraphWarning",
+    "GraphdiffError",
+    "InputError",
+    "Network",
+    "NoAttrs",
+    "NonFiniteError",
+    "Op",
+    "OpContractError",
+    "RegistryError",
+    "ShapeError",
+    "UnknownOpError",
+    "compile",
+    "elementwise_op",
+    "get_op",
+    "gradcheck",
+    "list_ops",
+    "register_op",
+    "unregister_op",
+]

@@ -1,0 +1,396 @@
+"""Validate a networkx graph once and turn it into a flat plan.
+
+Node attributes read by compile (everything else, ``pos``, ``label``, ... is left alone):
+
+================  =====================================================================
+``op``            ``"input"``, ``"param"``, ``"const"``, ``"neuron"`` or a registered op
+``activation``    neurons: a registered elementwise op (default ``"identity"``); the
+                  node's attributes named like the activation's attributes configure it
+                  (``activation="sin", scale=100`` is sin(100·z))
+``bias``          neurons: a parameter name (str) or an initial value (number); absent
+                  means no bias. A numeric bias is the parameter ``"<node>.bias"``
+``shape``         params: the parameter's shape
+``value``         params: initial value; consts: the constant
+``init``          params: ``"glorot"`` (default for 2+ axes), ``"zeros"`` (default
+                  otherwise), ``"ones"`` or ``"normal"``
+op attributes     the fields of the op's attribute model (``axis``, ``i``, ...)
+================  =====================================================================
+
+Edge attributes: ``port`` (operand position of an op node; optional for ops whose
+operands commute and for single operands); into neurons, ``param`` (parameter name;
+default ``"<u>-><v>"``) and ``weight`` (initial value, a number).
+
+>>> import networkx as nx, graphdiff
+>>> G = nx.DiGraph()
+>>> G.add_node("x", op="input"); G.add_node("t", op="input")
+>>> G.add_node("y", op="neuron", activation="tanh", bias=0.0)
+>>> G.add_edge("x", "y", param="w", weight=0.5)
+>>> G.add_node("E", op="squared_error")
+>>> G.add_edge("y", "E", port=0); G.add_edge("t", "E", port=1)
+>>> net = graphdiff.compile(G, loss="E")
+>>> sorted(net.param_shapes)
+['w', 'y.bias']
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+import warnings
+from collections.abc import Hashable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import networkx as nx
+import numpy as np
+from pydantic import ValidationError
+
+from .errors import CycleError, GraphError, UnknownOpError
+from .plan import ConstStep, InputStep, NeuronStep, OpStep, ParamStep, Step
+from .registry import ENGINE_OPS, Op, get_op
+
+__all__ = ["GraphWarning", "ParamSpec", "compile", "node_key"]
+
+INITS = ("glorot", "zeros", "ones", "normal")
+
+
+class GraphWarning(UserWarning):
+    """Something in the graph is legal but probably not what was meant."""
+
+
+def node_key(n: Hashable) -> tuple[int, str]:
+    """Canonical sort key of a node name: ints before strings, then by text."""
+    return (0 if isinstance(n, int) else 1, str(n))
+
+
+@dataclass
+class ParamSpec:
+    """One trainable parameter.
+
+    ``kind`` is ``"scalar"`` for edge weights and biases of neurons (shape ``()``)
+    and ``"tensor"`` for parameter nodes. ``uses`` lists where it is used: edges
+    ``(u, v)`` for weights, ``(node,)`` for biases and parameter nodes.
+    """
+
+    name: str
+    kind: Literal["scalar", "tensor"]
+    shape: tuple[int, ...]
+    value: np.ndarray | None = None
+    init: str = "zeros"
+    fan_in: int = 1
+    fan_out: int = 1
+    uses: list[tuple[Any, ...]] = field(default_factory=list)
+
+
+def _fail(msg: str) -> GraphError:
+    return GraphError(msg)
+
+
+def _is_number(x: object) -> bool:
+    return isinstance(x, numbers.Real) and not isinstance(x, bool)
+
+
+def _check_graph(G: Any, loss: Hashable) -> None:
+    if not isinstance(G, nx.DiGraph):  # MultiDiGraph is a DiGraph subclass
+        raise _fail(f"compile expects a networkx DiGraph or MultiDiGraph, got {type(G).__name__}")
+    for n in G.nodes:
+        if isinstance(n, bool) or not isinstance(n, (str, int)):
+            raise _fail(f"node names must be strings or ints, got {n!r} ({type(n).__name__})")
+    if loss not in G:
+        raise _fail(f"loss node {loss!r} is not in the graph")
+    if not nx.is_directed_acyclic_graph(G):
+        cycle = nx.find_cycle(G)
+        path = [e[0] for e in cycle] + [cycle[0][0]]
+        raise CycleError("the graph has a cycle: " + " -> ".join(map(repr, path)))
+
+
+def _in_edges(G: Any, v: Hashable) -> list[tuple[Hashable, dict[str, Any], Any]]:
+    """In-edges as (source, data, key), in a canonical order independent of insertion."""
+    if G.is_multigraph():
+        edges = [(u, d, k) for u, _, k, d in G.in_edges(v, keys=True, data=True)]
+    else:
+        edges = [(u, d, None) for u, _, d in G.in_edges(v, data=True)]
+    return sorted(edges, key=lambda e: (node_key(e[0]), str(e[2])))
+
+
+def _op_attrs(node: Hashable, op: Op, data: dict[str, Any], what: str) -> dict[str, Any]:
+    fields = op.attrs.model_fields
+    given = {k: v for k, v in data.items() if k in fields}
+    try:
+        return op.attrs(**given).model_dump()
+    except ValidationError as e:
+        errs = "; ".join(
+            f"{'.'.join(map(str, err['loc']))}: {err['msg']}" for err in e.errors()
+        )
+        raise _fail(f"node {node!r}: bad attributes for {what} {op.name!r}: {errs}") from None
+
+
+def _lookup(node: Hashable, name: object, what: str) -> Op:
+    if not isinstance(name, str):
+        raise _fail(f"node {node!r}: {what} must be an op name (str), got {name!r}")
+    try:
+        return get_op(name)
+    except UnknownOpError as e:
+        raise UnknownOpError(f"node {node!r}: {e}") from None
+
+
+def _ordered_operands(G: Any, v: Hashable, op: Op) -> list[Hashable]:
+    edges = _in_edges(G, v)
+    n = len(edges)
+    if op.arity is not None and n != op.arity:
+        raise _fail(f"node {v!r}: op {op.name!r} takes {op.arity} operand(s), the node has {n}")
+    if n == 0:
+        raise _fail(f"node {v!r}: op {op.name!r} needs at least one operand, the node has none")
+    for u, d, _ in edges:
+        if "param" in d:
+            raise _fail(
+                f"edge {u!r} -> {v!r}: the edge attribute 'param' only applies to edges "
+                f"into neurons; {v!r} is op {op.name!r}"
+            )
+    ports = [d.get("port") for _, d, _ in edges]
+    if all(p is None for p in ports):
+        if n > 1 and not op.unordered:
+            raise _fail(
+                f"node {v!r}: op {op.name!r} has {n} operands and they are ordered; "
+                f"give each in-edge a 'port' (0..{n - 1})"
+            )
+        return [u for u, _, _ in edges]
+    missing = [u for (u, _, _), p in zip(edges, ports, strict=True) if p is None]
+    if missing:
+        raise _fail(f"node {v!r}: in-edge(s) from {missing!r} have no 'port' while others do")
+    bad = [p for p in ports if isinstance(p, bool) or not isinstance(p, int)]
+    if bad:
+        raise _fail(f"node {v!r}: ports must be ints, got {bad!r}")
+    by_port: dict[int, Hashable] = {}
+    for (u, _, _), p in zip(edges, ports, strict=True):
+        if p in by_port:
+            raise _fail(f"node {v!r}: duplicate port {p} (from {by_port[p]!r} and {u!r})")
+        by_port[p] = u
+    if sorted(by_port) != list(range(n)):
+        raise _fail(f"node {v!r}: ports must be 0..{n - 1}, got {sorted(by_port)}")
+    return [by_port[i] for i in range(n)]
+
+
+class _Builder:
+    def __init__(self, G: Any, order: list[Hashable]) -> None:
+        self.G = G
+        self.slot = {n: i for i, n in enumerate(order)}
+        self.params: dict[str, ParamSpec] = {}
+        self.auto_names: dict[str, tuple[Any, ...]] = {}
+
+    def scalar(
+        self, name: object, value: object, use: tuple[Any, ...], fan: tuple[int, int]
+    ) -> str:
+        where = f"edge {use[0]!r} -> {use[1]!r}" if len(use) == 2 else f"node {use[0]!r}"
+        if not isinstance(name, str) or not name:
+            raise _fail(f"{where}: a parameter name must be a non-empty string, got {name!r}")
+        if value is not None and not _is_number(value):
+            what = "'weight'" if len(use) == 2 else "'bias'"
+            raise _fail(f"{where}: {what} must be a number (the initial value), got {value!r}")
+        if value is not None and not math.isfinite(float(value)):  # type: ignore[arg-type]
+            raise _fail(f"{where}: initial value {value!r} is not finite")
+        spec = self.params.get(name)
+        if spec is None:
+            spec = self.params[name] = ParamSpec(
+                name, "scalar", (), init="glorot", fan_in=fan[0], fan_out=fan[1]
+            )
+        elif spec.kind != "scalar":
+            raise _fail(
+                f"{where}: parameter {name!r} is used as a scalar weight here and is the "
+                f"tensor parameter node {spec.uses[0][0]!r}"
+            )
+        if value is not None:
+            v = np.float64(value)  # type: ignore[arg-type]
+            if spec.value is not None and spec.value != v:
+                raise _fail(
+                    f"{where}: shared parameter {name!r} gets initial value {value!r} here "
+                    f"and {float(spec.value)!r} at {spec.uses!r}"
+                )
+            spec.value = np.asarray(v)
+        spec.uses.append(use)
+        return name
+
+    def tensor(self, v: Hashable, data: dict[str, Any]) -> str:
+        name = str(v)
+        if name in self.params:
+            other = self.params[name]
+            raise _fail(
+                f"node {v!r}: parameter node name {name!r} is already a scalar parameter "
+                f"used at {other.uses!r}"
+            )
+        value = data.get("value")
+        shape = data.get("shape")
+        arr = None
+        if value is not None:
+            try:
+                arr = np.array(value, dtype=np.float64)
+            except (TypeError, ValueError):
+                raise _fail(f"node {v!r}: 'value' is not a numeric array") from None
+            if not np.all(np.isfinite(arr)):
+                raise _fail(f"node {v!r}: 'value' has NaN or infinite entries")
+        if shape is None:
+            if arr is None:
+                raise _fail(f"node {v!r}: a param node needs 'shape' or 'value'")
+            shape = arr.shape
+        if isinstance(shape, int) and not isinstance(shape, bool):
+            shape = (shape,)
+        if not isinstance(shape, (tuple, list)) or not all(
+            isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in shape
+        ):
+            raise _fail(f"node {v!r}: 'shape' must be a tuple of non-negative ints, got {shape!r}")
+        shape = tuple(shape)
+        if arr is not None and arr.shape != shape:
+            raise _fail(f"node {v!r}: 'value' has shape {arr.shape}, 'shape' says {shape}")
+        init = data.get("init", "glorot" if len(shape) >= 2 else "zeros")
+        if init not in INITS:
+            raise _fail(f"node {v!r}: unknown init {init!r}; choose one of {', '.join(INITS)}")
+        fan_in = math.prod(shape[:-1]) if len(shape) >= 2 else max(math.prod(shape), 1)
+        fan_out = shape[-1] if shape else 1
+        self.params[name] = ParamSpec(
+            name, "tensor", shape, arr, init, fan_in, fan_out, uses=[(v,)]
+        )
+        return name
+
+    def step(self, v: Hashable) -> Step:
+        G, data = self.G, self.G.nodes[v]
+        if "op" not in data:
+            hint = " (inputs are declared with op='input')" if G.in_degree(v) == 0 else ""
+            raise _fail(f"node {v!r} has no 'op' attribute{hint}")
+        kind = data["op"]
+        slot = self.slot[v]
+        if kind in ("input", "param", "const") and G.in_degree(v):
+            raise _fail(f"node {v!r} is op={kind!r} and cannot have incoming edges")
+        if kind == "input":
+            return InputStep(v, slot)
+        if kind == "param":
+            return ParamStep(v, slot, name=self.tensor(v, data))
+        if kind == "const":
+            if "value" not in data:
+                raise _fail(f"node {v!r}: a const node needs 'value'")
+            try:
+                value = np.array(data["value"], dtype=np.float64)
+            except (TypeError, ValueError):
+                raise _fail(f"node {v!r}: 'value' is not a numeric array") from None
+            value.flags.writeable = False
+            return ConstStep(v, slot, value=value)
+        if kind == "neuron":
+            return self.neuron(v, data)
+        op = _lookup(v, kind, "op")
+        args = tuple(self.slot[u] for u in _ordered_operands(G, v, op))
+        return OpStep(v, slot, args, op=op, attrs=_op_attrs(v, op, data, "op"))
+
+    def neuron(self, v: Hashable, data: dict[str, Any]) -> NeuronStep:
+        G = self.G
+        act = _lookup(v, data.get("activation", "identity"), "activation")
+        if not act.elementwise:
+            raise _fail(f"node {v!r}: activation {act.name!r} is not an elementwise op")
+        edges = _in_edges(G, v)
+        if not edges:
+            raise _fail(f"neuron {v!r} has no incoming edges")
+        args, weights = [], []
+        fan_in = len(edges)
+        for u, d, k in edges:
+            if G.nodes[u].get("op") in ("param", "const"):
+                raise _fail(
+                    f"edge {u!r} -> {v!r}: a neuron's operands must have one value per data "
+                    f"point; {u!r} is a {G.nodes[u]['op']} node"
+                )
+            if "param" in d:
+                name = d["param"]
+            else:
+                name = f"{u}->{v}" if k in (None, 0) else f"{u}->{v}#{k}"
+                self.auto_names[name] = (u, v)
+            fan = (fan_in, max(G.out_degree(u), 1))
+            weights.append(self.scalar(name, d.get("weight"), (u, v), fan))
+            args.append(self.slot[u])
+        bias = None
+        if "bias" in data:
+            b = data["bias"]
+            if isinstance(b, str):
+                bias = self.scalar(b, None, (v,), (fan_in, 1))
+            elif _is_number(b):
+                bias = self.scalar(f"{v}.bias", b, (v,), (fan_in, 1))
+                self.auto_names[bias] = (v,)
+            elif b is not None:
+                raise _fail(
+                    f"node {v!r}: 'bias' must be a parameter name (str) or a number, got {b!r}"
+                )
+        return NeuronStep(
+            v,
+            self.slot[v],
+            tuple(args),
+            weights=tuple(weights),
+            bias=bias,
+            act=act,
+            act_attrs=_op_attrs(v, act, data, "activation"),
+        )
+
+    def check_auto_names(self) -> None:
+        for name, use in self.auto_names.items():
+            uses = self.params[name].uses
+            if len(uses) > 1 or uses[0] != use:
+                others = [u for u in uses if u != use]
+                raise _fail(
+                    f"the default parameter name {name!r} of {use!r} collides with the "
+                    f"parameter name {name!r} used at {others!r}; give one of them a 'param'"
+                )
+
+
+@dataclass
+class Compiled:
+    order: list[Hashable]
+    steps: list[Step]
+    params: dict[str, ParamSpec]
+    pruned: list[Hashable]
+    inputs: list[Hashable]
+
+
+def build(G: Any, loss: Hashable) -> Compiled:
+    """Validate ``G`` and build the plan for ``loss`` (see :func:`graphdiff.compile`)."""
+    _check_graph(G, loss)
+    keep = nx.ancestors(G, loss) | {loss}
+    pruned = sorted((n for n in G if n not in keep), key=node_key)
+    sub = G.subgraph(keep)
+    order = list(nx.lexicographical_topological_sort(sub, key=node_key))
+    builder = _Builder(sub, order)
+    steps = [builder.step(v) for v in order]
+    builder.check_auto_names()
+    unused = [n for n in pruned if G.nodes[n].get("op") == "input"]
+    if unused:
+        warnings.warn(
+            f"the loss {loss!r} does not depend on input(s) {unused!r}; they are ignored",
+            GraphWarning,
+            stacklevel=3,
+        )
+    loss_kind = G.nodes[loss].get("op")
+    if loss_kind in ENGINE_OPS and loss_kind != "neuron":
+        raise _fail(f"loss node {loss!r} is op={loss_kind!r}; it must compute something")
+    params = dict(sorted(builder.params.items()))
+    inputs = [s.node for s in steps if isinstance(s, InputStep)]
+    return Compiled(order, steps, params, pruned, inputs)
+
+
+def compile(G: Any, *, loss: Hashable, reduction: Literal["mean", "sum"] = "mean") -> Any:
+    """Validate a networkx DAG and compile it into a :class:`~graphdiff.network.Network`.
+
+    Parameters
+    ----------
+    G : nx.DiGraph or nx.MultiDiGraph
+        The network (see the module docstring for the attributes read).
+    loss : node
+        The node whose value, one number per data point, is the error.
+    reduction : "mean" or "sum"
+        How the loss node's values are reduced to the scalar E (``"sum"`` for
+        data-parallel shards whose sums are added later).
+
+    Raises
+    ------
+    GraphError
+        (or a subclass: :class:`CycleError`, :class:`UnknownOpError`) naming the
+        node or edge at fault.
+    """
+    from .network import Network
+
+    if reduction not in ("mean", "sum"):
+        raise GraphError(f"reduction must be 'mean' or 'sum', got {reduction!r}")
+    return Network(G, loss=loss, reduction=reduction)

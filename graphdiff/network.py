@@ -1,0 +1,366 @@
+"""A compiled network: parameters in, loss, deltas and gradients out.
+
+>>> import networkx as nx, numpy as np, graphdiff
+>>> G = nx.DiGraph()
+>>> G.add_nodes_from(["x", "t"], op="input")
+>>> G.add_node("z", op="neuron", activation="identity")
+>>> G.add_edge("x", "z", param="w", weight=2.0)
+>>> G.add_node("E", op="hinge")
+>>> G.add_edge("z", "E", port=0); G.add_edge("t", "E", port=1)
+>>> net = graphdiff.compile(G, loss="E")
+>>> res = net.backward(net.init_params(seed=0), {"x": np.array([1.0]), "t": np.array([-1.0])})
+>>> float(res.loss), float(res.grads["w"])   # E = max(0, -z t) = 2, dE/dw = -t x = 1
+(2.0, 1.0)
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Hashable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import networkx as nx
+import numpy as np
+
+from .compile import ParamSpec, build
+from .errors import InputError, NonFiniteError, ShapeError
+from .plan import InputStep, NeuronStep, OpStep, ParamStep, Step
+
+__all__ = ["BackwardResult", "Network"]
+
+Array = np.ndarray
+
+
+@dataclass
+class BackwardResult:
+    """What :meth:`Network.backward` returns.
+
+    Attributes
+    ----------
+    loss : the scalar error E (a numpy float).
+    grads : ``dE/dθ`` for every parameter, summed over all its uses; arrays of the
+        parameter's shape, numpy floats for scalar parameters.
+    values : with ``deltas=True``, every node's value (for neurons, ``a = g(z)``).
+    deltas : with ``deltas=True``, every node's δ = dE/d(value), shape of the value.
+        With the mean reduction each data point's δ carries the factor 1/N.
+    z : with ``deltas=True``, each neuron's pre-activation ``z``.
+    deltas_z : with ``deltas=True``, each neuron's dE/dz = δ·g'(z).
+    """
+
+    loss: np.float64
+    grads: dict[str, Any]
+    values: dict[Hashable, Array] = field(default_factory=dict)
+    deltas: dict[Hashable, Array] = field(default_factory=dict)
+    z: dict[Hashable, Array] = field(default_factory=dict)
+    deltas_z: dict[Hashable, Array] = field(default_factory=dict)
+
+
+class Network:
+    """A validated, compiled network (made by :func:`graphdiff.compile`).
+
+    Attributes
+    ----------
+    loss : the loss node.
+    nodes : the nodes the loss depends on, in execution (topological) order.
+    inputs : the input nodes the loss depends on.
+    params : name -> :class:`~graphdiff.compile.ParamSpec`, sorted by name.
+    param_shapes : name -> shape (``()`` for scalar weights and biases).
+    pruned : nodes that do not lead to the loss (left out of the plan).
+    graph : a copy of the graph it was compiled from.
+    """
+
+    def __init__(self, G: Any, *, loss: Hashable, reduction: Literal["mean", "sum"] = "mean"):
+        compiled = build(G, loss)
+        self.graph: nx.DiGraph = G.copy()
+        self.loss = loss
+        self.reduction = reduction
+        self.nodes: tuple[Hashable, ...] = tuple(compiled.order)
+        self.inputs: tuple[Hashable, ...] = tuple(compiled.inputs)
+        self.params: dict[str, ParamSpec] = compiled.params
+        self.param_shapes = {n: p.shape for n, p in self.params.items()}
+        self.pruned: tuple[Hashable, ...] = tuple(compiled.pruned)
+        self._steps: list[Step] = compiled.steps
+        self._slot = {s.node: s.slot for s in self._steps}
+        self._loss_slot = self._slot[loss]
+        # needs[s]: does any parameter reach slot s (so its delta is worth computing)?
+        needs = [False] * len(self._steps)
+        for s in self._steps:
+            needs[s.slot] = isinstance(s, (ParamStep, NeuronStep)) or any(needs[a] for a in s.args)
+        self._needs = needs
+        self._forward_plans: dict[Any, list[Step]] = {}
+
+    def __repr__(self) -> str:
+        return (
+            f"<Network loss={self.loss!r}: {len(self.nodes)} nodes, "
+            f"{len(self.params)} parameters, inputs {list(self.inputs)!r}>"
+        )
+
+    # -- parameters ---------------------------------------------------------------
+
+    def init_params(self, seed: int | None = None) -> dict[str, Any]:
+        """Initial parameters: values given in the graph, the rest drawn from ``seed``.
+
+        Scalar edge weights are drawn like a Glorot-uniform matrix entry,
+        ``U(-a, a)`` with ``a = sqrt(6 / (fan_in + fan_out))``, where fan_in is the
+        target neuron's in-degree and fan_out the source's out-degree (for a dense
+        layer, exactly Glorot's rule for its weight matrix); biases start at 0.
+        Tensor parameters follow their ``init`` (default ``"glorot"`` for 2+
+        axes, ``"zeros"`` otherwise; ``"normal"`` is N(0, 1/fan_in)). Each
+        parameter has its own stream derived from ``(seed, name)``, so adding a
+        parameter never changes the others. Scalars are numpy floats.
+
+        >>> import networkx as nx, graphdiff
+        >>> G = nx.DiGraph([("x", "y")]); G.nodes["x"]["op"] = "input"
+        >>> G.nodes["y"].update(op="neuron", activation="tanh")
+        >>> net = graphdiff.compile(G, loss="y")
+        >>> net.init_params(seed=0) == net.init_params(seed=0)
+        True
+        """
+        out: dict[str, Any] = {}
+        for name, spec in self.params.items():
+            if spec.value is not None:
+                value = spec.value.copy()
+            else:
+                key = [seed, zlib.crc32(name.encode())] if seed is not None else None
+                rng = np.random.default_rng(key)
+                value = _draw(spec, rng)
+            out[name] = np.float64(value) if spec.kind == "scalar" else value
+        return out
+
+    def _check_params(
+        self, params: Mapping[str, Any], names: Iterable[str] | None = None
+    ) -> dict[str, Any]:
+        names = list(self.params if names is None else names)
+        missing = [n for n in names if n not in params]
+        if missing:
+            raise InputError(f"missing parameter(s) {missing!r}")
+        checked: dict[str, Any] = {}
+        for name in names:
+            spec, value = self.params[name], params[name]
+            if spec.kind == "scalar":
+                if np.ndim(value) != 0:
+                    raise ShapeError(
+                        f"parameter {name!r} is a scalar weight; got shape {np.shape(value)}"
+                    )
+                checked[name] = np.float64(value)
+            else:
+                arr = np.asarray(value, dtype=np.float64)
+                if arr.shape != spec.shape:
+                    raise ShapeError(
+                        f"parameter {name!r} must have shape {spec.shape}, got {arr.shape}"
+                    )
+                checked[name] = arr
+        return checked
+
+    def _check_inputs(self, inputs: Mapping[Hashable, Any], needed: Iterable[Hashable]) -> dict:
+        needed = list(needed)
+        missing = [n for n in needed if n not in inputs]
+        if missing:
+            raise InputError(f"missing input(s) {missing!r}")
+        arrays = {}
+        for n in needed:
+            arr = np.asarray(inputs[n], dtype=np.float64)
+            if arr.ndim == 0:
+                raise ShapeError(
+                    f"input {n!r} must have a first axis over data points, got a scalar"
+                )
+            arrays[n] = arr
+        sizes = {n: a.shape[0] for n, a in arrays.items()}
+        if len(set(sizes.values())) > 1:
+            raise ShapeError(f"inputs disagree on the number of data points: {sizes!r}")
+        return arrays
+
+    # -- running ------------------------------------------------------------------
+
+    def _run_forward(
+        self,
+        steps: list[Step],
+        params: dict[str, Any],
+        arrays: dict,
+        check_finite: bool,
+    ) -> tuple[list[Any], dict[int, Array]]:
+        vals: list[Any] = [None] * len(self._steps)
+        side: dict[int, Array] = {}
+        if check_finite:
+            _check_finite_inputs(params, arrays)
+        for s in steps:
+            if isinstance(s, InputStep):
+                vals[s.slot] = arrays[s.node]
+                continue
+            out = s.forward(vals, params, side)
+            vals[s.slot] = out
+            if check_finite and not np.all(np.isfinite(out)):
+                raise NonFiniteError(
+                    f"forward: node {s.node!r} ({_describe(s)}) produced a non-finite value "
+                    "from finite operands",
+                    node=s.node,
+                    phase="forward",
+                )
+        return vals, side
+
+    def forward(
+        self,
+        params: Mapping[str, Any],
+        inputs: Mapping[Hashable, Any],
+        outputs: Iterable[Hashable] | None = None,
+    ) -> dict[Hashable, Array]:
+        """Compute node values (no gradients).
+
+        ``outputs`` names the nodes wanted; only the inputs they depend on are
+        needed (predicting needs no target). By default every node that can be
+        computed from the given inputs is returned.
+        """
+        if outputs is None:
+            given = frozenset(n for n in self.inputs if n in inputs)
+            steps = self._plan_for(("available", given))
+        else:
+            wanted = tuple(outputs)
+            unknown = [n for n in wanted if n not in self._slot]
+            if unknown:
+                raise InputError(f"unknown or pruned output node(s) {unknown!r}")
+            steps = self._plan_for(("outputs", wanted))
+        needed = [s.node for s in steps if isinstance(s, InputStep)]
+        arrays = self._check_inputs(inputs, needed)
+        used = sorted({p for s in steps for p in _params_of(s)})
+        checked = self._check_params(params, used)
+        vals, _ = self._run_forward(steps, checked, arrays, False)
+        return {s.node: vals[s.slot] for s in steps}
+
+    def _plan_for(self, key: tuple[str, Any]) -> list[Step]:
+        plan = self._forward_plans.get(key)
+        if plan is not None:
+            return plan
+        kind, arg = key
+        if kind == "available":
+            ok = [False] * len(self._steps)
+            for s in self._steps:
+                ok[s.slot] = s.node in arg if isinstance(s, InputStep) else all(
+                    ok[a] for a in s.args
+                )
+            plan = [s for s in self._steps if ok[s.slot]]
+        else:
+            want = [False] * len(self._steps)
+            for n in arg:
+                want[self._slot[n]] = True
+            for s in reversed(self._steps):
+                if want[s.slot]:
+                    for a in s.args:
+                        want[a] = True
+            plan = [s for s in self._steps if want[s.slot]]
+        self._forward_plans[key] = plan
+        return plan
+
+    def backward(
+        self,
+        params: Mapping[str, Any],
+        inputs: Mapping[Hashable, Any],
+        deltas: bool = False,
+        check_finite: bool = False,
+    ) -> BackwardResult:
+        """Forward pass, error E, and backpropagation of every gradient.
+
+        Parameters
+        ----------
+        params : name -> value for every parameter (extra keys are ignored).
+        inputs : input node -> array over the batch (first axis = data points).
+        deltas : also return every node's value and δ (and neurons' z and dE/dz).
+        check_finite : raise :class:`~graphdiff.errors.NonFiniteError` naming the
+            first node whose value or delta is NaN or infinite.
+        """
+        checked = self._check_params(params)
+        arrays = self._check_inputs(inputs, self.inputs)
+        vals, side = self._run_forward(self._steps, checked, arrays, check_finite)
+        values = vals[self._loss_slot]
+        n = next(iter(arrays.values())).shape[0] if arrays else values.shape[0]
+        if values.shape != (n,):
+            raise ShapeError(
+                f"loss node {self.loss!r} must give one value per data point, shape ({n},); "
+                f"got shape {values.shape}"
+            )
+        if self.reduction == "mean":
+            loss = np.float64(values.mean())
+            seed = np.full(n, 1.0 / n)
+        else:
+            loss = np.float64(values.sum())
+            seed = np.ones(n)
+        if check_finite and not np.isfinite(loss):
+            raise NonFiniteError(
+                f"the loss {self.loss!r} is not finite ({loss})", node=self.loss, phase="forward"
+            )
+        needs = [True] * len(self._steps) if deltas else self._needs
+        dl: list[Array | None] = [None] * len(self._steps)
+        dl[self._loss_slot] = seed
+        grads: dict[str, Any] = {}
+        for s in reversed(self._steps):
+            g = dl[s.slot]
+            if g is None:
+                continue
+            if check_finite and not np.all(np.isfinite(g)):
+                raise NonFiniteError(
+                    f"backward: the delta of node {s.node!r} ({_describe(s)}) is not finite",
+                    node=s.node,
+                    phase="backward",
+                )
+            s.backward(g, vals, dl, grads, checked, side, needs)
+        for name, spec in self.params.items():
+            gr = grads.get(name)
+            if gr is None:
+                gr = np.zeros(spec.shape)
+            grads[name] = np.float64(gr) if spec.kind == "scalar" else np.array(gr)
+        if check_finite:
+            bad = [k for k, v in grads.items() if not np.all(np.isfinite(v))]
+            if bad:
+                raise NonFiniteError(
+                    f"backward: the gradient of parameter(s) {bad!r} is not finite",
+                    node=bad[0],
+                    phase="backward",
+                )
+        result = BackwardResult(loss=loss, grads=dict(sorted(grads.items())))
+        if deltas:
+            for s in self._steps:
+                v = vals[s.slot]
+                result.values[s.node] = v
+                d = dl[s.slot]
+                result.deltas[s.node] = np.zeros(np.shape(v)) if d is None else d
+                if isinstance(s, NeuronStep):
+                    result.z[s.node] = side[s.slot]
+                    dz = side.get(-1 - s.slot)
+                    result.deltas_z[s.node] = np.zeros(np.shape(v)) if dz is None else dz
+        return result
+
+
+def _draw(spec: ParamSpec, rng: np.random.Generator) -> Array:
+    if spec.init == "zeros" or (spec.kind == "scalar" and len(spec.uses[0]) == 1):
+        return np.zeros(spec.shape)
+    if spec.init == "ones":
+        return np.ones(spec.shape)
+    if spec.init == "normal":
+        return rng.normal(0.0, 1.0 / np.sqrt(spec.fan_in), size=spec.shape)
+    a = np.sqrt(6.0 / (spec.fan_in + spec.fan_out))
+    return rng.uniform(-a, a, size=spec.shape)
+
+
+def _params_of(s: Step) -> tuple[str, ...]:
+    if isinstance(s, ParamStep):
+        return (s.name,)
+    if isinstance(s, NeuronStep):
+        return s.weights + ((s.bias,) if s.bias else ())
+    return ()
+
+
+def _describe(s: Step) -> str:
+    if isinstance(s, OpStep) and s.op is not None:
+        return f"op {s.op.name!r}"
+    if isinstance(s, NeuronStep) and s.act is not None:
+        return f"neuron, activation {s.act.name!r}"
+    return type(s).__name__.removesuffix("Step").lower()
+
+
+def _check_finite_inputs(params: dict[str, Any], arrays: dict) -> None:
+    for name, v in params.items():
+        if not np.all(np.isfinite(v)):
+            raise NonFiniteError(f"parameter {name!r} is not finite", node=name, phase="forward")
+    for node, a in arrays.items():
+        if not np.all(np.isfinite(a)):
+            raise NonFiniteError(f"input {node!r} is not finite", node=node, phase="forward")

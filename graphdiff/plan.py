@@ -1,0 +1,219 @@
+"""The flat execution plan: steps over numbered slots, no networkx in sight.
+
+Each step computes one node's value from earlier slots (``forward``) and, in
+reverse order, turns that node's delta into deltas of its operands and
+gradients of its parameters (``backward``). The executor in
+:mod:`graphdiff.network` is a loop over these steps.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .errors import OpContractError, ShapeError
+from .registry import Op
+
+__all__ = ["ConstStep", "InputStep", "NeuronStep", "OpStep", "ParamStep", "Step", "unbroadcast"]
+
+Node = Any  # a networkx node name: str or int
+Array = np.ndarray
+
+
+def unbroadcast(g: Array, shape: tuple[int, ...]) -> Array:
+    """Sum ``g`` back to ``shape``: the gradient of numpy broadcasting.
+
+    >>> unbroadcast(np.ones((4, 3)), (3,))
+    array([4., 4., 4.])
+    >>> unbroadcast(np.ones((4, 3)), (4, 1)).ravel()
+    array([3., 3., 3., 3.])
+    """
+    g = np.asarray(g)
+    if g.shape == shape:
+        return g
+    extra = g.ndim - len(shape)
+    if extra < 0:
+        return np.broadcast_to(g, shape)
+    if extra:
+        g = g.sum(axis=tuple(range(extra)))
+    axes = tuple(i for i, n in enumerate(shape) if n == 1 and g.shape[i] != 1)
+    if axes:
+        g = g.sum(axis=axes, keepdims=True)
+    return g
+
+
+def accumulate(deltas: list[Array | None], slot: int, g: Array) -> None:
+    # Never in place: an op may hand the same array to two operands (add's (g, g)).
+    old = deltas[slot]
+    deltas[slot] = g if old is None else old + g
+
+
+@dataclass(eq=False)
+class Step:
+    """One node of the plan: ``node`` is its name, ``slot`` its index."""
+
+    node: Node
+    slot: int
+    args: tuple[int, ...] = ()
+
+    def forward(self, vals: list[Any], params: dict[str, Any], side: dict[int, Array]) -> Array:
+        raise NotImplementedError
+
+    def backward(
+        self,
+        g: Array,
+        vals: list[Any],
+        deltas: list[Array | None],
+        grads: dict[str, Any],
+        params: dict[str, Any],
+        side: dict[int, Array],
+        needs: list[bool],
+    ) -> None:
+        """Turn this node's delta ``g`` into operand deltas and parameter gradients."""
+
+
+@dataclass(eq=False)
+class InputStep(Step):
+    def forward(self, vals: list[Any], params: dict[str, Any], side: dict[int, Array]) -> Array:
+        raise AssertionError("inputs are placed by the executor")  # pragma: no cover
+
+
+@dataclass(eq=False)
+class ConstStep(Step):
+    value: Array = field(default_factory=lambda: np.zeros(()))
+
+    def forward(self, vals: list[Any], params: dict[str, Any], side: dict[int, Array]) -> Array:
+        return self.value
+
+
+@dataclass(eq=False)
+class ParamStep(Step):
+    name: str = ""
+
+    def forward(self, vals: list[Any], params: dict[str, Any], side: dict[int, Array]) -> Array:
+        value: Array = params[self.name]
+        return value
+
+    def backward(
+        self,
+        g: Array,
+        vals: list[Any],
+        deltas: list[Array | None],
+        grads: dict[str, Any],
+        params: dict[str, Any],
+        side: dict[int, Array],
+        needs: list[bool],
+    ) -> None:
+        grads[self.name] = g
+
+
+@dataclass(eq=False)
+class OpStep(Step):
+    op: Op | None = None
+    attrs: dict[str, Any] = field(default_factory=dict)
+
+    def forward(self, vals: list[Any], params: dict[str, Any], side: dict[int, Array]) -> Array:
+        assert self.op is not None
+        xs = [vals[a] for a in self.args]
+        if self.op.loss:
+            self._check_loss_shapes(xs[0].shape, xs[1].shape)
+        out = self.op.forward(*xs, **self.attrs)
+        if not isinstance(out, np.ndarray):
+            out = np.asarray(out, dtype=float)
+        return out
+
+    def _check_loss_shapes(self, pred: tuple[int, ...], target: tuple[int, ...]) -> None:
+        assert self.op is not None
+        if self.op.check_shapes is not None:
+            why = self.op.check_shapes(pred, target)
+        else:
+            why = None if pred == target else "prediction and target must have the same shape"
+        if why:
+            raise ShapeError(
+                f"loss node {self.node!r} ({self.op.name}): {why}; "
+                f"got prediction (port 0) {pred} and target (port 1) {target}"
+            )
+
+    def backward(
+        self,
+        g: Array,
+        vals: list[Any],
+        deltas: list[Array | None],
+        grads: dict[str, Any],
+        params: dict[str, Any],
+        side: dict[int, Array],
+        needs: list[bool],
+    ) -> None:
+        assert self.op is not None
+        xs = [vals[a] for a in self.args]
+        gs = self.op.vjp(g, vals[self.slot], *xs, **self.attrs)
+        if not isinstance(gs, (tuple, list)) or len(gs) != len(xs):
+            n = len(gs) if isinstance(gs, (tuple, list)) else type(gs).__name__
+            raise OpContractError(
+                f"op {self.op.name!r} at node {self.node!r}: vjp returned {n} "
+                f"gradients for {len(xs)} operands"
+            )
+        for a, x, gx in zip(self.args, xs, gs, strict=True):
+            if gx is None or not needs[a]:
+                continue
+            gx = unbroadcast(gx, np.shape(x))
+            if gx.shape != np.shape(x):
+                raise OpContractError(
+                    f"op {self.op.name!r} at node {self.node!r}: gradient of shape "
+                    f"{gx.shape} for an operand of shape {np.shape(x)}"
+                )
+            accumulate(deltas, a, gx)
+
+
+@dataclass(eq=False)
+class NeuronStep(Step):
+    """``z = sum_j w_j a_j + b``, ``a = g(z)``; ``weights[j]`` names the parameter of edge j."""
+
+    weights: tuple[str, ...] = ()
+    bias: str | None = None
+    act: Op | None = None
+    act_attrs: dict[str, Any] = field(default_factory=dict)
+
+    def forward(self, vals: list[Any], params: dict[str, Any], side: dict[int, Array]) -> Array:
+        assert self.act is not None
+        z: Array | None = None
+        for a, w in zip(self.args, self.weights, strict=True):
+            x = vals[a]
+            if x.ndim != 1:
+                raise ShapeError(
+                    f"neuron {self.node!r}: every operand must have one value per data "
+                    f"point, shape (N,); got shape {x.shape}"
+                )
+            z = x * params[w] if z is None else z + x * params[w]
+        assert z is not None
+        if self.bias is not None:
+            z = z + params[self.bias]
+        side[self.slot] = z
+        return self.act.forward(z, **self.act_attrs)
+
+    def backward(
+        self,
+        g: Array,
+        vals: list[Any],
+        deltas: list[Array | None],
+        grads: dict[str, Any],
+        params: dict[str, Any],
+        side: dict[int, Array],
+        needs: list[bool],
+    ) -> None:
+        assert self.act is not None
+        z = side[self.slot]
+        dz = self.act.vjp(g, vals[self.slot], z, **self.act_attrs)[0]
+        side[-1 - self.slot] = dz  # kept for deltas=True (dE/dz)
+        for a, w in zip(self.args, self.weights, strict=True):
+            gw = np.dot(dz, vals[a])
+            old = grads.get(w)
+            grads[w] = gw if old is None else old + gw
+            if needs[a]:
+                accumulate(deltas, a, dz * params[w])
+        if self.bias is not None:
+            gb = dz.sum()
+            old = grads.get(self.bias)
+            grads[self.bias] = gb if old is None else old + gb
