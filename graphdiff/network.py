@@ -225,7 +225,7 @@ class Network:
         used = sorted({p for s in steps for p in _params_of(s)})
         checked = self._check_params(params, used)
         vals, _ = self._run_forward(steps, checked, arrays, False)
-        return {s.node: vals[s.slot] for s in steps}
+        return {s.node: np.array(vals[s.slot]) for s in steps}
 
     def _plan_for(self, key: tuple[str, Any]) -> list[Step]:
         plan = self._forward_plans.get(key)
@@ -318,15 +318,17 @@ class Network:
                 )
         result = BackwardResult(loss=loss, grads=dict(sorted(grads.items())))
         if deltas:
+            # Copies: values alias the caller's inputs and params, and deltas alias
+            # each other (add hands one array to both operands).
             for s in self._steps:
                 v = vals[s.slot]
-                result.values[s.node] = v
+                result.values[s.node] = np.array(v)
                 d = dl[s.slot]
-                result.deltas[s.node] = np.zeros(np.shape(v)) if d is None else d
+                result.deltas[s.node] = np.zeros(np.shape(v)) if d is None else np.array(d)
                 if isinstance(s, NeuronStep):
-                    result.z[s.node] = side[s.slot]
+                    result.z[s.node] = np.array(side[s.slot])
                     dz = side.get(-1 - s.slot)
-                    result.deltas_z[s.node] = np.zeros(np.shape(v)) if dz is None else dz
+                    result.deltas_z[s.node] = np.zeros(np.shape(v)) if dz is None else np.array(dz)
         return result
 
 
