@@ -214,6 +214,11 @@ class _Builder:
         name = str(v)
         if name in self.params:
             other = self.params[name]
+            if other.kind == "tensor":
+                raise _fail(
+                    f"node {v!r}: parameter nodes {other.uses[0][0]!r} and {v!r} are both "
+                    f"named {name!r} as parameters; rename one"
+                )
             raise _fail(
                 f"node {v!r}: parameter node name {name!r} is already a scalar parameter "
                 f"used at {other.uses!r}"
