@@ -353,6 +353,9 @@ class Compiled:
 def build(G: Any, loss: Hashable) -> Compiled:
     """Validate ``G`` and build the plan for ``loss`` (see :func:`graphdiff.compile`)."""
     _check_graph(G, loss)
+    loss_kind = G.nodes[loss].get("op")
+    if isinstance(loss_kind, str) and loss_kind in ENGINE_OPS and loss_kind != "neuron":
+        raise _fail(f"loss node {loss!r} is op={loss_kind!r}; it must compute something")
     keep = nx.ancestors(G, loss) | {loss}
     pruned = sorted((n for n in G if n not in keep), key=node_key)
     sub = G.subgraph(keep)
@@ -367,9 +370,6 @@ def build(G: Any, loss: Hashable) -> Compiled:
             GraphWarning,
             stacklevel=3,
         )
-    loss_kind = G.nodes[loss].get("op")
-    if loss_kind in ENGINE_OPS and loss_kind != "neuron":
-        raise _fail(f"loss node {loss!r} is op={loss_kind!r}; it must compute something")
     params = dict(sorted(builder.params.items()))
     inputs = [s.node for s in steps if isinstance(s, InputStep)]
     return Compiled(order, steps, params, pruned, inputs)
