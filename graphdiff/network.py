@@ -137,7 +137,7 @@ class Network:
             raise InputError(f"missing parameter(s) {missing!r}")
         checked: dict[str, Any] = {}
         for name in names:
-            spec, value = self.params[name], params[name]
+            spec, value = self.params[name], _numeric(params[name], f"parameter {name!r}")
             if spec.kind == "scalar":
                 if np.ndim(value) != 0:
                     raise ShapeError(
@@ -160,7 +160,7 @@ class Network:
             raise InputError(f"missing input(s) {missing!r}")
         arrays = {}
         for n in needed:
-            arr = np.asarray(inputs[n], dtype=np.float64)
+            arr = _numeric(inputs[n], f"input {n!r}")
             if arr.ndim == 0:
                 raise ShapeError(
                     f"input {n!r} must have a first axis over data points, got a scalar"
@@ -330,6 +330,13 @@ class Network:
                     dz = side.get(-1 - s.slot)
                     result.deltas_z[s.node] = np.zeros(np.shape(v)) if dz is None else np.array(dz)
         return result
+
+
+def _numeric(value: Any, what: str) -> Array:
+    try:
+        return np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError) as e:
+        raise InputError(f"{what} is not a numeric array: {e}") from None
 
 
 def _draw(spec: ParamSpec, rng: np.random.Generator) -> Array:
