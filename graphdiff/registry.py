@@ -188,7 +188,7 @@ class Registry:
         op = self._ops.get(name) or self._load_entry_point(name)
         if op is not None:
             return op
-        known = sorted({*self._ops, *ENGINE_OPS, *_entry_point_names()})
+        known = sorted({*self._ops, *ENGINE_OPS, *_entry_point_names()} - {name})
         close = difflib.get_close_matches(str(name), known, n=3, cutoff=0.6)
         hint = f"; did you mean {', '.join(map(repr, close))}?" if close else ""
         failed = self._failed_plugins.get(name)
