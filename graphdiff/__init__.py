@@ -5,6 +5,7 @@ and get the loss, every node's delta and every parameter's gradient.
 """
 
 from .compile import GraphWarning, compile
+from .data import DataError, blobs, circles, feed, load_data, moons, spirals, xor
 from .errors import (
     CycleError,
     GraphdiffError,
@@ -25,6 +26,7 @@ __version__ = "0.1.0"
 __all__ = [
     "BackwardResult",
     "CycleError",
+    "DataError",
     "GradcheckReport",
     "GraphError",
     "GraphWarning",
@@ -38,11 +40,18 @@ __all__ = [
     "RegistryError",
     "ShapeError",
     "UnknownOpError",
+    "blobs",
+    "circles",
     "compile",
     "elementwise_op",
+    "feed",
     "get_op",
     "gradcheck",
     "list_ops",
+    "load_data",
+    "moons",
     "register_op",
+    "spirals",
     "unregister_op",
+    "xor",
 ]
