@@ -1,0 +1,342 @@
+"""Elementwise ops: one operand, an output of the same shape.
+
+Each op is its forward ``f`` next to its derivative ``df(x, out)``, so the
+vjp is ``g * df``. Any of them can be a neuron's activation.
+
+Conventions at kinks (the derivative is taken as the value below):
+
+- ``relu'(x) = 0`` where ``x - shift == 0`` (``relu'(0) = 0``);
+- ``abs'(0) = 0``;
+- ``sign`` and ``step`` have zero gradient everywhere, at 0 included;
+- ``sqrt'(0)`` is ``+inf`` times ``g`` where ``g != 0`` and ``0`` where
+  ``g == 0``, never ``0 * inf = nan``; ``log`` follows the same rule at 0.
+
+Outside an op's domain the forward returns IEEE values silently (``log(0) =
+-inf``, ``log(-1) = nan``, ``exp(1e3) = inf``); the engine's finite checks
+are the place that reports them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+from pydantic import BaseModel, ConfigDict
+
+from graphdiff.registry import Op, Sample, elementwise_op, register_op
+
+SOURCE = "graphdiff (built-in)"
+Array = NDArray[np.float64]
+
+
+# --- samples: smooth, in-domain points of a few small shapes -------------------
+
+_SHAPES: tuple[tuple[int, ...], ...] = ((4,), (3, 2), (2, 3, 2))
+
+
+def _away_from_zero(rng: np.random.Generator, shape: tuple[int, ...]) -> Array:
+    """Values with 0.2 <= |x| <= 2, random signs: away from kinks at 0."""
+    signs: Array = rng.choice([-1.0, 1.0], shape)
+    return rng.uniform(0.2, 2.0, shape) * signs
+
+
+def _positive(rng: np.random.Generator, shape: tuple[int, ...]) -> Array:
+    return rng.uniform(0.5, 2.0, shape)
+
+
+def _samples_real(rng: np.random.Generator) -> list[Sample]:
+    return [((rng.uniform(-2.0, 2.0, s),), {}) for s in _SHAPES]
+
+
+def _samples_nonzero(rng: np.random.Generator) -> list[Sample]:
+    return [((_away_from_zero(rng, s),), {}) for s in _SHAPES]
+
+
+def _samples_positive(rng: np.random.Generator) -> list[Sample]:
+    return [((_positive(rng, s),), {}) for s in _SHAPES]
+
+
+def _samples_wide(rng: np.random.Generator) -> list[Sample]:
+    return [((rng.uniform(-6.0, 6.0, s),), {}) for s in _SHAPES]
+
+
+def _zero(x: Array, out: Array, **attrs: Any) -> Array:
+    return np.zeros(np.shape(x))
+
+
+# --- identity, neg ---------------------------------------------------------------
+
+
+def _identity(x: Array) -> Array:
+    return np.array(x, dtype=float)
+
+
+register_op(
+    elementwise_op(
+        "identity",
+        _identity,
+        lambda x, out: np.ones(np.shape(x)),
+        samples=_samples_real,
+        source=SOURCE,
+        doc="identity(x) = x (a copy).",
+    )
+)
+
+register_op(
+    elementwise_op(
+        "neg",
+        lambda x: -x,
+        lambda x, out: -np.ones(np.shape(x)),
+        samples=_samples_real,
+        source=SOURCE,
+        doc="neg(x) = -x.",
+    )
+)
+
+
+# --- exp, log, sqrt ---------------------------------------------------------------
+
+
+def _exp(x: Array) -> Array:
+    with np.errstate(over="ignore"):
+        return np.exp(x)
+
+
+register_op(
+    elementwise_op(
+        "exp",
+        _exp,
+        lambda x, out: out,
+        samples=_samples_real,
+        source=SOURCE,
+        doc="exp(x); overflows to inf without a warning.",
+    )
+)
+
+
+def _log(x: Array) -> Array:
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.log(x)
+
+
+def _log_vjp(g: Array, out: Array, x: Array) -> tuple[Array]:
+    # g / x, except 0 where g == 0 so that log'(0) never gives 0 * inf = nan.
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return (np.where(g == 0, 0.0, g / x),)
+
+
+register_op(
+    Op(
+        name="log",
+        forward=_log,
+        vjp=_log_vjp,
+        elementwise=True,
+        samples=_samples_positive,
+        source=SOURCE,
+        doc="log(x); log(0) = -inf and log(x < 0) = nan, without warnings.",
+    )
+)
+
+
+def _sqrt(x: Array) -> Array:
+    with np.errstate(invalid="ignore"):
+        return np.sqrt(x)
+
+
+def _sqrt_vjp(g: Array, out: Array, x: Array) -> tuple[Array]:
+    # g / (2 sqrt x): +-inf at 0 where g != 0, and 0 where g == 0 (never nan).
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return (np.where(g == 0, 0.0, g / (2.0 * out)),)
+
+
+register_op(
+    Op(
+        name="sqrt",
+        forward=_sqrt,
+        vjp=_sqrt_vjp,
+        elementwise=True,
+        samples=_samples_positive,
+        source=SOURCE,
+        doc="sqrt(x); the gradient at 0 is inf * g where g != 0 and 0 where g == 0.",
+    )
+)
+
+
+# --- abs, sign, step, square ------------------------------------------------------
+
+register_op(
+    elementwise_op(
+        "abs",
+        np.abs,
+        lambda x, out: np.sign(x),
+        samples=_samples_nonzero,
+        source=SOURCE,
+        doc="|x|; abs'(0) = 0.",
+    )
+)
+
+register_op(
+    elementwise_op(
+        "sign",
+        lambda x: np.sign(x).astype(float),
+        _zero,
+        samples=_samples_nonzero,
+        source=SOURCE,
+        doc="sign(x) in {-1, 0, 1}; its gradient is 0 everywhere.",
+    )
+)
+
+register_op(
+    elementwise_op(
+        "step",
+        lambda x: (x > 0).astype(float),
+        _zero,
+        samples=_samples_nonzero,
+        source=SOURCE,
+        doc="step(x) = 1 where x > 0 else 0 (step(0) = 0); its gradient is 0 everywhere.",
+    )
+)
+
+register_op(
+    elementwise_op(
+        "square",
+        np.square,
+        lambda x, out: 2.0 * x,
+        samples=_samples_real,
+        source=SOURCE,
+        doc="x**2.",
+    )
+)
+
+
+# --- tanh, sigmoid, softplus ------------------------------------------------------
+
+
+def sigmoid(x: Array) -> Array:
+    """1 / (1 + exp(-x)) without overflow: exp is only taken of -|x|."""
+    e = np.exp(-np.abs(x))
+    return np.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+
+
+register_op(
+    elementwise_op(
+        "tanh",
+        np.tanh,
+        lambda x, out: 1.0 - out * out,
+        samples=_samples_wide,
+        source=SOURCE,
+        doc="tanh(x); tanh' = 1 - tanh**2.",
+    )
+)
+
+register_op(
+    elementwise_op(
+        "sigmoid",
+        sigmoid,
+        lambda x, out: out * (1.0 - out),
+        samples=_samples_wide,
+        source=SOURCE,
+        doc="1 / (1 + exp(-x)), stable for any x; sigmoid' = sigmoid (1 - sigmoid).",
+    )
+)
+
+register_op(
+    elementwise_op(
+        "softplus",
+        lambda x: np.logaddexp(0.0, x),
+        lambda x, out: sigmoid(x),
+        samples=_samples_wide,
+        source=SOURCE,
+        doc="log(1 + exp(x)), stable for any x; softplus' = sigmoid.",
+    )
+)
+
+
+# --- relu (shift), sin (scale), pow (exponent) ------------------------------------
+
+
+class ReluAttrs(BaseModel):
+    """``shift``: relu computes max(0, x - shift)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    shift: float = 0.0
+
+
+def _relu_samples(rng: np.random.Generator) -> list[Sample]:
+    plain: list[Sample] = [((_away_from_zero(rng, s),), {}) for s in _SHAPES]
+    shifted: list[Sample] = [((100.0 + _away_from_zero(rng, (5,)),), {"shift": 100.0})]
+    return plain + shifted
+
+
+register_op(
+    elementwise_op(
+        "relu",
+        lambda x, shift: np.maximum(x - shift, 0.0),
+        lambda x, out, shift: (x - shift > 0).astype(float),
+        attrs=ReluAttrs,
+        samples=_relu_samples,
+        source=SOURCE,
+        doc="max(0, x - shift); the derivative is 1 where x - shift > 0 else 0 (relu'(0) = 0).",
+    )
+)
+
+
+class SinAttrs(BaseModel):
+    """``scale``: sin computes sin(scale * x)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    scale: float = 1.0
+
+
+def _sin_samples(rng: np.random.Generator) -> list[Sample]:
+    plain: list[Sample] = [((rng.uniform(-3.0, 3.0, s),), {}) for s in _SHAPES]
+    return [*plain, ((rng.uniform(-1.0, 1.0, (5,)),), {"scale": 100.0})]
+
+
+register_op(
+    elementwise_op(
+        "sin",
+        lambda x, scale: np.sin(scale * x),
+        lambda x, out, scale: scale * np.cos(scale * x),
+        attrs=SinAttrs,
+        samples=_sin_samples,
+        source=SOURCE,
+        doc="sin(scale * x); the derivative is scale * cos(scale * x).",
+    )
+)
+
+
+class PowAttrs(BaseModel):
+    """``exponent``: pow computes x**exponent."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    exponent: float
+
+
+def _pow(x: Array, exponent: float) -> Array:
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        return np.power(x, exponent)
+
+
+def _pow_df(x: Array, out: Array, exponent: float) -> Array:
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        return exponent * np.power(x, exponent - 1.0)
+
+
+def _pow_samples(rng: np.random.Generator) -> list[Sample]:
+    cases = [((4,), 2.0), ((3, 2), 3.0), ((2, 3, 2), 0.5), ((5,), -1.5)]
+    return [((_positive(rng, s),), {"exponent": p}) for s, p in cases]
+
+
+register_op(
+    elementwise_op(
+        "pow",
+        _pow,
+        _pow_df,
+        attrs=PowAttrs,
+        samples=_pow_samples,
+        source=SOURCE,
+        doc="x**exponent; the derivative is exponent * x**(exponent - 1).",
+    )
+)

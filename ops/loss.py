@@ -1,0 +1,224 @@
+"""Losses: operands (prediction z, target t), one value per data point, shape (N,).
+
+For predictions with more than one axis, each data point's loss is summed
+over the non-batch axes. Gradients are per data point: the engine's ``g`` has
+shape (N,).
+
+- ``hinge`` = max(0, -z t), the perceptron criterion (t in {-1, +1}). At
+  -z t = 0 the point counts as a mistake: the subgradient is -t there, so
+  gradient descent on it makes the perceptron's updates, even from zero weights.
+- ``logistic`` = log(1 + exp(-t z)), stable for any z.
+- ``squared_error`` = (z - t)**2, without a factor 1/2 (its gradient is 2 (z - t)).
+- ``softmax_cross_entropy`` = -sum_k t_k log softmax(z)_k, logits z of shape
+  (N, k); targets t are probabilities (N, k) or class indices (N,). For
+  targets summing to 1 this is logsumexp(z) - sum_k t_k z_k; for any targets
+  d/dz = softmax(z) sum_k t_k - t and d/dt = -log softmax(z).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.typing import NDArray
+
+from graphdiff.errors import InputError
+from graphdiff.registry import Op, Sample, register_op
+
+from .elementwise import sigmoid
+
+SOURCE = "graphdiff (built-in)"
+Array = NDArray[np.float64]
+
+
+def _per_point(a: Array) -> Array:
+    """Sum over every axis but the first: one value per data point."""
+    per_point: Array = a.sum(axis=tuple(range(1, a.ndim)))
+    return per_point
+
+
+def _like(g: Array, x: Array) -> Array:
+    """g of shape (N,), with size-1 axes appended to broadcast against x."""
+    return g.reshape(g.shape + (1,) * (x.ndim - g.ndim))
+
+
+def _signs(rng: np.random.Generator, shape: tuple[int, ...]) -> Array:
+    return rng.choice([-1.0, 1.0], shape)
+
+
+def _away_from_zero(rng: np.random.Generator, shape: tuple[int, ...]) -> Array:
+    return rng.uniform(0.2, 2.0, shape) * _signs(rng, shape)
+
+
+def _pm1_samples(rng: np.random.Generator) -> list[Sample]:
+    """Predictions away from 0 (the hinge kink), targets in {-1, +1}."""
+    shapes: list[tuple[int, ...]] = [(6,), (4, 2), (3, 2, 2)]
+    return [((_away_from_zero(rng, s), _signs(rng, s)), {}) for s in shapes]
+
+
+# --- hinge (the perceptron criterion) ----------------------------------------------
+
+
+def _hinge(z: Array, t: Array) -> Array:
+    return _per_point(np.maximum(0.0, -z * t))
+
+
+def _hinge_vjp(g: Array, out: Array, z: Array, t: Array) -> tuple[Array, Array]:
+    mistake = -z * t >= 0  # the boundary counts as a mistake
+    gx = _like(g, z)
+    return np.where(mistake, -t, 0.0) * gx, np.where(mistake, -z, 0.0) * gx
+
+
+register_op(
+    Op(
+        name="hinge",
+        forward=_hinge,
+        vjp=_hinge_vjp,
+        arity=2,
+        loss=True,
+        samples=_pm1_samples,
+        source=SOURCE,
+        doc="max(0, -z t), the perceptron criterion; d/dz = -t where -z t >= 0, else 0.",
+    )
+)
+
+
+# --- logistic ---------------------------------------------------------------------
+
+
+def _logistic(z: Array, t: Array) -> Array:
+    return _per_point(np.logaddexp(0.0, -t * z))
+
+
+def _logistic_vjp(g: Array, out: Array, z: Array, t: Array) -> tuple[Array, Array]:
+    s = sigmoid(-t * z) * _like(g, z)
+    return -t * s, -z * s
+
+
+register_op(
+    Op(
+        name="logistic",
+        forward=_logistic,
+        vjp=_logistic_vjp,
+        arity=2,
+        loss=True,
+        samples=_pm1_samples,
+        source=SOURCE,
+        doc="log(1 + exp(-t z)), stable; d/dz = -t sigmoid(-t z).",
+    )
+)
+
+
+# --- squared error ----------------------------------------------------------------
+
+
+def _squared_error(z: Array, t: Array) -> Array:
+    return _per_point(np.square(z - t))
+
+
+def _squared_error_vjp(g: Array, out: Array, z: Array, t: Array) -> tuple[Array, Array]:
+    d = 2.0 * (z - t) * _like(g, z)
+    return d, -d
+
+
+def _real_samples(rng: np.random.Generator) -> list[Sample]:
+    shapes: list[tuple[int, ...]] = [(6,), (4, 2), (3, 2, 2)]
+    return [((rng.standard_normal(s), rng.standard_normal(s)), {}) for s in shapes]
+
+
+register_op(
+    Op(
+        name="squared_error",
+        forward=_squared_error,
+        vjp=_squared_error_vjp,
+        arity=2,
+        loss=True,
+        samples=_real_samples,
+        source=SOURCE,
+        doc="(z - t)**2 summed over non-batch axes, no factor 1/2; d/dz = 2 (z - t).",
+    )
+)
+
+
+# --- softmax cross-entropy --------------------------------------------------------
+
+
+def _logsumexp(z: Array) -> Array:
+    """log sum_k exp(z_nk) over axis 1, keepdims; stable for any finite z."""
+    m: Array = z.max(axis=1, keepdims=True)
+    total: Array = np.exp(z - m).sum(axis=1, keepdims=True)
+    return m + np.log(total)
+
+
+def _class_indices(t: Array, k: int) -> Array:
+    """Integer class indices from a (float) array holding integers in [0, k)."""
+    if not np.all(t == np.round(t)) or np.any((t < 0) | (t >= k)):
+        raise InputError(
+            f"softmax_cross_entropy: class-index targets must be integers in [0, {k}); "
+            f"got values from {t.min()} to {t.max()}"
+        )
+    return t.astype(int)
+
+
+def _softmax_cross_entropy(z: Array, t: Array) -> Array:
+    log_softmax = z - _logsumexp(z)
+    if t.ndim == 1:
+        idx = _class_indices(t, z.shape[1])
+        picked: Array = log_softmax[np.arange(len(idx)), idx]
+        return -picked
+    # -sum_k t_k log softmax_k; equals logsumexp(z) - sum_k t_k z_k when sum_k t_k = 1.
+    weighted: Array = (t * log_softmax).sum(axis=1)
+    return -weighted
+
+
+def _softmax_cross_entropy_vjp(
+    g: Array, out: Array, z: Array, t: Array
+) -> tuple[Array, Array | None]:
+    log_softmax = z - _logsumexp(z)
+    softmax = np.exp(log_softmax)
+    gx = g[:, np.newaxis]
+    if t.ndim == 1:
+        onehot = np.zeros(z.shape)
+        onehot[np.arange(len(t)), _class_indices(t, z.shape[1])] = 1.0
+        return (softmax - onehot) * gx, None
+    return (softmax * t.sum(axis=1, keepdims=True) - t) * gx, -log_softmax * gx
+
+
+def _softmax_cross_entropy_shapes(pred: tuple[int, ...], target: tuple[int, ...]) -> str | None:
+    if len(pred) != 2:
+        return f"softmax_cross_entropy takes logits of shape (N, k), got {pred}"
+    if target == pred or target == pred[:1]:
+        return None
+    return (
+        f"softmax_cross_entropy takes targets of shape {pred} (probabilities) "
+        f"or {pred[:1]} (class indices) for logits {pred}, got {target}"
+    )
+
+
+def _softmax_cross_entropy_samples(rng: np.random.Generator) -> list[Sample]:
+    probs = rng.dirichlet(np.ones(3), size=4)
+    onehot = np.eye(4)[rng.integers(0, 4, size=5)]
+    classes = rng.integers(0, 3, size=6).astype(float)
+    unnormalised = rng.uniform(0.1, 1.0, (3, 2))
+    return [
+        ((rng.standard_normal((4, 3)), probs), {}),
+        ((rng.standard_normal((5, 4)), onehot), {}),
+        ((rng.standard_normal((6, 3)), classes), {}),
+        ((rng.standard_normal((3, 2)), unnormalised), {}),
+    ]
+
+
+register_op(
+    Op(
+        name="softmax_cross_entropy",
+        forward=_softmax_cross_entropy,
+        vjp=_softmax_cross_entropy_vjp,
+        arity=2,
+        loss=True,
+        check_shapes=_softmax_cross_entropy_shapes,
+        samples=_softmax_cross_entropy_samples,
+        source=SOURCE,
+        doc=(
+            "-sum_k t_k log softmax(z)_k for logits z (N, k) and targets t, probabilities "
+            "(N, k) or class indices (N,); d/dz = softmax(z) sum_k t_k - t."
+        ),
+    )
+)

@@ -1,0 +1,179 @@
+"""Shape ops: stack, concat, index, reshape. Axis 0 (data points) is never moved.
+
+``stack`` turns k arrays of shape (N,) into one (N, k) (neurons into a layer),
+``index`` takes column i back out, ``concat`` joins along an existing axis and
+``reshape`` reshapes each data point.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.typing import NDArray
+from pydantic import BaseModel, ConfigDict
+
+from graphdiff.registry import Op, Sample, register_op
+
+SOURCE = "graphdiff (built-in)"
+Array = NDArray[np.float64]
+
+
+class AxisAttrs(BaseModel):
+    """``axis``: where the operands are stacked or joined (0 is the data-point axis)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    axis: int = 1
+
+
+# --- stack -----------------------------------------------------------------------
+
+
+def _stack(*xs: Array, axis: int) -> Array:
+    return np.stack(xs, axis=axis)
+
+
+def _stack_vjp(g: Array, out: Array, *xs: Array, axis: int) -> tuple[Array, ...]:
+    return tuple(np.take(g, i, axis=axis) for i in range(len(xs)))
+
+
+def _stack_samples(rng: np.random.Generator) -> list[Sample]:
+    return [
+        ((rng.standard_normal(4), rng.standard_normal(4), rng.standard_normal(4)), {}),
+        ((rng.standard_normal(3),), {}),
+        ((rng.standard_normal((3, 2)), rng.standard_normal((3, 2))), {"axis": -1}),
+        ((rng.standard_normal((3, 2)), rng.standard_normal((3, 2))), {"axis": 1}),
+    ]
+
+
+register_op(
+    Op(
+        name="stack",
+        forward=_stack,
+        vjp=_stack_vjp,
+        attrs=AxisAttrs,
+        arity=None,
+        samples=_stack_samples,
+        source=SOURCE,
+        doc="Stack one or more same-shape arrays on a new axis: k of (N,) -> (N, k).",
+    )
+)
+
+
+# --- concat ----------------------------------------------------------------------
+
+
+def _concat(*xs: Array, axis: int) -> Array:
+    return np.concatenate(xs, axis=axis)
+
+
+def _concat_vjp(g: Array, out: Array, *xs: Array, axis: int) -> tuple[Array, ...]:
+    ends = np.cumsum([x.shape[axis] for x in xs])[:-1]
+    return tuple(np.split(g, ends, axis=axis))
+
+
+def _concat_samples(rng: np.random.Generator) -> list[Sample]:
+    return [
+        ((rng.standard_normal((4, 2)), rng.standard_normal((4, 3))), {}),
+        ((rng.standard_normal((3, 1)),), {}),
+        ((rng.standard_normal((2, 3, 1)), rng.standard_normal((2, 3, 2))), {"axis": -1}),
+        ((rng.standard_normal((2, 2)), rng.standard_normal((3, 2))), {"axis": 0}),
+    ]
+
+
+register_op(
+    Op(
+        name="concat",
+        forward=_concat,
+        vjp=_concat_vjp,
+        attrs=AxisAttrs,
+        arity=None,
+        samples=_concat_samples,
+        source=SOURCE,
+        doc="Join one or more arrays along an existing axis: (N, a), (N, b) -> (N, a + b).",
+    )
+)
+
+
+# --- index -----------------------------------------------------------------------
+
+
+class IndexAttrs(BaseModel):
+    """``i``: the position taken along ``axis``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    i: int
+    axis: int = 1
+
+
+def _index(x: Array, i: int, axis: int) -> Array:
+    column: Array = np.take(x, i, axis=axis)
+    return column
+
+
+def _index_vjp(g: Array, out: Array, x: Array, i: int, axis: int) -> tuple[Array]:
+    dx = np.zeros(x.shape)
+    where: list[int | slice] = [slice(None)] * x.ndim
+    where[axis] = i
+    dx[tuple(where)] = g
+    return (dx,)
+
+
+def _index_samples(rng: np.random.Generator) -> list[Sample]:
+    return [
+        ((rng.standard_normal((4, 3)),), {"i": 0}),
+        ((rng.standard_normal((4, 3)),), {"i": -1}),
+        ((rng.standard_normal((2, 3, 2)),), {"i": 1, "axis": -1}),
+        ((rng.standard_normal((3, 2)),), {"i": 2, "axis": 0}),
+    ]
+
+
+register_op(
+    Op(
+        name="index",
+        forward=_index,
+        vjp=_index_vjp,
+        attrs=IndexAttrs,
+        samples=_index_samples,
+        source=SOURCE,
+        doc="Position i along axis: column i of (N, k) -> (N,).",
+    )
+)
+
+
+# --- reshape ---------------------------------------------------------------------
+
+
+class ReshapeAttrs(BaseModel):
+    """``shape``: the new shape of each data point (the batch axis is kept; -1 allowed)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    shape: tuple[int, ...]
+
+
+def _reshape(x: Array, shape: tuple[int, ...]) -> Array:
+    return x.reshape((x.shape[0], *shape))
+
+
+def _reshape_vjp(g: Array, out: Array, x: Array, shape: tuple[int, ...]) -> tuple[Array]:
+    return (g.reshape(x.shape),)
+
+
+def _reshape_samples(rng: np.random.Generator) -> list[Sample]:
+    return [
+        ((rng.standard_normal((4, 6)),), {"shape": (2, 3)}),
+        ((rng.standard_normal((3, 2, 2)),), {"shape": (-1,)}),
+        ((rng.standard_normal((2, 3)),), {"shape": (3, 1)}),
+        ((rng.standard_normal((5,)),), {"shape": (1,)}),
+    ]
+
+
+register_op(
+    Op(
+        name="reshape",
+        forward=_reshape,
+        vjp=_reshape_vjp,
+        attrs=ReshapeAttrs,
+        samples=_reshape_samples,
+        source=SOURCE,
+        doc="Reshape each data point: (N, ...) -> (N, *shape); -1 is inferred.",
+    )
+)
