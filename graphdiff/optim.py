@@ -1,0 +1,383 @@
+"""Optimizers: from gradients to parameter updates, the lecture's θ ← θ − γ·∇E and its refinements.
+
+An optimizer is a small class. The base class :class:`Optimizer` does the
+bookkeeping every optimizer shares, in this order on each :meth:`~Optimizer.step`:
+
+1. gradient-norm clipping (``clip_norm``): if the global norm
+   ``sqrt(Σ_θ ‖∇_θ E‖²)`` over all parameters exceeds ``clip_norm``, every
+   gradient is scaled by ``clip_norm / norm``;
+2. weight decay (``weight_decay`` = λ): the L2 penalty's gradient λ·θ is added to
+   each gradient, i.e. the optimizer minimises ``E + λ/2 Σ θ²`` (classic,
+   "coupled" L2, also for Adam);
+3. the learning rate of this step, ``lr · schedule.factor(t)`` with ``t`` the
+   number of steps done before (see :class:`Schedule`);
+4. the subclass's update rule, one parameter at a time, with that parameter's
+   state slots (momentum, moment estimates) starting at zero.
+
+Hyperparameters are a frozen pydantic model (``optimizer.config``), so a
+training configuration can be saved as JSON and an optimizer rebuilt from its
+name and config with :meth:`Optimizer.from_config`. :meth:`~Optimizer.step`
+returns new parameters and never writes into the arrays it is given; the
+optimizer's own state travels through :meth:`~Optimizer.state_dict` and
+:meth:`~Optimizer.load_state_dict`.
+
+Writing your own optimizer means writing one update rule:
+
+>>> import numpy as np
+>>> from graphdiff.optim import Optimizer, OptimizerConfig
+>>> class SignSGD(Optimizer):
+...     '''θ ← θ − lr·sign(g): the step ignores the gradient's size.'''
+...     name = "sign_sgd"
+...     Config = OptimizerConfig
+...     def update(self, p, g, state, lr, t):
+...         return p - lr * np.sign(g), state
+>>> opt = SignSGD(lr=0.5)
+>>> opt.step({"w": np.array([1.0, 2.0]), "b": np.float64(0.0)},
+...          {"w": np.array([3.0, -0.1]), "b": np.float64(-2.0)})
+{'w': array([0.5, 2.5]), 'b': np.float64(0.5)}
+>>> Optimizer.from_config("sign_sgd", {"lr": 0.5}).config == opt.config
+True
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any, ClassVar, Literal
+
+import numpy as np
+from numpy.typing import NDArray
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from .errors import GraphdiffError, InputError, ShapeError
+
+__all__ = [
+    "SGD",
+    "Adam",
+    "AdamConfig",
+    "Optimizer",
+    "OptimizerConfig",
+    "OptimizerError",
+    "SGDConfig",
+    "Schedule",
+]
+
+Array = NDArray[np.float64]
+
+_OPTIMIZERS: dict[str, type[Optimizer]] = {}
+
+
+class OptimizerError(GraphdiffError, ValueError):
+    """Bad hyperparameters, an unknown optimizer name, or saved state that does not fit."""
+
+
+def _explain(e: ValidationError) -> str:
+    return "; ".join(
+        f"{'.'.join(map(str, err['loc'])) or 'config'}: {err['msg']} (got {err['input']!r})"
+        for err in e.errors()
+    )
+
+
+class Schedule(BaseModel):
+    """A learning-rate schedule: step ``t`` (0-based count of earlier steps) uses ``lr·factor(t)``.
+
+    ===============  ======================  ===========================================
+    ``kind``         needs                   ``factor(t)``
+    ===============  ======================  ===========================================
+    ``constant``     nothing                 1
+    ``step``         ``gamma``, ``every``    ``gamma ** (t // every)``
+    ``exponential``  ``gamma``               ``gamma ** t``
+    ``cosine``       ``total``, ``floor``    ``f + (1 − f)·(1 + cos(π·min(t, T)/T))/2``
+    ===============  ======================  ===========================================
+
+    (cosine: ``T = total``, ``f = floor``, default 0: the rate falls to ``lr·f`` at
+    step T and stays there.)
+
+    Steps are optimizer steps (minibatches), not epochs.
+
+    >>> s = Schedule(kind="step", gamma=0.5, every=10)
+    >>> s.factor(9), s.factor(10), s.factor(25)
+    (1.0, 0.5, 0.25)
+    >>> Schedule(kind="cosine", total=100).factor(50)
+    0.5
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    kind: Literal["constant", "step", "exponential", "cosine"] = "constant"
+    gamma: float | None = Field(None, gt=0)
+    every: int | None = Field(None, ge=1)
+    total: int | None = Field(None, ge=1)
+    floor: float | None = Field(None, ge=0, le=1)
+
+    @model_validator(mode="after")
+    def _fields_of_kind(self) -> Schedule:
+        needs = {
+            "constant": set(),
+            "step": {"gamma", "every"},
+            "exponential": {"gamma"},
+            "cosine": {"total"},
+        }[self.kind]
+        allowed = needs | ({"floor"} if self.kind == "cosine" else set())
+        given = {f for f in ("gamma", "every", "total", "floor") if getattr(self, f) is not None}
+        if needs - given:
+            raise ValueError(f"schedule {self.kind!r} needs {sorted(needs - given)}")
+        if given - allowed:
+            raise ValueError(f"schedule {self.kind!r} takes no {sorted(given - allowed)}")
+        return self
+
+    def factor(self, t: int) -> float:
+        """The multiplier of the base learning rate at step ``t`` (0-based)."""
+        if self.kind == "step":
+            assert self.gamma is not None and self.every is not None
+            return float(self.gamma ** (t // self.every))
+        if self.kind == "exponential":
+            assert self.gamma is not None
+            return float(self.gamma**t)
+        if self.kind == "cosine":
+            assert self.total is not None
+            f = self.floor or 0.0
+            return f + (1.0 - f) * (1.0 + math.cos(math.pi * min(t, self.total) / self.total)) / 2
+        return 1.0
+
+
+class OptimizerConfig(BaseModel):
+    """Hyperparameters every optimizer has; subclass it to add your own.
+
+    ``lr`` the learning rate γ; ``weight_decay`` λ of the L2 penalty added to the
+    gradient; ``clip_norm`` the cap on the global gradient norm (``None``: no
+    clipping); ``schedule`` a :class:`Schedule` (``None``: constant rate).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    lr: float = Field(gt=0)
+    weight_decay: float = Field(0.0, ge=0)
+    clip_norm: float | None = Field(None, gt=0)
+    schedule: Schedule | None = None
+
+
+class Optimizer:
+    """Base class: the shared bookkeeping; a subclass writes only :meth:`update`.
+
+    A subclass sets ``name`` (used in saved configurations; a later class with the
+    same name replaces the earlier one in :meth:`from_config`), ``Config`` (its
+    hyperparameter model, a subclass of :class:`OptimizerConfig`) and ``slots``
+    (names of its per-parameter state arrays, started at zeros).
+
+    Attributes
+    ----------
+    config : the validated hyperparameters.
+    steps : number of steps taken so far.
+    state : parameter name -> slot name -> array (0-d for scalar parameters).
+    """
+
+    name: ClassVar[str] = ""
+    Config: ClassVar[type[OptimizerConfig]] = OptimizerConfig
+    slots: ClassVar[tuple[str, ...]] = ()
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls.name:
+            _OPTIMIZERS[cls.name] = cls
+
+    def __init__(self, lr: float | None = None, **hyper: Any) -> None:
+        if lr is not None:
+            hyper["lr"] = lr
+        try:
+            self.config = self.Config(**hyper)
+        except ValidationError as e:
+            raise OptimizerError(f"{type(self).__name__}: {_explain(e)}") from None
+        self.steps = 0
+        self.state: dict[str, dict[str, Array]] = {}
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.config.model_dump().items())
+        return f"{type(self).__name__}({args})"
+
+    @classmethod
+    def from_config(cls, name: str, config: Mapping[str, Any]) -> Optimizer:
+        """Rebuild an optimizer from its ``name`` and a (JSON) ``config`` dict.
+
+        >>> Optimizer.from_config("adam", {"lr": 0.01, "beta1": 0.5}).config.beta1
+        0.5
+        """
+        if name not in _OPTIMIZERS:
+            raise OptimizerError(f"unknown optimizer {name!r}; known: {sorted(_OPTIMIZERS)}")
+        return _OPTIMIZERS[name](**dict(config))
+
+    def update(
+        self, p: Array, g: Array, state: dict[str, Array], lr: float, t: int
+    ) -> tuple[Array, dict[str, Array]]:
+        """One parameter's update rule: return the new value and the new state slots.
+
+        ``p`` and ``g`` are float64 arrays (0-d for scalar parameters), ``state``
+        holds this parameter's slots, ``lr`` is this step's learning rate and ``t``
+        the 1-based number of this step. Must not write into its arguments.
+        """
+        raise NotImplementedError(f"{type(self).__name__} must define update()")
+
+    def step(self, params: Mapping[str, Any], grads: Mapping[str, Any]) -> dict[str, Any]:
+        """Apply one update to every parameter in ``params``; return new parameters.
+
+        Scalar parameters come back as numpy floats, arrays as new arrays; the
+        arguments are never written to.
+        """
+        missing = [n for n in params if n not in grads]
+        if missing:
+            raise InputError(f"no gradient given for parameter(s) {missing!r}")
+        ps: dict[str, Array] = {}
+        gs: dict[str, Array] = {}
+        for n in params:
+            ps[n] = np.asarray(params[n], dtype=np.float64)
+            gs[n] = np.asarray(grads[n], dtype=np.float64)
+            if gs[n].shape != ps[n].shape:
+                raise ShapeError(
+                    f"the gradient of parameter {n!r} has shape {gs[n].shape}, "
+                    f"the parameter {ps[n].shape}"
+                )
+        cfg = self.config
+        if cfg.clip_norm is not None:
+            norm = math.sqrt(sum(float(np.sum(g * g)) for g in gs.values()))
+            if norm > cfg.clip_norm:
+                gs = {n: g * (cfg.clip_norm / norm) for n, g in gs.items()}
+        if cfg.weight_decay:
+            gs = {n: g + cfg.weight_decay * ps[n] for n, g in gs.items()}
+        lr = cfg.lr * (cfg.schedule.factor(self.steps) if cfg.schedule else 1.0)
+        new: dict[str, Any] = {}
+        new_state: dict[str, dict[str, Array]] = {}
+        for n, p in ps.items():
+            slots = self.state.get(n) or {s: np.zeros(p.shape) for s in self.slots}
+            bad = [s for s, v in slots.items() if np.shape(v) != p.shape]
+            if bad:
+                raise ShapeError(
+                    f"optimizer state {bad!r} of parameter {n!r} does not have its shape {p.shape}"
+                )
+            value, new_state[n] = self.update(p, gs[n], slots, lr, self.steps + 1)
+            new[n] = np.float64(value) if p.ndim == 0 else np.asarray(value, dtype=np.float64)
+        self.state.update(new_state)
+        self.steps += 1
+        return new
+
+    def state_dict(self) -> dict[str, Any]:
+        """``{"name", "config", "step", "state": {param: {slot: array}}}``, copies throughout.
+
+        >>> opt = SGD(lr=0.1, momentum=0.9)
+        >>> _ = opt.step({"w": np.float64(1.0)}, {"w": np.float64(2.0)})
+        >>> sd = opt.state_dict()
+        >>> sd["name"], sd["config"]["momentum"], sd["step"], sd["state"]
+        ('sgd', 0.9, 1, {'w': {'velocity': array(2.)}})
+        """
+        return {
+            "name": self.name,
+            "config": self.config.model_dump(mode="json"),
+            "step": self.steps,
+            "state": {
+                n: {s: np.array(v, dtype=np.float64) for s, v in slots.items()}
+                for n, slots in self.state.items()
+            },
+        }
+
+    def load_state_dict(self, saved: Mapping[str, Any]) -> None:
+        """Continue from a :meth:`state_dict`; refuses another optimizer or hyperparameters."""
+        if saved.get("name") != self.name:
+            raise OptimizerError(
+                f"the saved optimizer state is for {saved.get('name')!r}, not {self.name!r}"
+            )
+        mine = self.config.model_dump(mode="json")
+        theirs = dict(saved.get("config") or {})
+        differ = sorted(k for k in mine.keys() | theirs.keys() if mine.get(k) != theirs.get(k))
+        if differ:
+            details = ", ".join(
+                f"{k}: saved {theirs.get(k)!r}, here {mine.get(k)!r}" for k in differ
+            )
+            raise OptimizerError(
+                f"{self.name} hyperparameters differ from the saved ones ({details})"
+            )
+        step = saved.get("step")
+        if not isinstance(step, int) or isinstance(step, bool) or step < 0:
+            raise OptimizerError(f"saved optimizer 'step' must be an int >= 0, got {step!r}")
+        state: dict[str, dict[str, Array]] = {}
+        for n, slots in dict(saved.get("state") or {}).items():
+            if set(slots) != set(self.slots):
+                raise OptimizerError(
+                    f"saved state of parameter {n!r} has slots {sorted(slots)}, "
+                    f"{self.name} keeps {sorted(self.slots)}"
+                )
+            state[n] = {s: np.array(v, dtype=np.float64) for s, v in slots.items()}
+        self.steps = step
+        self.state = state
+
+
+class SGDConfig(OptimizerConfig):
+    """SGD's hyperparameters: ``momentum`` μ in [0, 1) and ``nesterov`` (needs μ > 0)."""
+
+    momentum: float = Field(0.0, ge=0, lt=1)
+    nesterov: bool = False
+
+    @model_validator(mode="after")
+    def _nesterov_needs_momentum(self) -> SGDConfig:
+        if self.nesterov and self.momentum == 0:
+            raise ValueError("nesterov=True needs momentum > 0")
+        return self
+
+
+class SGD(Optimizer):
+    """Gradient descent, θ ← θ − γ·v, with velocity v ← μ·v + g (v = g when μ = 0).
+
+    With ``nesterov=True`` the step uses g + μ·v instead of v. This is the
+    "γ outside the velocity" form, so a schedule rescales the whole step.
+
+    >>> opt = SGD(lr=0.1)
+    >>> opt.step({"w": np.array([1.0, -1.0])}, {"w": np.array([0.5, 2.0])})
+    {'w': array([ 0.95, -1.2 ])}
+    """
+
+    name = "sgd"
+    Config = SGDConfig
+    config: SGDConfig
+    slots = ("velocity",)
+
+    def update(
+        self, p: Array, g: Array, state: dict[str, Array], lr: float, t: int
+    ) -> tuple[Array, dict[str, Array]]:
+        mu = self.config.momentum
+        v = mu * state["velocity"] + g
+        direction = g + mu * v if self.config.nesterov else v
+        return p - lr * direction, {"velocity": v}
+
+
+class AdamConfig(OptimizerConfig):
+    """Adam's hyperparameters: ``lr`` (default 1e-3), ``beta1``, ``beta2`` in [0, 1), ``eps``."""
+
+    lr: float = Field(1e-3, gt=0)
+    beta1: float = Field(0.9, ge=0, lt=1)
+    beta2: float = Field(0.999, ge=0, lt=1)
+    eps: float = Field(1e-8, gt=0)
+
+
+class Adam(Optimizer):
+    """Adam (Kingma & Ba): moment estimates m, v with bias correction.
+
+    m ← β1·m + (1 − β1)·g, v ← β2·v + (1 − β2)·g², then
+    θ ← θ − γ·m̂ / (√v̂ + ε) with m̂ = m/(1 − β1^t), v̂ = v/(1 − β2^t).
+
+    >>> opt = Adam(lr=0.1)
+    >>> opt.step({"w": np.array([1.0, 1.0])}, {"w": np.array([4.0, -0.5])})  # first step: ±γ
+    {'w': array([0.9, 1.1])}
+    """
+
+    name = "adam"
+    Config = AdamConfig
+    config: AdamConfig
+    slots = ("m", "v")
+
+    def update(
+        self, p: Array, g: Array, state: dict[str, Array], lr: float, t: int
+    ) -> tuple[Array, dict[str, Array]]:
+        c = self.config
+        m = c.beta1 * state["m"] + (1 - c.beta1) * g
+        v = c.beta2 * state["v"] + (1 - c.beta2) * g * g
+        m_hat = m / (1 - c.beta1**t)
+        v_hat = v / (1 - c.beta2**t)
+        return p - lr * m_hat / (np.sqrt(v_hat) + c.eps), {"m": m, "v": v}
