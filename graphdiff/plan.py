@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import OpContractError, ShapeError
+from .errors import GraphdiffError, OpContractError, ShapeError
 from .registry import Op
 
 __all__ = ["ConstStep", "InputStep", "NeuronStep", "OpStep", "ParamStep", "Step", "unbroadcast"]
@@ -119,7 +119,17 @@ class OpStep(Step):
         xs = [vals[a] for a in self.args]
         if self.op.loss:
             self._check_loss_shapes(xs[0].shape, xs[1].shape)
-        out = self.op.forward(*xs, **self.attrs)
+        try:
+            out = self.op.forward(*xs, **self.attrs)
+        except GraphdiffError:
+            raise
+        except (ValueError, IndexError) as e:
+            # numpy's own message names neither the node nor the operand shapes
+            shapes = ", ".join(str(np.shape(x)) for x in xs)
+            raise ShapeError(
+                f"node {self.node!r} (op {self.op.name!r}) failed on operands of shape "
+                f"{shapes}: {e}"
+            ) from e
         if not isinstance(out, np.ndarray):
             out = np.asarray(out, dtype=float)
         return out
