@@ -39,7 +39,7 @@ import numbers
 import warnings
 from collections.abc import Hashable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import networkx as nx
 import numpy as np
@@ -162,7 +162,7 @@ def _ordered_operands(G: Any, v: Hashable, op: Op) -> list[Hashable]:
     if bad:
         raise _fail(f"node {v!r}: ports must be ints, got {bad!r}")
     by_port: dict[int, Hashable] = {}
-    for (u, _, _), p in zip(edges, ports, strict=True):
+    for (u, _, _), p in zip(edges, cast(list[int], ports), strict=True):
         if p in by_port:
             raise _fail(f"node {v!r}: duplicate port {p} (from {by_port[p]!r} and {u!r})")
         by_port[p] = u

@@ -72,7 +72,7 @@ class Network:
 
     def __init__(self, G: Any, *, loss: Hashable, reduction: Literal["mean", "sum"] = "mean"):
         compiled = build(G, loss)
-        self.graph: nx.DiGraph = G.copy()
+        self.graph: nx.DiGraph[Hashable] = G.copy()
         self.loss = loss
         self.reduction = reduction
         self.nodes: tuple[Hashable, ...] = tuple(compiled.order)
@@ -153,7 +153,9 @@ class Network:
                 checked[name] = arr
         return checked
 
-    def _check_inputs(self, inputs: Mapping[Hashable, Any], needed: Iterable[Hashable]) -> dict:
+    def _check_inputs(
+        self, inputs: Mapping[Hashable, Any], needed: Iterable[Hashable]
+    ) -> dict[Hashable, Array]:
         needed = list(needed)
         missing = [n for n in needed if n not in inputs]
         if missing:
@@ -177,7 +179,7 @@ class Network:
         self,
         steps: list[Step],
         params: dict[str, Any],
-        arrays: dict,
+        arrays: dict[Hashable, Array],
         check_finite: bool,
     ) -> tuple[list[Any], dict[int, Array]]:
         vals: list[Any] = [None] * len(self._steps)
@@ -366,7 +368,7 @@ def _describe(s: Step) -> str:
     return type(s).__name__.removesuffix("Step").lower()
 
 
-def _check_finite_inputs(params: dict[str, Any], arrays: dict) -> None:
+def _check_finite_inputs(params: dict[str, Any], arrays: dict[Hashable, Array]) -> None:
     for name, v in params.items():
         if not np.all(np.isfinite(v)):
             raise NonFiniteError(f"parameter {name!r} is not finite", node=name, phase="forward")

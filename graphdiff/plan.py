@@ -130,9 +130,8 @@ class OpStep(Step):
                 f"node {self.node!r} (op {self.op.name!r}) failed on operands of shape "
                 f"{shapes}: {e}"
             ) from e
-        if not isinstance(out, np.ndarray):
-            out = np.asarray(out, dtype=float)
-        return out
+        # a plugin may hand back a list or a numpy scalar
+        return np.asarray(out, dtype=float)
 
     def _check_loss_shapes(self, pred: tuple[int, ...], target: tuple[int, ...]) -> None:
         assert self.op is not None
@@ -216,6 +215,10 @@ class NeuronStep(Step):
         assert self.act is not None
         z = side[self.slot]
         dz = self.act.vjp(g, vals[self.slot], z, **self.act_attrs)[0]
+        if dz is None:
+            raise OpContractError(
+                f"activation {self.act.name!r} of neuron {self.node!r}: vjp returned None"
+            )
         side[-1 - self.slot] = dz  # kept for deltas=True (dE/dz)
         for a, w in zip(self.args, self.weights, strict=True):
             gw = np.dot(dz, vals[a])
