@@ -19,14 +19,19 @@ from .errors import (
 )
 from .network import BackwardResult, Network
 from .numgrad import GradcheckReport, gradcheck
+from .optim import SGD, Adam, Optimizer, Schedule
 from .registry import NoAttrs, Op, elementwise_op, get_op, list_ops, register_op, unregister_op
+from .train import FitResult, TrainingDivergedError, fit
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "SGD",
+    "Adam",
     "BackwardResult",
     "CycleError",
     "DataError",
+    "FitResult",
     "GradcheckReport",
     "GraphError",
     "GraphWarning",
@@ -37,14 +42,18 @@ __all__ = [
     "NonFiniteError",
     "Op",
     "OpContractError",
+    "Optimizer",
     "RegistryError",
+    "Schedule",
     "ShapeError",
+    "TrainingDivergedError",
     "UnknownOpError",
     "blobs",
     "circles",
     "compile",
     "elementwise_op",
     "feed",
+    "fit",
     "get_op",
     "gradcheck",
     "list_ops",

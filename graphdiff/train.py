@@ -1,0 +1,414 @@
+"""Training: the lecture's loop, forward → error E → backprop ∇E → θ ← optimizer step.
+
+:func:`fit` runs it over full batches, shuffled minibatches or single samples
+(``batch_size=1``, the perceptron's way), records a per-epoch history, and
+behaves like a tool for long runs: a progress bar on a terminal, callbacks,
+early stopping, divergence detection and exact checkpoint/resume.
+
+>>> import networkx as nx, numpy as np, graphdiff
+>>> G = nx.DiGraph()
+>>> G.add_nodes_from(["x", "t"], op="input")
+>>> G.add_node("z", op="neuron", activation="identity", bias=0.0)
+>>> G.add_edge("x", "z", param="w", weight=0.0)
+>>> G.add_node("E", op="hinge")
+>>> G.add_edge("z", "E", port=0); G.add_edge("t", "E", port=1)
+>>> net = graphdiff.compile(G, loss="E")
+>>> data = {"x": np.array([-2.0, -1.0, 1.0, 3.0]), "t": np.array([-1.0, -1.0, 1.0, 1.0])}
+>>> result = graphdiff.fit(net, net.init_params(), data, optimizer=graphdiff.SGD(lr=1.0),
+...                        epochs=10, target_accuracy=1.0)
+>>> result.stopped, result.epochs, result.history[-1]["accuracy"]
+('target_accuracy', 1, 1.0)
+>>> float(result.params["w"]), float(result.params["z.bias"])   # w = -mean(x t) = 1.75
+(1.75, 0.0)
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import sys
+import time
+from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, TextIO
+
+import numpy as np
+from numpy.typing import NDArray
+
+from .errors import GraphdiffError, InputError, NonFiniteError, ShapeError
+from .network import BackwardResult, Network
+from .optim import SGD, Optimizer
+
+__all__ = [
+    "EpochRecord",
+    "FitError",
+    "FitResult",
+    "TrainingDivergedError",
+    "batch_gradient",
+    "evaluate",
+    "fit",
+]
+
+Array = NDArray[np.float64]
+Params = dict[str, Any]
+Data = dict[Hashable, Array]
+
+CLASSIFIER_LOSSES = ("hinge", "logistic", "softmax_cross_entropy")
+
+
+class FitError(GraphdiffError, ValueError):
+    """An argument of :func:`fit` that cannot be used; the message names it."""
+
+
+class TrainingDivergedError(GraphdiffError, FloatingPointError):
+    """The loss, a value, a delta or a gradient became NaN or infinite during :func:`fit`.
+
+    No update was applied after it was seen and no checkpoint was written.
+
+    Attributes
+    ----------
+    epoch : the epoch (1-based) in which it happened.
+    step : the global step (1-based) whose computation went non-finite; for the
+        end-of-epoch evaluation, the last step taken.
+    node : the first node (or, for ``phase="update"``, parameter) whose value or
+        delta went non-finite.
+    phase : ``"forward"``, ``"backward"`` (from the engine's finite checks),
+        ``"update"`` (the optimizer produced a non-finite parameter) or
+        ``"evaluation"`` (the loss on the whole training or validation set).
+    params : the parameters in use when it happened (before the bad update).
+    """
+
+    def __init__(
+        self, message: str, *, epoch: int, step: int, node: object, phase: str, params: Params
+    ) -> None:
+        super().__init__(message)
+        self.epoch = epoch
+        self.step = step
+        self.node = node
+        self.phase = phase
+        self.params = params
+
+
+@dataclass(frozen=True)
+class EpochRecord:
+    """What a callback receives after every epoch.
+
+    ``grads`` are the gradients of the epoch's last step, ``loss`` and
+    ``accuracy`` (``None`` for non-classifier losses) the end-of-epoch values
+    also in ``history[-1]``.
+    """
+
+    epoch: int
+    step: int
+    params: Params
+    grads: Params
+    loss: float
+    accuracy: float | None
+    history: list[dict[str, float]]
+
+
+@dataclass
+class FitResult:
+    """What :func:`fit` returns.
+
+    Attributes
+    ----------
+    params : the trained parameters (new arrays; the caller's are untouched).
+    history : one dict per epoch: ``epoch``, ``loss``, ``accuracy`` (classifier
+        losses), ``val_loss``/``val_accuracy`` (with validation data) and ``time``
+        (seconds spent on the epoch, evaluation included).
+    stopped : why training ended: ``"epochs"``, ``"target_loss"``,
+        ``"target_accuracy"`` or ``"callback"``.
+    epochs : epochs completed (counting those before a resume).
+    steps : optimizer steps taken (counting those before a resume).
+    optimizer : the optimizer with its final state (a copy of the one passed in).
+    """
+
+    params: Params
+    history: list[dict[str, float]]
+    stopped: str
+    epochs: int
+    steps: int
+    optimizer: Optimizer
+
+
+def batch_gradient(net: Network, params: Params, batch: Data) -> BackwardResult:
+    """Loss and gradient of one batch, with the engine's finite checks on.
+
+    This is the part of each training step a data-parallel engine replaces.
+    """
+    return net.backward(params, batch, check_finite=True)
+
+
+# -- reading the loss node --------------------------------------------------------
+
+
+def _operands(net: Network) -> tuple[Hashable, Hashable] | None:
+    """The loss node's (prediction, target) operands, ports 0 and 1, if it is a classifier's."""
+    if net.graph.nodes[net.loss].get("op") not in CLASSIFIER_LOSSES:
+        return None
+    by_port = {d.get("port"): u for u, _, d in net.graph.in_edges(net.loss, data=True)}
+    return by_port[0], by_port[1]
+
+
+def _accuracy(op: str, pred: Array, t: Array) -> float:
+    if op == "softmax_cross_entropy":
+        labels = t if t.ndim == 1 else np.argmax(t, axis=1)
+        return float(np.mean(np.argmax(pred, axis=1) == labels))
+    # sign(prediction) == t with sign(0) counted as wrong
+    return float(np.mean(pred * t > 0))
+
+
+def evaluate(
+    net: Network, params: Mapping[str, Any], data: Mapping[Hashable, Any]
+) -> dict[str, float]:
+    """The loss over ``data`` and, for hinge, logistic and softmax cross-entropy, the accuracy.
+
+    The loss is reduced as the network's ``reduction`` says (mean by default).
+    Accuracy is the fraction of data points classified correctly: for hinge and
+    logistic ``prediction · t > 0`` (a prediction of 0 is wrong), for softmax
+    cross-entropy ``argmax(prediction) == t`` (class indices) or ``argmax(t)``
+    (one-hot or probabilities). The prediction is the loss node's port-0 operand.
+    A non-finite loss raises :class:`~graphdiff.errors.NonFiniteError` naming
+    the first node whose value went non-finite.
+    """
+    operands = _operands(net)
+    wanted = [net.loss, *(operands or ())]
+    values = net.forward(params, data, outputs=wanted)
+    per_point = values[net.loss]
+    loss = float(per_point.mean() if net.reduction == "mean" else per_point.sum())
+    if not math.isfinite(loss):
+        every = net.forward(params, data, outputs=[net.loss])
+        first = next((n for n, v in every.items() if not np.all(np.isfinite(v))), net.loss)
+        raise NonFiniteError(
+            f"the loss {net.loss!r} is not finite ({loss}); the first non-finite value is "
+            f"node {first!r}",
+            node=first,
+            phase="forward",
+        )
+    out = {"loss": loss}
+    if operands is not None:
+        op = str(net.graph.nodes[net.loss]["op"])
+        out["accuracy"] = _accuracy(op, values[operands[0]], values[operands[1]])
+    return out
+
+
+# -- data and batches -------------------------------------------------------------
+
+
+def _as_inputs(net: Network, data: Mapping[Hashable, Any], what: str) -> Data:
+    if not isinstance(data, Mapping):
+        raise FitError(f"{what} must map input names to arrays, got {type(data).__name__}")
+    missing = [n for n in net.inputs if n not in data]
+    if missing:
+        raise InputError(f"{what} lacks input(s) {missing!r} of the network")
+    arrays = {n: np.asarray(data[n], dtype=np.float64) for n in net.inputs}
+    sizes = {n: (a.shape[0] if a.ndim else None) for n, a in arrays.items()}
+    if len(set(sizes.values())) != 1 or None in sizes.values():
+        raise ShapeError(f"{what}: inputs must share a first axis over data points, got {sizes!r}")
+    if 0 in sizes.values():
+        raise ShapeError(f"{what} holds no data points")
+    return arrays
+
+
+def _batches(
+    n: int, batch_size: int | None, shuffle: bool, rng: np.random.Generator
+) -> Iterator[NDArray[np.intp] | None]:
+    """Index arrays of one epoch's batches; ``None`` is the whole set in order."""
+    if batch_size is None or (batch_size >= n and not shuffle):
+        yield None
+        return
+    order = rng.permutation(n) if shuffle else np.arange(n)
+    for i in range(0, n, batch_size):
+        yield order[i : i + batch_size]
+
+
+# -- progress bar -----------------------------------------------------------------
+
+
+class _Progress:
+    """One ``\\r``-updated line on stderr: epoch, loss, accuracy, steps per second."""
+
+    def __init__(self, total: int, stream: TextIO | None) -> None:
+        self.total = total
+        self.stream = stream
+        self.start = time.perf_counter()
+        self.shown = 0.0
+        self.width = 0
+
+    def update(self, row: Mapping[str, float], steps: int, final: bool = False) -> None:
+        now = time.perf_counter()
+        if self.stream is None or (now - self.shown < 0.1 and not final):
+            return
+        self.shown = now
+        text = f"epoch {int(row['epoch'])}/{self.total}  loss {row['loss']:.4g}"
+        if "accuracy" in row:
+            text += f"  acc {row['accuracy']:.1%}"
+        if "val_loss" in row:
+            text += f"  val_loss {row['val_loss']:.4g}"
+        text += f"  {steps / max(now - self.start, 1e-9):.0f} steps/s"
+        self.stream.write("\r" + text.ljust(self.width))
+        self.width = len(text)
+        self.stream.flush()
+
+    def close(self) -> None:
+        if self.stream is not None and self.width:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+# -- the loop ---------------------------------------------------------------------
+
+
+def _positive_int(name: str, value: object, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise FitError(f"{name} must be an int >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def _first_non_finite(params: Mapping[str, Any]) -> str | None:
+    return next((n for n, v in params.items() if not np.all(np.isfinite(v))), None)
+
+
+def fit(
+    net: Network,
+    params: Mapping[str, Any],
+    data: Mapping[Hashable, Any],
+    *,
+    optimizer: Optimizer | None = None,
+    epochs: int = 100,
+    batch_size: int | None = None,
+    shuffle: bool = True,
+    seed: int = 0,
+    validation: Mapping[Hashable, Any] | None = None,
+    callbacks: Sequence[Callable[[EpochRecord], Any]] = (),
+    target_loss: float | None = None,
+    target_accuracy: float | None = None,
+    progress: bool | None = None,
+) -> FitResult:
+    """Train ``net`` by gradient descent; return the trained parameters and a history.
+
+    Each step takes a batch, computes the error E and its gradient by
+    backpropagation (with the engine's finite checks on) and lets the optimizer
+    update θ. The caller's ``params``, ``data`` and optimizer are never written to.
+
+    Parameters
+    ----------
+    net : a compiled :class:`~graphdiff.network.Network`.
+    params : initial parameters (name -> value), e.g. ``net.init_params(seed)``.
+    data : input node -> array over all data points (the ``inputs`` of ``backward``).
+    optimizer : default ``SGD(lr=0.1)``, the lecture's θ ← θ − γ∇E. Training
+        continues from its current state; ``result.optimizer`` holds the final one.
+    epochs : number of passes over the data.
+    batch_size : ``None`` for full-batch gradient descent; an int for minibatches
+        (the last one may be smaller); 1 for per-sample updates.
+    shuffle : with minibatches, visit the data points in a new random order each
+        epoch, drawn from ``np.random.default_rng(seed)``; ``False`` keeps their order.
+    seed : seeds the shuffling (only).
+    validation : data in the same form as ``data``; adds ``val_loss`` (and
+        ``val_accuracy``) to the history.
+    callbacks : each is called after every epoch with an :class:`EpochRecord`;
+        a true return value stops training.
+    target_loss : stop once the epoch's training loss is <= this.
+    target_accuracy : stop once the epoch's training accuracy is >= this
+        (``1.0``: once all examples are classified correctly, as the perceptron).
+    progress : show a progress bar on stderr; ``None`` (default) shows it only
+        when stderr is a terminal.
+
+    Each epoch's ``loss`` and ``accuracy`` are measured at the end of the epoch,
+    with the epoch's final parameters, on the whole training set (not averaged
+    over the steps, whose parameters differ); see :func:`evaluate`.
+
+    Raises
+    ------
+    TrainingDivergedError
+        when a loss, value, delta, gradient or updated parameter is not finite;
+        it names the epoch, the step and the first such node and carries the
+        parameters from before the bad update.
+    """
+    epochs = _positive_int("epochs", epochs, 0)
+    if batch_size is not None:
+        batch_size = _positive_int("batch_size", batch_size, 1)
+    missing = [n for n in net.params if n not in params]
+    if missing:
+        raise InputError(f"params lacks parameter(s) {missing!r} of the network")
+    train = _as_inputs(net, data, "data")
+    val = None if validation is None else _as_inputs(net, validation, "validation")
+    n = next(iter(train.values())).shape[0]
+    classifier = _operands(net) is not None
+    if target_accuracy is not None and not classifier:
+        raise FitError(
+            f"target_accuracy needs a classifier loss ({', '.join(CLASSIFIER_LOSSES)}); "
+            f"loss node {net.loss!r} is op {net.graph.nodes[net.loss].get('op')!r}"
+        )
+    if optimizer is not None and not isinstance(optimizer, Optimizer):
+        raise FitError(f"optimizer must be a graphdiff Optimizer, got {type(optimizer).__name__}")
+    opt = copy.deepcopy(optimizer) if optimizer is not None else SGD(lr=0.1)
+    rng = np.random.default_rng(seed)
+    current: Params = {name: params[name] for name in net.params}
+    history: list[dict[str, float]] = []
+    epoch = steps = 0
+    stopped = "epochs"
+    show = sys.stderr.isatty() if progress is None else bool(progress)
+    bar = _Progress(epochs, sys.stderr if show else None)
+    grad_fn = batch_gradient
+    try:
+        while epoch < epochs:
+            epoch += 1
+            started = time.perf_counter()
+            grads: Params = {}
+            for idx in _batches(n, batch_size, shuffle, rng):
+                batch = train if idx is None else {k: a[idx] for k, a in train.items()}
+                try:
+                    res = grad_fn(net, current, batch)
+                except NonFiniteError as e:
+                    raise _diverged(e, epoch, steps + 1, e.node, e.phase, current) from e
+                new = opt.step(current, res.grads)
+                bad = _first_non_finite(new)
+                if bad is not None:
+                    why = f"the optimizer's update made parameter {bad!r} non-finite"
+                    raise _diverged(why, epoch, steps + 1, bad, "update", current)
+                current, grads = new, res.grads
+                steps += 1
+            row: dict[str, float] = {"epoch": epoch}
+            for prefix, d in [("", train), ("val_", val)]:
+                if d is None:
+                    continue
+                try:
+                    metrics = evaluate(net, current, d)
+                except NonFiniteError as e:
+                    what = "training" if d is train else "validation"
+                    why = f"at the end of the epoch, on the {what} data, {e}"
+                    raise _diverged(why, epoch, steps, e.node, "evaluation", current) from e
+                row.update({prefix + k: v for k, v in metrics.items()})
+            row["time"] = time.perf_counter() - started
+            history.append(row)
+            record = EpochRecord(
+                epoch, steps, current, grads, row["loss"], row.get("accuracy"), history
+            )
+            if any([bool(cb(record)) for cb in callbacks]):
+                stopped = "callback"
+            elif target_loss is not None and row["loss"] <= target_loss:
+                stopped = "target_loss"
+            elif target_accuracy is not None and row["accuracy"] >= target_accuracy:
+                stopped = "target_accuracy"
+            bar.update(row, steps, final=stopped != "epochs" or epoch == epochs)
+            if stopped != "epochs":
+                break
+    finally:
+        bar.close()
+    return FitResult(current, history, stopped, epoch, steps, opt)
+
+
+def _diverged(
+    why: object, epoch: int, step: int, node: object, phase: str, params: Params
+) -> TrainingDivergedError:
+    return TrainingDivergedError(
+        f"training diverged in epoch {epoch}, step {step}, at node {node!r} ({phase}): {why}. "
+        "No update was applied; the parameters in use are the error's .params",
+        epoch=epoch,
+        step=step,
+        node=node,
+        phase=phase,
+        params=params,
+    )
