@@ -4,6 +4,7 @@ Draw a network as a networkx DAG, neuron by neuron or op by op, compile it,
 and get the loss, every node's delta and every parameter's gradient.
 """
 
+from .baselines import NearestMean, Perceptron
 from .compile import GraphWarning, compile
 from .data import DataError, blobs, circles, feed, load_data, moons, spirals, xor
 from .errors import (
@@ -37,12 +38,14 @@ __all__ = [
     "GraphWarning",
     "GraphdiffError",
     "InputError",
+    "NearestMean",
     "Network",
     "NoAttrs",
     "NonFiniteError",
     "Op",
     "OpContractError",
     "Optimizer",
+    "Perceptron",
     "RegistryError",
     "Schedule",
     "ShapeError",
