@@ -23,6 +23,7 @@ from typing import Any, Literal
 import networkx as nx
 import numpy as np
 
+from .codegen import generate
 from .compile import ParamSpec, build
 from .errors import InputError, NonFiniteError, ShapeError
 from .plan import InputStep, NeuronStep, OpStep, ParamStep, Step
@@ -89,6 +90,12 @@ class Network:
             needs[s.slot] = isinstance(s, (ParamStep, NeuronStep)) or any(needs[a] for a in s.args)
         self._needs = needs
         self._forward_plans: dict[Any, list[Step]] = {}
+        self._scalars = [n for n, p in self.params.items() if p.kind == "scalar"]
+        self._tensors = [n for n, p in self.params.items() if p.kind == "tensor"]
+        self._tensor_shapes = [self.params[n].shape for n in self._tensors]
+        self._program = generate(
+            self._steps, self._scalars, self._tensors, self._loss_slot, reduction, needs
+        )
 
     def __repr__(self) -> str:
         return (
@@ -270,6 +277,8 @@ class Network:
         check_finite : raise :class:`~graphdiff.errors.NonFiniteError` naming the
             first node whose value or delta is NaN or infinite.
         """
+        if not deltas and not check_finite:
+            return self._fast_backward(params, inputs)
         checked = self._check_params(params)
         arrays = self._check_inputs(inputs, self.inputs)
         vals, side = self._run_forward(self._steps, checked, arrays, check_finite)
@@ -332,6 +341,60 @@ class Network:
                     dz = side.get(-1 - s.slot)
                     result.deltas_z[s.node] = np.zeros(np.shape(v)) if dz is None else np.array(dz)
         return result
+
+
+    # -- the fast path (graphdiff.codegen) -------------------------------------------
+
+    def _fast_args(
+        self, params: Mapping[str, Any], inputs: Mapping[Hashable, Any]
+    ) -> tuple[Array, list[Array], list[Array], int]:
+        """Arguments of the generated code; anything unusual takes the checking path."""
+        try:
+            scalars = np.array([params[n] for n in self._scalars], dtype=np.float64)
+            tensors = [params[n] for n in self._tensors]
+            xs = [inputs[n] for n in self.inputs]
+            ok = scalars.shape == (len(self._scalars),)
+        except (KeyError, TypeError, ValueError):
+            ok = False
+        if ok:
+            ok = all(
+                type(t) is np.ndarray and t.dtype == np.float64 and t.shape == shape
+                for t, shape in zip(tensors, self._tensor_shapes, strict=True)
+            ) and all(type(x) is np.ndarray and x.dtype == np.float64 and x.ndim for x in xs)
+        if ok and xs:
+            n = xs[0].shape[0]
+            ok = all(x.shape[0] == n for x in xs)
+        if not ok:  # the checking path raises the error that names the culprit
+            checked = self._check_params(params)
+            arrays = self._check_inputs(inputs, self.inputs)
+            scalars = np.array([checked[n] for n in self._scalars], dtype=np.float64)
+            tensors = [checked[n] for n in self._tensors]
+            xs = [arrays[n] for n in self.inputs]
+        n = xs[0].shape[0] if xs else 1
+        return scalars, tensors, xs, n
+
+    def _fast_backward(
+        self, params: Mapping[str, Any], inputs: Mapping[Hashable, Any]
+    ) -> BackwardResult:
+        scalars, tensors, xs, n = self._fast_args(params, inputs)
+        loss, gs, gt = self._program.backward(scalars, tensors, xs, n)
+        grads = dict(zip(self._scalars, gs, strict=True))
+        for name, g in zip(self._tensors, gt, strict=True):
+            grads[name] = np.zeros(self.params[name].shape) if g is None else g
+        return BackwardResult(loss=np.float64(loss), grads=dict(sorted(grads.items())))
+
+    def error(self, params: Mapping[str, Any], inputs: Mapping[Hashable, Any]) -> np.float64:
+        """The error E alone (the loss node reduced over data points), without gradients.
+
+        >>> import networkx as nx, numpy as np, graphdiff
+        >>> G = nx.DiGraph([("x", "E"), ("t", "E")])
+        >>> G.add_nodes_from(["x", "t"], op="input"); G.nodes["E"]["op"] = "squared_error"
+        >>> G.edges["x", "E"]["port"], G.edges["t", "E"]["port"] = 0, 1
+        >>> float(graphdiff.compile(G, loss="E").error({}, {"x": np.ones(2), "t": np.zeros(2)}))
+        1.0
+        """
+        scalars, tensors, xs, n = self._fast_args(params, inputs)
+        return np.float64(self._program.error(scalars, tensors, xs, n))
 
 
 def _numeric(value: Any, what: str) -> Array:

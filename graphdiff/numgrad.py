@@ -115,8 +115,7 @@ def gradcheck(
 
     def error(p: dict[str, np.ndarray]) -> float:
         counter[0] += 1
-        values = net.forward(p, inputs, outputs=[net.loss])[net.loss]
-        return float(values.mean() if net.reduction == "mean" else values.sum())
+        return float(net.error(p, inputs))
 
     e0 = error(base) if mode == "forward" else 0.0
 

@@ -1,0 +1,533 @@
+"""Compile a plan into straight-line numpy code: the engine's fast path.
+
+The interpreter in :mod:`graphdiff.network` walks the plan step by step; that is
+the reference. For the default ``backward`` (no deltas, no finite checks) and for
+``Network.error``, the plan is instead turned once, at compile time, into one
+Python function whose body is exactly the numpy calls the network needs, with
+every decision (order, which deltas are worth computing, where a gradient goes,
+when a value can be released) taken in advance.
+
+Neurons are the engine's own construct, so here they get the lecture's matrix
+formulation automatically: neurons that share a depth and an activation (and are
+numerous enough to pay for it) run as one *level*,
+
+    Z = W · A + b,   A_out = g(Z)           (forward)
+    dZ = g'(Z) ⊙ Δ,  dW = dZ · Aᵀ,  ΔA = Wᵀ · dZ   (backward)
+
+where A stacks the level's distinct inputs (one row per source node, one column
+per data point) and W is built on every call from the scalar edge parameters,
+shared names included. Dense levels use a matrix product; sparse ones gather
+edge by edge and sum with ``np.add.reduceat``. Small levels (the lecture's
+7-neuron net) stay neuron by neuron, which is cheaper at that size.
+
+Security: the generated source contains only identifiers made from integers and
+fixed names; node names, parameter names, ops and constants live in the
+namespace the code runs in. Nothing from a graph or a file is ever pasted into
+source text.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any
+
+import numpy as np
+
+from .errors import OpContractError, ShapeError
+from .plan import ConstStep, InputStep, NeuronStep, OpStep, ParamStep, Step, unbroadcast
+
+__all__ = ["Program", "generate"]
+
+Array = np.ndarray
+
+# A level of fewer neurons and edges than this runs neuron by neuron.
+MIN_LEVEL_NEURONS = 4
+MIN_LEVEL_EDGES = 8
+# Dense matrix product when at least this fraction of W is non-zero.
+DENSE_FILL = 0.25
+
+RELEASABLE = re.compile(r"\b((?:v|z|V|Z|A|W|WE|d|DV)\d+)\b")
+
+
+def _vector(x: Array, node: Hashable, neuron: Hashable) -> Array:
+    if x.ndim != 1:
+        raise ShapeError(
+            f"neuron {neuron!r}: every operand must have one value per data point, "
+            f"shape (N,); operand {node!r} has shape {x.shape}"
+        )
+    return x
+
+
+def _grads_of(gs: Any, n: int, op: str, node: Hashable) -> Any:
+    if not isinstance(gs, (tuple, list)) or len(gs) != n:
+        got = len(gs) if isinstance(gs, (tuple, list)) else type(gs).__name__
+        raise OpContractError(
+            f"op {op!r} at node {node!r}: vjp returned {got} gradients for {n} operands"
+        )
+    return gs
+
+
+def _fit(g: Array, x: Array, op: str, node: Hashable) -> Array:
+    g = unbroadcast(g, x.shape)
+    if g.shape != x.shape:
+        raise OpContractError(
+            f"op {op!r} at node {node!r}: gradient of shape {g.shape} for an operand "
+            f"of shape {x.shape}"
+        )
+    return g
+
+
+def _bad_loss(node: Hashable, shape: tuple[int, ...], n: int) -> None:
+    raise ShapeError(
+        f"loss node {node!r} must give one value per data point, shape ({n},); "
+        f"got shape {shape}"
+    )
+
+
+@dataclass
+class _Level:
+    """Neurons of one depth and activation, run as one matrix step."""
+
+    index: int
+    members: list[NeuronStep]
+    sources: list[int] = field(default_factory=list)  # distinct operand slots, row order of A
+    dense: bool = True
+
+
+@dataclass
+class Program:
+    """The generated functions and what the caller needs to feed and read them."""
+
+    backward: Callable[..., Any]
+    error: Callable[..., Any]
+    scalar_names: tuple[str, ...]
+    tensor_names: tuple[str, ...]
+    input_nodes: tuple[Hashable, ...]
+    source: str
+
+
+class _Gen:
+    def __init__(
+        self,
+        steps: list[Step],
+        scalar_names: list[str],
+        tensor_names: list[str],
+        loss_slot: int,
+        reduction: str,
+        needs: list[bool],
+    ) -> None:
+        self.steps = steps
+        self.by_slot = {s.slot: s for s in steps}
+        self.sidx = {n: i for i, n in enumerate(scalar_names)}
+        self.tidx = {n: i for i, n in enumerate(tensor_names)}
+        self.loss_slot = loss_slot
+        self.reduction = reduction
+        self.needs = needs
+        self.ns: dict[str, Any] = {
+            "_np": np,
+            "_zeros": np.zeros,
+            "_full": np.full,
+            "_ones": np.ones,
+            "_cat": np.concatenate,
+            "_reduceat": np.add.reduceat,
+            "_addat": np.add.at,
+            "_einsum": np.einsum,
+            "_dot": np.dot,
+            "_zeros_like": np.zeros_like,
+            "_vector": _vector,
+            "_grads_of": _grads_of,
+            "_fit": _fit,
+            "_bad_loss": _bad_loss,
+        }
+        self.consumers: dict[int, list[Step]] = {s.slot: [] for s in steps}
+        for s in steps:
+            for a in s.args:
+                self.consumers[a].append(s)
+        self.levels: list[_Level] = []
+        self.level_of: dict[int, tuple[int, int]] = {}  # slot -> (level, row)
+        self.order: list[Step | _Level] = []
+        self._plan_levels()
+
+    # -- planning -----------------------------------------------------------------
+
+    def _plan_levels(self) -> None:
+        depth: dict[int, int] = {}
+        for s in self.steps:
+            depth[s.slot] = 1 + max((depth[a] for a in s.args), default=-1)
+        groups: dict[tuple[Any, ...], list[NeuronStep]] = {}
+        for s in self.steps:
+            if isinstance(s, NeuronStep) and s.act is not None:
+                key = (depth[s.slot], s.act.name, repr(sorted(s.act_attrs.items())))
+                groups.setdefault(key, []).append(s)
+        fused: dict[int, _Level] = {}
+        for members in groups.values():
+            edges = sum(len(m.args) for m in members)
+            if len(members) < MIN_LEVEL_NEURONS and edges < MIN_LEVEL_EDGES:
+                continue
+            level = _Level(len(self.levels), members)
+            self.levels.append(level)
+            for row, m in enumerate(members):
+                self.level_of[m.slot] = (level.index, row)
+                fused[m.slot] = level
+        for level in self.levels:
+            srcs = sorted({a for m in level.members for a in m.args}, key=self._row_key)
+            level.sources = srcs
+            n_edges = sum(len(m.args) for m in level.members)
+            level.dense = n_edges >= DENSE_FILL * len(level.members) * len(srcs)
+        items: list[tuple[tuple[int, int], Step | _Level]] = []
+        for s in self.steps:
+            home = fused.get(s.slot)
+            if home is None:
+                items.append(((depth[s.slot], s.slot), s))
+            elif home.members[0] is s:
+                items.append(((depth[s.slot], s.slot), home))
+        self.order = [it for _, it in sorted(items, key=lambda p: p[0])]
+
+    def _row_key(self, slot: int) -> tuple[int, int, int]:
+        lv = self.level_of.get(slot)
+        return (lv[0], lv[1], slot) if lv else (len(self.levels), 0, slot)
+
+    def _groups(self, lv: _Level) -> list[tuple[int | None, str, int, int]]:
+        """The level's sources grouped by where they live: (level, rows, j0, j1).
+
+        Sources are sorted by (level, row), so each earlier level's rows occupy
+        positions j0..j1 of A; ``rows`` is a slice when they are contiguous, else
+        an index array bound in the namespace. Sources outside levels come alone
+        with ``level = None`` and their slot number in ``rows``.
+        """
+        out: list[tuple[int | None, str, int, int]] = []
+        j = 0
+        slots = lv.sources
+        while j < len(slots):
+            where = self.level_of.get(slots[j])
+            if where is None:
+                out.append((None, str(slots[j]), j, j + 1))
+                j += 1
+                continue
+            blk = where[0]
+            j1 = j
+            while j1 < len(slots) and (self.level_of.get(slots[j1]) or (-1,))[0] == blk:
+                j1 += 1
+            rows = [self.level_of[a][1] for a in slots[j:j1]]
+            if rows == list(range(rows[0], rows[-1] + 1)):
+                sel = f"{rows[0]}:{rows[-1] + 1}"
+            else:
+                sel = self.bind(np.array(rows, dtype=np.intp), f"R{lv.index}_", blk)
+            out.append((blk, sel, j, j1))
+            j = j1
+        return out
+
+    def bind(self, value: Any, prefix: str, i: int) -> str:
+        name = f"_{prefix}{i}"
+        self.ns[name] = value
+        return name
+
+    def val(self, slot: int) -> str:
+        """Expression for a node's value."""
+        lv = self.level_of.get(slot)
+        return f"V{lv[0]}[{lv[1]}]" if lv else f"v{slot}"
+
+    # -- forward ------------------------------------------------------------------
+
+    def forward_lines(self) -> list[str]:
+        out: list[str] = []
+        for item in self.order:
+            if isinstance(item, _Level):
+                out += self._level_forward(item)
+            else:
+                out += self._step_forward(item)
+        return out
+
+    def _step_forward(self, s: Step) -> list[str]:
+        i = s.slot
+        if isinstance(s, InputStep):
+            return []  # placed by the prologue
+        if isinstance(s, ConstStep):
+            return [f"v{i} = {self.bind(s.value, 'C', i)}"]
+        if isinstance(s, ParamStep):
+            return [f"v{i} = T{self.tidx[s.name]}"]
+        if isinstance(s, OpStep):
+            assert s.op is not None
+            fwd = self.bind(partial(s.op.forward, **s.attrs) if s.attrs else s.op.forward, "F", i)
+            args = ", ".join(self.val(a) for a in s.args)
+            lines = []
+            if s.op.loss:
+                chk = self.bind(s._check_loss_shapes, "K", i)
+                lines.append(f"{chk}({self.val(s.args[0])}.shape, {self.val(s.args[1])}.shape)")
+            return [*lines, f"v{i} = {fwd}({args})"]
+        assert isinstance(s, NeuronStep) and s.act is not None
+        terms = []
+        for a, w in zip(s.args, s.weights, strict=True):
+            terms.append(f"{self._operand(a, s)} * S{self.sidx[w]}")
+        if s.bias is not None:
+            terms.append(f"S{self.sidx[s.bias]}")
+        act = partial(s.act.forward, **s.act_attrs) if s.act_attrs else s.act.forward
+        return [f"z{i} = {' + '.join(terms)}", f"v{i} = {self.bind(act, 'G', i)}(z{i})"]
+
+    def _operand(self, a: int, neuron: Step) -> str:
+        src = self.by_slot[a]
+        if isinstance(src, NeuronStep):
+            return self.val(a)
+        node = self.bind(src.node, "N", a)
+        return f"_vector({self.val(a)}, {node}, {self.bind(neuron.node, 'N', neuron.slot)})"
+
+    def _level_forward(self, lv: _Level) -> list[str]:
+        b = lv.index
+        k, m = len(lv.members), len(lv.sources)
+        groups = self._groups(lv)
+        pieces = []
+        for blk, sel, _, _ in groups:
+            if blk is None:
+                pieces.append(f"{self._operand(int(sel), lv.members[0])}[None]")
+            elif len(groups) == 1 and sel == f"0:{len(self.levels[blk].members)}":
+                pieces.append(f"V{blk}")  # the whole previous level, in order: no copy
+            else:
+                pieces.append(f"V{blk}[{sel}]")
+        gather = pieces[0] if len(pieces) == 1 else f"_cat(({', '.join(pieces)},))"
+        lines = [f"A{b} = {gather}"]
+        pos = {a: j for j, a in enumerate(lv.sources)}
+        tgt, src, pidx = [], [], []
+        for row, mem in enumerate(lv.members):
+            for a, w in zip(mem.args, mem.weights, strict=True):
+                tgt.append(row)
+                src.append(pos[a])
+                pidx.append(self.sidx[w])
+        ti = np.array(tgt, dtype=np.intp)
+        si = np.array(src, dtype=np.intp)
+        pi = np.array(pidx, dtype=np.intp)
+        self.ns[f"_TI{b}"], self.ns[f"_SI{b}"], self.ns[f"_PI{b}"] = ti, si, pi
+        if lv.dense:
+            pairs_unique = len(set(zip(tgt, src, strict=True))) == len(tgt)
+            put = (
+                f"W{b}[_TI{b}, _SI{b}] = PV[_PI{b}]"
+                if pairs_unique
+                else f"_addat(W{b}, (_TI{b}, _SI{b}), PV[_PI{b}])"
+            )
+            lines += [f"W{b} = _zeros(({k}, {m}))", put, f"Z{b} = W{b} @ A{b}"]
+        else:
+            # edges are in target order, so each target's edges are one segment
+            starts = np.flatnonzero(np.r_[True, ti[1:] != ti[:-1]])
+            self.ns[f"_TS{b}"] = starts
+            lines += [
+                f"WE{b} = PV[_PI{b}]",
+                f"Z{b} = _reduceat(A{b}[_SI{b}] * WE{b}[:, None], _TS{b}, axis=0)",
+            ]
+        with_bias = [(row, self.sidx[mem.bias]) for row, mem in enumerate(lv.members) if mem.bias]
+        if with_bias:
+            self.ns[f"_BI{b}"] = np.array([p for _, p in with_bias], dtype=np.intp)
+            if len(with_bias) == k:
+                lines.append(f"Z{b} += PV[_BI{b}][:, None]")
+            else:
+                self.ns[f"_BR{b}"] = np.array([r for r, _ in with_bias], dtype=np.intp)
+                lines.append(f"Z{b}[_BR{b}] += PV[_BI{b}][:, None]")
+        act = lv.members[0].act
+        assert act is not None
+        attrs = lv.members[0].act_attrs
+        fwd = partial(act.forward, **attrs) if attrs else act.forward
+        lines.append(f"V{b} = {self.bind(fwd, 'G', 100000 + b)}(Z{b})")
+        return lines
+
+    # -- backward -----------------------------------------------------------------
+
+    def backward_blocks(self) -> list[list[str]]:
+        self.allocated: set[int] = set()
+        self.pre: list[str] = []
+        blocks: list[list[str]] = []
+        lv0 = self.level_of.get(self.loss_slot)
+        seed = "_full(N, 1.0 / N)" if self.reduction == "mean" else "_ones(N)"
+        if lv0:
+            self.allocated.add(lv0[0])
+            b, row = lv0
+            blocks.append([f"DV{b} = _zeros_like(V{b})", f"DV{b}[{row}] = {seed}"])
+        else:
+            blocks.append([f"d{self.loss_slot} = {seed}"])
+        for item in reversed(self.order):
+            self.pre = []
+            if isinstance(item, _Level):
+                lines = self._level_backward(item)
+            else:
+                lines = self._step_backward(item)
+            blocks.append(self.pre + lines)
+        return blocks
+
+    def add_to(self, slot: int, expr: str) -> list[str]:
+        """Lines adding ``expr`` to the delta of ``slot``."""
+        if not self.needs[slot]:
+            return []
+        lv = self.level_of.get(slot)
+        if lv is None:
+            return [f"d{slot} = {expr} if d{slot} is None else d{slot} + {expr}"]
+        return [*self._alloc(lv[0]), f"DV{lv[0]}[{lv[1]}] += {expr}"]
+
+    def _alloc(self, b: int) -> list[str]:
+        # Allocated unconditionally at the top of the current block (never inside an
+        # `if`), at the first contribution, so deltas exist only once they are needed.
+        if b not in self.allocated:
+            self.allocated.add(b)
+            self.pre.append(f"DV{b} = _zeros_like(V{b})")
+        return []
+
+    def _step_backward(self, s: Step) -> list[str]:
+        i = s.slot
+        if isinstance(s, (InputStep, ConstStep)):
+            return []
+        if isinstance(s, ParamStep):
+            return [f"GT{self.tidx[s.name]} = d{i}"]
+        if isinstance(s, OpStep):
+            assert s.op is not None
+            wanted = [j for j, a in enumerate(s.args) if self.needs[a]]
+            if not wanted:
+                return []
+            vjp = self.bind(partial(s.op.vjp, **s.attrs) if s.attrs else s.op.vjp, "B", i)
+            name, node = self.bind(s.op.name, "O", i), self.bind(s.node, "N", i)
+            args = ", ".join(self.val(a) for a in s.args)
+            body = [f"gs = _grads_of({vjp}(d{i}, v{i}, {args}), {len(s.args)}, {name}, {node})"]
+            for j in wanted:
+                a = s.args[j]
+                body.append(f"t = gs[{j}]")
+                body.append("if t is not None:")
+                body.append(f"    t = _fit(t, {self.val(a)}, {name}, {node})")
+                body += ["    " + ln for ln in self.add_to(a, "t")]
+            return [f"if d{i} is not None:", *("    " + ln for ln in body)]
+        assert isinstance(s, NeuronStep) and s.act is not None
+        attrs = s.act_attrs
+        vjp = self.bind(partial(s.act.vjp, **attrs) if attrs else s.act.vjp, "H", i)
+        body = [f"dz = {vjp}(d{i}, v{i}, z{i})[0]"]
+        for a, w in zip(s.args, s.weights, strict=True):
+            p = self.sidx[w]
+            body.append(f"GS[{p}] += _dot(dz, {self.val(a)})")
+            body += self.add_to(a, f"dz * S{p}")
+        if s.bias is not None:
+            body.append(f"GS[{self.sidx[s.bias]}] += dz.sum()")
+        return [f"if d{i} is not None:", *("    " + ln for ln in body)]
+
+    def _level_backward(self, lv: _Level) -> list[str]:
+        b = lv.index
+        if b not in self.allocated:
+            return []  # nothing downstream sent a delta
+        act = lv.members[0].act
+        assert act is not None
+        attrs = lv.members[0].act_attrs
+        vjp = self.bind(partial(act.vjp, **attrs) if attrs else act.vjp, "H", 100000 + b)
+        lines = [f"DZ = {vjp}(DV{b}, V{b}, Z{b})[0]"]
+        pi = self.ns[f"_PI{b}"]
+        unique = len(set(pi.tolist())) == len(pi)
+        if lv.dense:
+            lines.append(f"GE = (DZ @ A{b}.T)[_TI{b}, _SI{b}]")
+        else:
+            lines.append(f"GE = _einsum('ij,ij->i', DZ[_TI{b}], A{b}[_SI{b}])")
+        lines.append(f"GS[_PI{b}] += GE" if unique else f"_addat(GS, _PI{b}, GE)")
+        if f"_BI{b}" in self.ns:
+            bi = self.ns[f"_BI{b}"]
+            rows = f"[_BR{b}]" if f"_BR{b}" in self.ns else ""
+            gb = f"DZ.sum(axis=1){rows}"
+            uniq = len(set(bi.tolist())) == len(bi)
+            lines.append(f"GS[_BI{b}] += {gb}" if uniq else f"_addat(GS, _BI{b}, {gb})")
+        if any(self.needs[a] for a in lv.sources):
+            if lv.dense:
+                lines.append(f"DA = W{b}.T @ DZ")
+            else:
+                si = self.ns[f"_SI{b}"]
+                perm = np.argsort(si, kind="stable")
+                sorted_si = si[perm]
+                self.ns[f"_SP{b}"] = perm
+                self.ns[f"_SS{b}"] = np.flatnonzero(np.r_[True, sorted_si[1:] != sorted_si[:-1]])
+                lines.append(
+                    f"DA = _reduceat((DZ[_TI{b}] * WE{b}[:, None])[_SP{b}], _SS{b}, axis=0)"
+                )
+            for blk, sel, j0, j1 in self._groups(lv):
+                if blk is None:
+                    lines += self.add_to(int(sel), f"DA[{j0}]")
+                    continue
+                members = self.levels[blk].members
+                rows_used = [self.level_of[a][1] for a in lv.sources[j0:j1]]
+                if not any(self.needs[members[r].slot] for r in rows_used):
+                    continue
+                if sel == f"0:{len(self.levels[blk].members)}" and blk not in self.allocated:
+                    self.allocated.add(blk)  # DA is this call's own array: adopt its rows
+                    lines.append(f"DV{blk} = DA[{j0}:{j1}]")
+                else:
+                    # rows are distinct within a level, so a fancy-index += is exact
+                    lines += self._alloc(blk)
+                    lines.append(f"DV{blk}[{sel}] += DA[{j0}:{j1}]")
+        return lines
+
+    # -- assembly -----------------------------------------------------------------
+
+    def source(self, with_backward: bool) -> str:
+        inputs = [s for s in self.steps if isinstance(s, InputStep)]
+        fwd = self.forward_lines()
+        blocks = self.backward_blocks() if with_backward else []
+        text = "\n".join(fwd + [ln for blk in blocks for ln in blk])
+        pro = [f"v{s.slot} = X[{j}]" for j, s in enumerate(inputs)]
+        pro += [f"S{j} = P[{j}]" for j in _ids("S", text)]
+        pro += [f"T{j} = Q[{j}]" for j in _ids("T", text)]
+        if self.levels:
+            pro.append("PV = P")
+        body = pro + fwd
+        loss = self.val(self.loss_slot)
+        node = self.bind(self.by_slot[self.loss_slot].node, "N", self.loss_slot)
+        body += [
+            f"L = {loss}",
+            "if L.shape != (N,):",
+            f"    _bad_loss({node}, L.shape, N)",
+            f"E = L.{'mean' if self.reduction == 'mean' else 'sum'}()",
+        ]
+        if not with_backward:
+            return _function("error", [*body, "return E"])
+        deltas = _ids("d", "\n".join(ln for blk in blocks for ln in blk))
+        body += [f"d{i} = None" for i in deltas if i != self.loss_slot or self.level_of.get(i)]
+        body.append(f"GS = _zeros({len(self.sidx)})")
+        body += [f"GT{j} = None" for j in range(len(self.tidx))]
+        body += _with_releases(blocks)
+        grads_t = ", ".join(f"GT{j}" for j in range(len(self.tidx)))
+        body.append(f"return E, GS, ({grads_t}{',' if len(self.tidx) == 1 else ''})")
+        return _function("backward", body)
+
+
+def _ids(prefix: str, text: str) -> list[int]:
+    """The numbers of the generated names ``<prefix><n>`` used in ``text``."""
+    return sorted({int(x) for x in re.findall(rf"\b{prefix}(\d+)\b", text)})
+
+
+def _function(name: str, body: list[str]) -> str:
+    return f"def {name}(P, Q, X, N):\n" + "".join(f"    {ln}\n" for ln in body)
+
+
+def _with_releases(blocks: list[list[str]]) -> list[str]:
+    """Append ``del`` after the last use of each value, so memory falls during backward."""
+    last: dict[str, int] = {}
+    for bi, blk in enumerate(blocks):
+        for ln in blk:
+            for name in RELEASABLE.findall(ln):
+                last[name] = bi
+    out: list[str] = []
+    for bi, blk in enumerate(blocks):
+        out += blk
+        dead = sorted(n for n, b in last.items() if b == bi)
+        if dead and bi < len(blocks) - 1:
+            out.append(f"del {', '.join(dead)}")
+    return out
+
+
+def generate(
+    steps: list[Step],
+    scalar_names: list[str],
+    tensor_names: list[str],
+    loss_slot: int,
+    reduction: str,
+    needs: list[bool],
+) -> Program:
+    """Generate the fast backward and error functions of a plan."""
+    gen = _Gen(steps, scalar_names, tensor_names, loss_slot, reduction, needs)
+    src_b = gen.source(with_backward=True)
+    src_e = gen.source(with_backward=False)
+    ns = gen.ns
+    # The source is built only from integers and fixed identifiers (see module doc).
+    exec(compile(src_b + "\n" + src_e, "<graphdiff plan>", "exec"), ns)  # noqa: S102
+    inputs = tuple(s.node for s in steps if isinstance(s, InputStep))
+    return Program(ns["backward"], ns["error"], tuple(scalar_names), tuple(tensor_names),
+                   inputs, src_b)
