@@ -55,6 +55,10 @@ Data = dict[Hashable, Array]
 
 CLASSIFIER_LOSSES = ("hinge", "logistic", "softmax_cross_entropy")
 
+# Non-finite values are detected and reported by fit, naming the node; numpy's
+# overflow warnings would only repeat them (or, as errors, hide which node it was).
+_QUIET: dict[str, Any] = {"over": "ignore", "invalid": "ignore", "divide": "ignore"}
+
 
 class FitError(GraphdiffError, ValueError):
     """An argument of :func:`fit` that cannot be used; the message names it."""
@@ -359,11 +363,12 @@ def fit(
             grads: Params = {}
             for idx in _batches(n, batch_size, shuffle, rng):
                 batch = train if idx is None else {k: a[idx] for k, a in train.items()}
-                try:
-                    res = grad_fn(net, current, batch)
-                except NonFiniteError as e:
-                    raise _diverged(e, epoch, steps + 1, e.node, e.phase, current) from e
-                new = opt.step(current, res.grads)
+                with np.errstate(**_QUIET):
+                    try:
+                        res = grad_fn(net, current, batch)
+                    except NonFiniteError as e:
+                        raise _diverged(e, epoch, steps + 1, e.node, e.phase, current) from e
+                    new = opt.step(current, res.grads)
                 bad = _first_non_finite(new)
                 if bad is not None:
                     why = f"the optimizer's update made parameter {bad!r} non-finite"
@@ -374,12 +379,13 @@ def fit(
             for prefix, d in [("", train), ("val_", val)]:
                 if d is None:
                     continue
-                try:
-                    metrics = evaluate(net, current, d)
-                except NonFiniteError as e:
-                    what = "training" if d is train else "validation"
-                    why = f"at the end of the epoch, on the {what} data, {e}"
-                    raise _diverged(why, epoch, steps, e.node, "evaluation", current) from e
+                with np.errstate(**_QUIET):
+                    try:
+                        metrics = evaluate(net, current, d)
+                    except NonFiniteError as e:
+                        what = "training" if d is train else "validation"
+                        why = f"at the end of the epoch, on the {what} data, {e}"
+                        raise _diverged(why, epoch, steps, e.node, "evaluation", current) from e
                 row.update({prefix + k: v for k, v in metrics.items()})
             row["time"] = time.perf_counter() - started
             history.append(row)

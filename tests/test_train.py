@@ -1,0 +1,440 @@
+"""fit: the lecture's training loop, its bookkeeping, and its reliability guarantees.
+
+Expected values come from the lecture's rules written out here (the perceptron,
+θ ← θ − γ∇E, the hinge and logistic losses), from numpy's seeded generator as
+documented, or from an uninterrupted run (resume), never from fit itself.
+"""
+
+from __future__ import annotations
+
+import copy
+import io
+import itertools
+import sys
+
+import networkx as nx
+import numpy as np
+import pytest
+
+import graphdiff
+from graphdiff import SGD, Adam, TrainingDivergedError, fit
+from graphdiff.errors import InputError
+from graphdiff.train import EpochRecord, FitError, evaluate
+
+
+def mlp_graph(sizes: list[int], activation: str = "tanh", loss: str = "logistic") -> nx.DiGraph:
+    """A dense network in neuron notation: inputs x1..xd, output neuron y, target t, loss E."""
+    G = nx.DiGraph()
+    layers = [[f"x{i + 1}" for i in range(sizes[0])]]
+    G.add_nodes_from(layers[0] + ["t"], op="input")
+    for k, size in enumerate(sizes[1:-1]):
+        layers.append([f"h{k}_{i}" for i in range(size)])
+        G.add_nodes_from(layers[-1], op="neuron", activation=activation, bias=0.0)
+    layers.append(["y"])
+    G.add_node("y", op="neuron", activation="identity", bias=0.0)
+    for a, b in itertools.pairwise(layers):
+        G.add_edges_from((u, v) for u in a for v in b)
+    G.add_node("E", op=loss)
+    G.add_edge("y", "E", port=0)
+    G.add_edge("t", "E", port=1)
+    return G
+
+
+def mlp(sizes: list[int], **kw: str) -> graphdiff.Network:
+    return graphdiff.compile(mlp_graph(sizes, **kw), loss="E")
+
+
+def neuron_graph(loss: str = "hinge", activation: str = "identity") -> nx.DiGraph:
+    """One neuron z = w1 x1 + w2 x2 + b on 2-D points, the perceptron."""
+    G = nx.DiGraph()
+    G.add_nodes_from(["x1", "x2", "t"], op="input")
+    G.add_node("z", op="neuron", activation=activation, bias="b")
+    G.add_edge("x1", "z", param="w1")
+    G.add_edge("x2", "z", param="w2")
+    G.add_node("E", op=loss)
+    G.add_edge("z", "E", port=0)
+    G.add_edge("t", "E", port=1)
+    return G
+
+
+def sign_accuracy(net: graphdiff.Network, params: dict, data: dict) -> float:
+    y = net.forward(params, data, outputs=["y"])["y"]
+    return float(np.mean(y * data["t"] > 0))
+
+
+# -- it learns ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("make", "needed"), [(graphdiff.xor, 1.0), (graphdiff.moons, 0.97)], ids=["xor", "moons"]
+)
+@pytest.mark.parametrize("batch_size", [None, 32])
+def test_two_hidden_layers_learn_xor_and_moons(make, needed: float, batch_size) -> None:
+    net = mlp([2, 8, 8, 1])
+    data = graphdiff.feed(net, make(200, seed=0))
+    result = fit(net, net.init_params(seed=0), data, optimizer=Adam(lr=0.05),
+                 epochs=300, batch_size=batch_size, seed=1, target_accuracy=1.0)
+    assert sign_accuracy(net, result.params, data) >= needed
+    assert result.history[-1]["accuracy"] == sign_accuracy(net, result.params, data)
+    assert result.history[-1]["loss"] < result.history[0]["loss"]
+
+
+def test_full_batch_sgd_is_the_lectures_gradient_step() -> None:
+    net = mlp([2, 3, 1])
+    data = graphdiff.feed(net, graphdiff.moons(40, seed=2))
+    p0 = net.init_params(seed=3)
+    expected = dict(p0)
+    for _ in range(3):  # θ ← θ − γ ∇E(θ)
+        g = net.backward(expected, data).grads
+        expected = {k: expected[k] - 0.5 * g[k] for k in expected}
+    result = fit(net, p0, data, optimizer=SGD(lr=0.5), epochs=3)
+    assert result.steps == 3 and result.epochs == 3 and result.stopped == "epochs"
+    for k in expected:
+        assert result.params[k] == pytest.approx(expected[k], rel=1e-14, abs=1e-16), k
+    assert type(result.params["y.bias"]) is np.float64
+    # the epoch's loss is measured at the end of the epoch on all the data
+    z = net.forward(result.params, data, outputs=["y"])["y"]
+    assert result.history[-1]["loss"] == pytest.approx(np.mean(np.logaddexp(0, -data["t"] * z)))
+
+
+def test_fit_never_mutates_its_inputs() -> None:
+    G = mlp_graph([2, 3, 1])
+    net = graphdiff.compile(G, loss="E")
+    graph_before = copy.deepcopy(net.graph)
+    data = graphdiff.feed(net, graphdiff.moons(30, seed=0))
+    params = net.init_params(seed=0)
+    params_before, data_before = copy.deepcopy(params), copy.deepcopy(data)
+    opt = Adam(lr=0.1)
+    opt_before = copy.deepcopy(opt.state_dict())
+    result = fit(net, params, data, optimizer=opt, epochs=3, batch_size=7)
+    for k in params:
+        assert np.array_equal(params[k], params_before[k])
+    for k in data:
+        assert np.array_equal(data[k], data_before[k])
+    assert nx.utils.graphs_equal(net.graph, graph_before)
+    assert nx.utils.graphs_equal(G, graph_before)
+    assert opt.state_dict() == opt_before and opt.steps == 0
+    assert result.optimizer.steps == result.steps == 3 * 5
+
+
+# -- batches ------------------------------------------------------------------------
+
+
+def spy_batches(monkeypatch: pytest.MonkeyPatch) -> list[np.ndarray]:
+    """Record the first input of every batch that fit computes a gradient for."""
+    import graphdiff.train as train
+
+    seen: list[np.ndarray] = []
+    real = train.batch_gradient
+
+    def spy(net, params, batch):
+        seen.append(batch["x1"].copy())
+        return real(net, params, batch)
+
+    monkeypatch.setattr(train, "batch_gradient", spy)
+    return seen
+
+
+def index_data(n: int) -> dict[str, np.ndarray]:
+    """x1 holds each data point's index, so a batch shows which points it took."""
+    rng = np.random.default_rng(0)
+    return {"x1": np.arange(n, dtype=float), "x2": rng.standard_normal(n),
+            "t": np.where(rng.standard_normal(n) > 0, 1.0, -1.0)}
+
+
+def test_minibatches_are_shuffled_each_epoch_with_the_seeded_generator(monkeypatch) -> None:
+    net = graphdiff.compile(neuron_graph(), loss="E")
+    seen = spy_batches(monkeypatch)
+    fit(net, net.init_params(0), index_data(10), epochs=3, batch_size=4, seed=7)
+    rng = np.random.default_rng(7)  # documented: one permutation per epoch from default_rng(seed)
+    expected = []
+    for _ in range(3):
+        order = rng.permutation(10)
+        expected += [order[:4], order[4:8], order[8:]]
+    assert len(seen) == len(expected)
+    for got, want in zip(seen, expected, strict=True):
+        assert np.array_equal(got, want)
+    # same seed, same batches; another seed, other batches
+    seen.clear()
+    fit(net, net.init_params(0), index_data(10), epochs=3, batch_size=4, seed=7)
+    assert all(np.array_equal(a, b) for a, b in zip(seen, expected, strict=True))
+    seen.clear()
+    fit(net, net.init_params(0), index_data(10), epochs=3, batch_size=4, seed=8)
+    assert not all(np.array_equal(a, b) for a, b in zip(seen, expected, strict=True))
+
+
+def test_without_shuffle_batches_follow_the_sample_order(monkeypatch) -> None:
+    net = graphdiff.compile(neuron_graph(), loss="E")
+    seen = spy_batches(monkeypatch)
+    fit(net, net.init_params(0), index_data(7), epochs=2, batch_size=3, shuffle=False)
+    assert [b.tolist() for b in seen] == [[0, 1, 2], [3, 4, 5], [6]] * 2
+    seen.clear()
+    fit(net, net.init_params(0), index_data(7), epochs=2)  # full batch: all points, in order
+    assert [b.tolist() for b in seen] == [list(range(7))] * 2
+
+
+# -- the perceptron -----------------------------------------------------------------
+
+
+def perceptron_epochs(x: np.ndarray, t: np.ndarray, w: np.ndarray, b: float, eta: float,
+                      epochs: int) -> list[tuple[np.ndarray, float]]:
+    """The lecture's Perceptron algorithm, iterating k = 1..N in order each epoch."""
+    out = []
+    for _ in range(epochs):
+        for xk, tk in zip(x, t, strict=True):
+            if np.sign(w @ xk + b) != tk:  # sign(0) = 0 is never equal to t: a mistake
+                w = w + eta * xk * tk
+                b = b + eta * tk
+        out.append((w, b))
+    return out
+
+
+@pytest.mark.parametrize("start", ["zeros", "random"])
+def test_batch_size_one_sgd_on_the_hinge_is_the_perceptron(start: str) -> None:
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((25, 2))
+    t = np.where(x[:, 0] - 0.5 * x[:, 1] + 0.3 * rng.standard_normal(25) > 0, 1.0, -1.0)
+    w0 = np.zeros(2) if start == "zeros" else rng.standard_normal(2)
+    b0 = 0.0 if start == "zeros" else 0.4
+    eta = 0.7
+    net = graphdiff.compile(neuron_graph(), loss="E")
+    params = {"w1": w0[0], "w2": w0[1], "b": b0}
+    seen: list[dict] = []
+    fit(net, params, {"x1": x[:, 0], "x2": x[:, 1], "t": t}, optimizer=SGD(lr=eta),
+        epochs=6, batch_size=1, shuffle=False, callbacks=[lambda r: seen.append(r.params)])
+    expected = perceptron_epochs(x, t, w0, b0, eta, 6)
+    assert len(seen) == 6
+    for got, (w, b) in zip(seen, expected, strict=True):
+        assert [got["w1"], got["w2"], got["b"]] == pytest.approx([*w, b], rel=1e-13, abs=1e-15)
+
+
+def test_target_accuracy_one_stops_like_the_perceptron() -> None:
+    data = graphdiff.blobs(40, seed=1)  # linearly separable
+    net = graphdiff.compile(neuron_graph(), loss="E")
+    d = graphdiff.feed(net, data)
+    zero = {"w1": 0.0, "w2": 0.0, "b": 0.0}
+    result = fit(net, zero, d, optimizer=SGD(lr=1.0), epochs=100, batch_size=1,
+                 shuffle=False, target_accuracy=1.0)
+    assert result.stopped == "target_accuracy" and result.epochs < 100
+    assert result.history[-1]["accuracy"] == 1.0
+    assert all(h["accuracy"] < 1.0 for h in result.history[:-1])
+    z = result.params["w1"] * d["x1"] + result.params["w2"] * d["x2"] + result.params["b"]
+    assert np.all(z * d["t"] > 0)
+    # the perceptron stops after the same number of passes at the same place
+    w, b = perceptron_epochs(data["x"], data["t"], np.zeros(2), 0.0, 1.0, result.epochs)[-1]
+    assert [result.params["w1"], result.params["w2"], result.params["b"]] == pytest.approx(
+        [*w, b], rel=1e-13, abs=1e-15)
+
+
+def test_target_loss_stops() -> None:
+    net = mlp([2, 4, 1])
+    d = graphdiff.feed(net, graphdiff.blobs(60, seed=0))
+    result = fit(net, net.init_params(0), d, optimizer=Adam(lr=0.05), epochs=500,
+                 target_loss=0.1)
+    losses = [h["loss"] for h in result.history]
+    assert result.stopped == "target_loss"
+    assert losses[-1] <= 0.1 and all(v > 0.1 for v in losses[:-1])
+
+
+def test_callbacks_see_every_epoch_and_can_stop() -> None:
+    net = mlp([2, 3, 1])
+    d = graphdiff.feed(net, graphdiff.moons(30, seed=0))
+    records: list[EpochRecord] = []
+    quiet: list[int] = []
+
+    def stop_at_three(r: EpochRecord) -> bool:
+        records.append(r)
+        return r.epoch == 3
+
+    result = fit(net, net.init_params(0), d, epochs=10, batch_size=10,
+                 callbacks=[stop_at_three, lambda r: quiet.append(r.epoch)])
+    assert result.stopped == "callback" and result.epochs == 3 and len(result.history) == 3
+    assert [r.epoch for r in records] == [1, 2, 3] and quiet == [1, 2, 3]
+    assert [r.step for r in records] == [3, 6, 9]
+    last = records[-1]
+    assert all(np.array_equal(last.params[k], result.params[k]) for k in net.params)
+    assert set(last.grads) == set(net.params)
+    assert last.loss == result.history[-1]["loss"] and last.accuracy == result.history[-1][
+        "accuracy"]
+    assert last.history[-1]["epoch"] == 3
+
+
+# -- history ------------------------------------------------------------------------
+
+
+def test_history_keys_and_validation_metrics() -> None:
+    net = mlp([2, 4, 1])
+    train, val = graphdiff.moons(50, seed=0), graphdiff.moons(30, seed=1)
+    result = fit(net, net.init_params(0), graphdiff.feed(net, train), epochs=4,
+                 optimizer=Adam(lr=0.05), validation=graphdiff.feed(net, val))
+    assert [h["epoch"] for h in result.history] == [1, 2, 3, 4]
+    for h in result.history:
+        assert set(h) == {"epoch", "loss", "accuracy", "val_loss", "val_accuracy", "time"}
+        assert h["time"] >= 0
+    vd = graphdiff.feed(net, val)
+    z = net.forward(result.params, vd, outputs=["y"])["y"]
+    assert result.history[-1]["val_loss"] == pytest.approx(np.mean(np.logaddexp(0, -val["t"] * z)))
+    assert result.history[-1]["val_accuracy"] == np.mean(z * val["t"] > 0)
+
+    regression = mlp([2, 3, 1], loss="squared_error")
+    r = fit(regression, regression.init_params(0), graphdiff.feed(regression, train), epochs=2,
+            validation=graphdiff.feed(regression, val))
+    assert [set(h) for h in r.history] == [{"epoch", "loss", "val_loss", "time"}] * 2
+
+
+def test_accuracy_counts_a_zero_prediction_as_wrong() -> None:
+    net = graphdiff.compile(neuron_graph(), loss="E")
+    d = graphdiff.feed(net, graphdiff.blobs(10, seed=0))
+    assert evaluate(net, {"w1": 0.0, "w2": 0.0, "b": 0.0}, d) == {"loss": 0.0, "accuracy": 0.0}
+    # half the points on the right side: z = x1, t = sign(x1) for the first five
+    d["x1"] = np.array([1.0, -2, 3, -4, 5, 1, -2, 3, -4, 5])
+    d["t"] = np.sign(d["x1"]) * np.array([1] * 5 + [-1] * 5)
+    assert evaluate(net, {"w1": 1.0, "w2": 0.0, "b": 0.0}, d)["accuracy"] == 0.5
+
+
+def softmax_net() -> graphdiff.Network:
+    """Op notation: logits = x @ W + c, softmax cross-entropy against t."""
+    G = nx.DiGraph()
+    G.add_nodes_from(["x", "t"], op="input")
+    G.add_node("W", op="param", shape=(2, 3))
+    G.add_node("c", op="param", shape=(3,))
+    G.add_node("xW", op="matmul")
+    G.add_edge("x", "xW", port=0)
+    G.add_edge("W", "xW", port=1)
+    G.add_node("logits", op="add")
+    G.add_edges_from([("xW", "logits"), ("c", "logits")])
+    G.add_node("E", op="softmax_cross_entropy")
+    G.add_edge("logits", "E", port=0)
+    G.add_edge("t", "E", port=1)
+    return graphdiff.compile(G, loss="E")
+
+
+def test_softmax_accuracy_with_class_indices_and_one_hot() -> None:
+    net = softmax_net()
+    x = np.array([[1.0, 0.0], [0.0, 1.0], [-1.0, -1.0], [2.0, 0.0]])
+    params = {"W": np.array([[1.0, 0.0, -1.0], [0.0, 1.0, -1.0]]), "c": np.zeros(3)}
+    labels = np.array([0.0, 1.0, 2.0, 1.0])  # argmax of the logits: 0, 1, 2, 0
+    assert evaluate(net, params, {"x": x, "t": labels})["accuracy"] == 0.75
+    assert evaluate(net, params, {"x": x, "t": np.eye(3)[[0, 1, 2, 1]]})["accuracy"] == 0.75
+    data = graphdiff.spirals(90, seed=0, classes=3, noise=0.0)
+    r = fit(net, net.init_params(0), data, optimizer=Adam(lr=0.05), epochs=3)
+    assert set(r.history[0]) == {"epoch", "loss", "accuracy", "time"}
+
+
+# -- divergence -----------------------------------------------------------------------
+
+
+def poisoned_graph() -> nx.DiGraph:
+    """x1 -> neuron h -> op p (identity whose derivative can be poisoned) -> squared error."""
+    G = nx.DiGraph()
+    G.add_nodes_from(["x1", "t"], op="input")
+    G.add_node("h", op="neuron", activation="identity", bias="b")
+    G.add_edge("x1", "h", param="w", weight=0.5)
+    G.add_node("p", op="poison")
+    G.add_edge("h", "p")
+    G.add_node("E", op="squared_error")
+    G.add_edge("p", "E", port=0)
+    G.add_edge("t", "E", port=1)
+    return G
+
+
+def test_nan_at_a_known_node_and_step_stops_without_the_bad_update(fresh_registry) -> None:
+    calls = [0]
+
+    def vjp(g, out, x):
+        calls[0] += 1  # the derivative runs once per training step, never in evaluation
+        return (g * np.nan if calls[0] == 5 else g,)
+
+    graphdiff.register_op("poison", lambda x: x, vjp=vjp, elementwise=True)
+    net = graphdiff.compile(poisoned_graph(), loss="E")
+    data = {"x1": np.linspace(-1, 1, 9), "t": np.linspace(0, 2, 9)}
+    p0 = {"w": np.float64(0.5), "b": np.float64(0.0)}
+    with pytest.raises(TrainingDivergedError) as e:
+        fit(net, p0, data, optimizer=SGD(lr=0.1), epochs=10, batch_size=3, shuffle=False)
+    err = e.value
+    # the NaN delta comes out of p's derivative into h: h is the first node with a bad delta
+    assert (err.epoch, err.step, err.node, err.phase) == (2, 5, "h", "backward")
+    assert "epoch 2" in str(err) and "step 5" in str(err) and "'h'" in str(err)
+    assert isinstance(err, FloatingPointError) and isinstance(err, graphdiff.GraphdiffError)
+    # the parameters after 4 good steps, by the lecture's rule on the same batches
+    expected = dict(p0)
+    for k in range(4):
+        batch = {n: a[3 * (k % 3): 3 * (k % 3) + 3] for n, a in data.items()}
+        g = net.backward(expected, batch).grads
+        expected = {n: expected[n] - 0.1 * g[n] for n in expected}
+    assert err.params == expected
+
+
+def test_an_update_that_overflows_is_not_applied() -> None:
+    net = graphdiff.compile(neuron_graph(), loss="E")
+    d = graphdiff.feed(net, graphdiff.blobs(10, seed=0))
+    d["x1"] = 100 * d["x1"]  # |dE/dw1| > 10, so 1e308 · dE/dw1 overflows
+    p0 = {"w1": 0.0, "w2": 0.0, "b": 0.0}
+    with pytest.raises(TrainingDivergedError) as e:
+        fit(net, p0, d, optimizer=SGD(lr=1e308), epochs=3)
+    assert (e.value.epoch, e.value.step, e.value.phase) == (1, 1, "update")
+    assert e.value.node == "w1" and "'w1'" in str(e.value)
+    assert e.value.params == p0
+
+
+def test_a_loss_that_overflows_after_an_update_names_the_node() -> None:
+    # a = exp(w x): one step from w = 0 with t = 1e5 lands at w = 2000, exp(2000) = inf
+    net = graphdiff.compile(neuron_graph("squared_error", "exp"), loss="E")
+    d = {"x1": np.ones(4), "x2": np.zeros(4), "t": np.full(4, 1e5 + 1)}
+    p0 = {"w1": 0.0, "w2": 0.0, "b": 0.0}
+    lr = 2000 / (2 * 1e5)  # dE/dw1 = 2 (a - t) a' x = -2e5 at w = 0
+    with pytest.raises(TrainingDivergedError) as e:
+        fit(net, p0, d, optimizer=SGD(lr=lr), epochs=3)
+    assert (e.value.epoch, e.value.step, e.value.node, e.value.phase) == (1, 1, "z", "evaluation")
+    assert e.value.params["w1"] == pytest.approx(2000.0)
+
+
+# -- bad arguments --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "named"),
+    [
+        ({"epochs": -1}, FitError, "epochs"),
+        ({"batch_size": 0}, FitError, "batch_size"),
+        ({"optimizer": "adam"}, FitError, "optimizer"),
+        ({"target_accuracy": 1.0, "net": "regression"}, FitError, "target_accuracy"),
+        ({"data": {"x1": np.ones(3), "t": np.ones(3)}}, InputError, "x2"),
+        ({"params": {"w1": 0.0, "w2": 0.0}}, InputError, "'b'"),
+        ({"data": {"x1": np.ones(3), "x2": np.ones(2), "t": np.ones(3)}}, ValueError, "x2"),
+    ],
+)
+def test_bad_arguments_are_named(kwargs: dict, error: type, named: str) -> None:
+    loss = "squared_error" if kwargs.pop("net", None) else "hinge"
+    net = graphdiff.compile(neuron_graph(loss), loss="E")
+    args = {"params": {"w1": 0.0, "w2": 0.0, "b": 0.0},
+            "data": {"x1": np.ones(3), "x2": np.ones(3), "t": np.ones(3)}}
+    args.update({k: kwargs.pop(k) for k in list(kwargs) if k in args})
+    with pytest.raises(error, match=named):
+        fit(net, args["params"], args["data"], **kwargs)
+
+
+# -- progress -------------------------------------------------------------------------
+
+
+def test_progress_bar_only_when_asked_or_on_a_terminal(monkeypatch) -> None:
+    net = graphdiff.compile(neuron_graph(), loss="E")
+    d = graphdiff.feed(net, graphdiff.blobs(10, seed=0))
+    err = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", err)
+    fit(net, net.init_params(0), d, epochs=3)  # not a terminal: quiet
+    fit(net, net.init_params(0), d, epochs=3, progress=False)
+    assert err.getvalue() == ""
+    fit(net, net.init_params(0), d, epochs=3, progress=True)
+    out = err.getvalue()
+    assert out.startswith("\r") and out.endswith("\n") and "epoch 3/3" in out
+    assert "loss" in out and "acc" in out and "steps/s" in out
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    tty = Terminal()
+    monkeypatch.setattr(sys, "stderr", tty)
+    fit(net, net.init_params(0), d, epochs=2)
+    assert "epoch 2/2" in tty.getvalue()
