@@ -5,6 +5,7 @@ and get the loss, every node's delta and every parameter's gradient.
 """
 
 from .baselines import NearestMean, Perceptron
+from .build import mlp, write_params
 from .compile import GraphWarning, compile
 from .data import DataError, blobs, circles, feed, load_data, moons, spirals, xor
 from .errors import (
@@ -18,6 +19,20 @@ from .errors import (
     ShapeError,
     UnknownOpError,
 )
+from .io import (
+    Checkpoint,
+    GraphFormatError,
+    LoadLimits,
+    from_spec,
+    load,
+    load_checkpoint,
+    load_model,
+    load_params,
+    save,
+    save_checkpoint,
+    save_params,
+    to_spec,
+)
 from .network import BackwardResult, Network
 from .numgrad import GradcheckReport, gradcheck
 from .optim import SGD, Adam, Optimizer, Schedule
@@ -30,14 +45,17 @@ __all__ = [
     "SGD",
     "Adam",
     "BackwardResult",
+    "Checkpoint",
     "CycleError",
     "DataError",
     "FitResult",
     "GradcheckReport",
     "GraphError",
+    "GraphFormatError",
     "GraphWarning",
     "GraphdiffError",
     "InputError",
+    "LoadLimits",
     "NearestMean",
     "Network",
     "NoAttrs",
@@ -57,13 +75,24 @@ __all__ = [
     "elementwise_op",
     "feed",
     "fit",
+    "from_spec",
     "get_op",
     "gradcheck",
     "list_ops",
+    "load",
+    "load_checkpoint",
     "load_data",
+    "load_model",
+    "load_params",
+    "mlp",
     "moons",
     "register_op",
+    "save",
+    "save_checkpoint",
+    "save_params",
     "spirals",
+    "to_spec",
     "unregister_op",
+    "write_params",
     "xor",
 ]
