@@ -167,11 +167,14 @@ class OpStep(Step):
         for a, x, gx in zip(self.args, xs, gs, strict=True):
             if gx is None or not needs[a]:
                 continue
-            gx = unbroadcast(gx, np.shape(x))
-            if gx.shape != np.shape(x):
+            try:
+                gx = unbroadcast(gx, np.shape(x))
+            except ValueError:
+                gx = np.asarray(gx)  # not even broadcastable: reported just below
+            if np.shape(gx) != np.shape(x):
                 raise OpContractError(
                     f"op {self.op.name!r} at node {self.node!r}: gradient of shape "
-                    f"{gx.shape} for an operand of shape {np.shape(x)}"
+                    f"{np.shape(gx)} for an operand of shape {np.shape(x)}"
                 )
             accumulate(deltas, a, gx)
 
