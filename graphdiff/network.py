@@ -25,7 +25,7 @@ import numpy as np
 
 from .codegen import generate
 from .compile import ParamSpec, build
-from .errors import InputError, NonFiniteError, ShapeError
+from .errors import GraphdiffError, InputError, NonFiniteError, ShapeError
 from .plan import InputStep, NeuronStep, OpStep, ParamStep, Step
 
 __all__ = ["BackwardResult", "Network"]
@@ -278,7 +278,15 @@ class Network:
             first node whose value or delta is NaN or infinite.
         """
         if not deltas and not check_finite:
-            return self._fast_backward(params, inputs)
+            try:
+                return self._fast_backward(params, inputs)
+            except GraphdiffError:
+                raise
+            except Exception:
+                # Generated code fails with numpy's bare errors; the interpreter
+                # raises the same problem as an error naming its node.
+                self.backward(params, inputs, deltas=True)
+                raise
         checked = self._check_params(params)
         arrays = self._check_inputs(inputs, self.inputs)
         vals, side = self._run_forward(self._steps, checked, arrays, check_finite)
@@ -394,7 +402,13 @@ class Network:
         1.0
         """
         scalars, tensors, xs, n = self._fast_args(params, inputs)
-        return np.float64(self._program.error(scalars, tensors, xs, n))
+        try:
+            return np.float64(self._program.error(scalars, tensors, xs, n))
+        except GraphdiffError:
+            raise
+        except Exception:
+            self.forward(params, inputs, outputs=[self.loss])  # raises, naming the node
+            raise
 
 
 def _numeric(value: Any, what: str) -> Array:
