@@ -137,11 +137,23 @@ class FitResult:
 
 
 def batch_gradient(net: Network, params: Params, batch: Data) -> BackwardResult:
-    """Loss and gradient of one batch, with the engine's finite checks on.
+    """Loss and gradient of one batch; :class:`~graphdiff.errors.NonFiniteError` if not finite.
 
-    This is the part of each training step a data-parallel engine replaces.
+    This is the part of each training step a data-parallel engine replaces. It
+    runs the network's fast path and, only when the loss or a gradient is not
+    finite, reruns the step with the engine's finite checks to name the first
+    node whose value or delta went non-finite.
     """
-    return net.backward(params, batch, check_finite=True)
+    res = net.backward(params, batch)
+    if np.isfinite(res.loss) and all(np.all(np.isfinite(g)) for g in res.grads.values()):
+        return res
+    net.backward(params, batch, check_finite=True)  # raises, naming the node
+    raise NonFiniteError(  # only an op that is not a pure function gets here
+        f"the loss {net.loss!r} or a gradient is not finite ({res.loss}), "
+        "but a checked rerun of the step was finite",
+        node=net.loss,
+        phase="backward",
+    )
 
 
 # -- reading the loss node --------------------------------------------------------
@@ -177,10 +189,12 @@ def evaluate(
     the first node whose value went non-finite.
     """
     operands = _operands(net)
-    wanted = [net.loss, *(operands or ())]
-    values = net.forward(params, data, outputs=wanted)
-    per_point = values[net.loss]
-    loss = float(per_point.mean() if net.reduction == "mean" else per_point.sum())
+    if operands is None:
+        loss = float(net.error(params, data))
+    else:
+        values = net.forward(params, data, outputs=[net.loss, *operands])
+        per_point = values[net.loss]
+        loss = float(per_point.mean() if net.reduction == "mean" else per_point.sum())
     if not math.isfinite(loss):
         every = net.forward(params, data, outputs=[net.loss])
         first = next((n for n, v in every.items() if not np.all(np.isfinite(v))), net.loss)

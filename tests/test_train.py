@@ -79,22 +79,40 @@ def test_two_hidden_layers_learn_xor_and_moons(make, needed: float, batch_size) 
     assert result.history[-1]["loss"] < result.history[0]["loss"]
 
 
-def test_full_batch_sgd_is_the_lectures_gradient_step() -> None:
-    net = mlp([2, 3, 1])
-    data = graphdiff.feed(net, graphdiff.moons(40, seed=2))
+def neuron_into_op_graph() -> nx.DiGraph:
+    """Neurons feeding an op node: y = tanh(h) with h a neuron, then the logistic loss."""
+    G = mlp_graph([2, 3, 1])
+    G.remove_edge("y", "E")
+    G.add_node("p", op="tanh")
+    G.add_edge("y", "p")
+    G.add_edge("p", "E", port=0)
+    return G
+
+
+@pytest.mark.parametrize("kind", ["neuron", "op", "neuron_into_op"])
+def test_full_batch_sgd_is_the_lectures_gradient_step(kind: str) -> None:
+    if kind == "op":
+        net = softmax_net()
+        data = graphdiff.spirals(30, seed=0, classes=3)
+    else:
+        G = mlp_graph([2, 3, 1]) if kind == "neuron" else neuron_into_op_graph()
+        net = graphdiff.compile(G, loss="E")
+        data = graphdiff.feed(net, graphdiff.moons(40, seed=2))
     p0 = net.init_params(seed=3)
     expected = dict(p0)
-    for _ in range(3):  # θ ← θ − γ ∇E(θ)
-        g = net.backward(expected, data).grads
+    for _ in range(3):  # θ ← θ − γ ∇E(θ), ∇E by the engine's checked interpreter
+        g = net.backward(expected, data, check_finite=True).grads
         expected = {k: expected[k] - 0.5 * g[k] for k in expected}
     result = fit(net, p0, data, optimizer=SGD(lr=0.5), epochs=3)
     assert result.steps == 3 and result.epochs == 3 and result.stopped == "epochs"
     for k in expected:
-        assert result.params[k] == pytest.approx(expected[k], rel=1e-14, abs=1e-16), k
-    assert type(result.params["y.bias"]) is np.float64
-    # the epoch's loss is measured at the end of the epoch on all the data
-    z = net.forward(result.params, data, outputs=["y"])["y"]
-    assert result.history[-1]["loss"] == pytest.approx(np.mean(np.logaddexp(0, -data["t"] * z)))
+        assert result.params[k] == pytest.approx(expected[k], rel=1e-12, abs=1e-15), k
+        assert type(result.params[k]) is type(p0[k])
+    if kind == "neuron":
+        # the epoch's loss is measured at the end of the epoch on all the data
+        z = net.forward(result.params, data, outputs=["y"])["y"]
+        loss = np.mean(np.logaddexp(0, -data["t"] * z))
+        assert result.history[-1]["loss"] == pytest.approx(loss, rel=1e-14)
 
 
 def test_fit_never_mutates_its_inputs() -> None:
@@ -325,15 +343,15 @@ def test_softmax_accuracy_with_class_indices_and_one_hot() -> None:
 
 
 def poisoned_graph() -> nx.DiGraph:
-    """x1 -> neuron h -> op p (identity whose derivative can be poisoned) -> squared error."""
+    """x1 -> neuron h1 -> neuron h2 (activation: an identity whose derivative can be poisoned)."""
     G = nx.DiGraph()
     G.add_nodes_from(["x1", "t"], op="input")
-    G.add_node("h", op="neuron", activation="identity", bias="b")
-    G.add_edge("x1", "h", param="w", weight=0.5)
-    G.add_node("p", op="poison")
-    G.add_edge("h", "p")
+    G.add_node("h1", op="neuron", activation="identity", bias="b")
+    G.add_edge("x1", "h1", param="w", weight=0.5)
+    G.add_node("h2", op="neuron", activation="poison")
+    G.add_edge("h1", "h2", param="v", weight=1.5)
     G.add_node("E", op="squared_error")
-    G.add_edge("p", "E", port=0)
+    G.add_edge("h2", "E", port=0)
     G.add_edge("t", "E", port=1)
     return G
 
@@ -342,26 +360,27 @@ def test_nan_at_a_known_node_and_step_stops_without_the_bad_update(fresh_registr
     calls = [0]
 
     def vjp(g, out, x):
-        calls[0] += 1  # the derivative runs once per training step, never in evaluation
-        return (g * np.nan if calls[0] == 5 else g,)
+        calls[0] += 1  # the derivative runs in training steps, never in evaluation
+        return (g * np.nan if calls[0] >= 5 else g,)
 
     graphdiff.register_op("poison", lambda x: x, vjp=vjp, elementwise=True)
     net = graphdiff.compile(poisoned_graph(), loss="E")
     data = {"x1": np.linspace(-1, 1, 9), "t": np.linspace(0, 2, 9)}
-    p0 = {"w": np.float64(0.5), "b": np.float64(0.0)}
-    with pytest.raises(TrainingDivergedError) as e:
-        fit(net, p0, data, optimizer=SGD(lr=0.1), epochs=10, batch_size=3, shuffle=False)
-    err = e.value
-    # the NaN delta comes out of p's derivative into h: h is the first node with a bad delta
-    assert (err.epoch, err.step, err.node, err.phase) == (2, 5, "h", "backward")
-    assert "epoch 2" in str(err) and "step 5" in str(err) and "'h'" in str(err)
-    assert isinstance(err, FloatingPointError) and isinstance(err, graphdiff.GraphdiffError)
+    p0 = {"b": np.float64(0.0), "v": np.float64(1.5), "w": np.float64(0.5)}
     # the parameters after 4 good steps, by the lecture's rule on the same batches
     expected = dict(p0)
     for k in range(4):
         batch = {n: a[3 * (k % 3): 3 * (k % 3) + 3] for n, a in data.items()}
-        g = net.backward(expected, batch).grads
+        g = net.backward(expected, batch, check_finite=True).grads
         expected = {n: expected[n] - 0.1 * g[n] for n in expected}
+    calls[0] = 0
+    with pytest.raises(TrainingDivergedError) as e:
+        fit(net, p0, data, optimizer=SGD(lr=0.1), epochs=10, batch_size=3, shuffle=False)
+    err = e.value
+    # h2's derivative sends a NaN delta to h1: h1 is the first node whose delta is not finite
+    assert (err.epoch, err.step, err.node, err.phase) == (2, 5, "h1", "backward")
+    assert "epoch 2" in str(err) and "step 5" in str(err) and "'h1'" in str(err)
+    assert isinstance(err, FloatingPointError) and isinstance(err, graphdiff.GraphdiffError)
     assert err.params == expected
 
 
