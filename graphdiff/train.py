@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import copy
 import math
+import os
 import sys
 import time
 from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
@@ -36,10 +37,12 @@ import numpy as np
 from numpy.typing import NDArray
 
 from .errors import GraphdiffError, InputError, NonFiniteError, ShapeError
+from .io import Checkpoint, graph_fingerprint, load_checkpoint, save_checkpoint
 from .network import BackwardResult, Network
-from .optim import SGD, Optimizer
+from .optim import SGD, Optimizer, OptimizerError
 
 __all__ = [
+    "CheckpointError",
     "EpochRecord",
     "FitError",
     "FitResult",
@@ -62,6 +65,21 @@ _QUIET: dict[str, Any] = {"over": "ignore", "invalid": "ignore", "divide": "igno
 
 class FitError(GraphdiffError, ValueError):
     """An argument of :func:`fit` that cannot be used; the message names it."""
+
+
+class CheckpointError(GraphdiffError, OSError):
+    """A checkpoint that cannot be written, or found to resume from; names the file.
+
+    Attributes
+    ----------
+    epoch : the epoch whose checkpoint failed (0 when resuming).
+    params : the parameters training had reached.
+    """
+
+    def __init__(self, message: str, *, epoch: int, params: Params) -> None:
+        super().__init__(message)
+        self.epoch = epoch
+        self.params = params
 
 
 class TrainingDivergedError(GraphdiffError, FloatingPointError):
@@ -290,7 +308,7 @@ def _first_non_finite(params: Mapping[str, Any]) -> str | None:
 
 def fit(
     net: Network,
-    params: Mapping[str, Any],
+    params: Mapping[str, Any] | None,
     data: Mapping[Hashable, Any],
     *,
     optimizer: Optimizer | None = None,
@@ -303,6 +321,9 @@ def fit(
     target_loss: float | None = None,
     target_accuracy: float | None = None,
     progress: bool | None = None,
+    checkpoint: str | os.PathLike[str] | None = None,
+    every: int = 1,
+    resume: str | os.PathLike[str] | None = None,
 ) -> FitResult:
     """Train ``net`` by gradient descent; return the trained parameters and a history.
 
@@ -313,11 +334,13 @@ def fit(
     Parameters
     ----------
     net : a compiled :class:`~graphdiff.network.Network`.
-    params : initial parameters (name -> value), e.g. ``net.init_params(seed)``.
+    params : initial parameters (name -> value), e.g. ``net.init_params(seed)``;
+        ignored (may be ``None``) with ``resume``.
     data : input node -> array over all data points (the ``inputs`` of ``backward``).
-    optimizer : default ``SGD(lr=0.1)``, the lecture's θ ← θ − γ∇E. Training
-        continues from its current state; ``result.optimizer`` holds the final one.
-    epochs : number of passes over the data.
+    optimizer : default ``SGD(lr=0.1)``, the lecture's θ ← θ − γ∇E (with
+        ``resume``: the checkpoint's). Training continues from its current state;
+        ``result.optimizer`` holds the final one.
+    epochs : number of passes over the data, counting those before a resume.
     batch_size : ``None`` for full-batch gradient descent; an int for minibatches
         (the last one may be smaller); 1 for per-sample updates.
     shuffle : with minibatches, visit the data points in a new random order each
@@ -332,6 +355,16 @@ def fit(
         (``1.0``: once all examples are classified correctly, as the perceptron).
     progress : show a progress bar on stderr; ``None`` (default) shows it only
         when stderr is a terminal.
+    checkpoint : a file to write a :class:`~graphdiff.io.Checkpoint` to, atomically,
+        every ``every`` epochs and when training ends: parameters, optimizer state,
+        the shuffling generator's state, epoch, step, this call's settings,
+        history and the graph's fingerprint. A failed write raises
+        :class:`CheckpointError` and leaves the previous checkpoint as it was.
+    every : epochs between checkpoints.
+    resume : a checkpoint file to continue from. With the same data and
+        settings, the parameters and history (but ``time``) are bit-identical to
+        an uninterrupted run. A checkpoint of another graph or of another
+        optimizer (name or hyperparameters) is refused.
 
     Each epoch's ``loss`` and ``accuracy`` are measured at the end of the epoch,
     with the epoch's final parameters, on the whole training set (not averaged
@@ -339,33 +372,45 @@ def fit(
 
     Raises
     ------
+    CheckpointError
+        when a checkpoint cannot be written or the one to resume from cannot be read.
     TrainingDivergedError
         when a loss, value, delta, gradient or updated parameter is not finite;
         it names the epoch, the step and the first such node and carries the
         parameters from before the bad update.
     """
     epochs = _positive_int("epochs", epochs, 0)
+    every = _positive_int("every", every, 1)
     if batch_size is not None:
         batch_size = _positive_int("batch_size", batch_size, 1)
-    missing = [n for n in net.params if n not in params]
-    if missing:
-        raise InputError(f"params lacks parameter(s) {missing!r} of the network")
     train = _as_inputs(net, data, "data")
     val = None if validation is None else _as_inputs(net, validation, "validation")
     n = next(iter(train.values())).shape[0]
-    classifier = _operands(net) is not None
-    if target_accuracy is not None and not classifier:
+    if target_accuracy is not None and _operands(net) is None:
         raise FitError(
             f"target_accuracy needs a classifier loss ({', '.join(CLASSIFIER_LOSSES)}); "
             f"loss node {net.loss!r} is op {net.graph.nodes[net.loss].get('op')!r}"
         )
     if optimizer is not None and not isinstance(optimizer, Optimizer):
         raise FitError(f"optimizer must be a graphdiff Optimizer, got {type(optimizer).__name__}")
-    opt = copy.deepcopy(optimizer) if optimizer is not None else SGD(lr=0.1)
+    fingerprint = None if checkpoint is None and resume is None else graph_fingerprint(net.graph)
     rng = np.random.default_rng(seed)
-    current: Params = {name: params[name] for name in net.params}
-    history: list[dict[str, float]] = []
-    epoch = steps = 0
+    if resume is None:
+        if params is None:
+            raise FitError("params is required (unless resuming from a checkpoint)")
+        missing = [p for p in net.params if p not in params]
+        if missing:
+            raise InputError(f"params lacks parameter(s) {missing!r} of the network")
+        current: Params = {p: params[p] for p in net.params}
+        opt = copy.deepcopy(optimizer) if optimizer is not None else SGD(lr=0.1)
+        history: list[dict[str, float]] = []
+        epoch = steps = 0
+    else:
+        current, opt, history, epoch, steps = _resume(resume, net, optimizer, fingerprint, rng)
+    settings: dict[str, Any] = {
+        "epochs": epochs, "batch_size": batch_size, "shuffle": shuffle, "seed": seed,
+        "target_loss": target_loss, "target_accuracy": target_accuracy, "every": every,
+    }
     stopped = "epochs"
     show = sys.stderr.isatty() if progress is None else bool(progress)
     bar = _Progress(epochs, sys.stderr if show else None)
@@ -413,11 +458,76 @@ def fit(
             elif target_accuracy is not None and row["accuracy"] >= target_accuracy:
                 stopped = "target_accuracy"
             bar.update(row, steps, final=stopped != "epochs" or epoch == epochs)
+            if checkpoint is not None and (
+                epoch % every == 0 or stopped != "epochs" or epoch == epochs
+            ):
+                ckpt = Checkpoint(
+                    params=current, optimizer=opt.state_dict(),
+                    rng_state=dict(rng.bit_generator.state), epoch=epoch, step=steps,
+                    config=settings, history=history, graph_fingerprint=fingerprint,
+                )
+                _save(checkpoint, ckpt, current)
             if stopped != "epochs":
                 break
     finally:
         bar.close()
     return FitResult(current, history, stopped, epoch, steps, opt)
+
+
+def _save(path: str | os.PathLike[str], ckpt: Checkpoint, params: Params) -> None:
+    try:
+        save_checkpoint(path, ckpt)
+    except OSError as e:
+        raise CheckpointError(
+            f"could not write the checkpoint {os.fspath(path)!r} after epoch {ckpt.epoch} "
+            f"({e}); the previous checkpoint there, if any, is unchanged, and the "
+            "parameters reached are the error's .params",
+            epoch=ckpt.epoch,
+            params=params,
+        ) from e
+
+
+def _resume(
+    path: str | os.PathLike[str],
+    net: Network,
+    optimizer: Optimizer | None,
+    fingerprint: str | None,
+    rng: np.random.Generator,
+) -> tuple[Params, Optimizer, list[dict[str, float]], int, int]:
+    """Parameters, optimizer, history, epoch and step from a checkpoint; rng continues."""
+    where = os.fspath(path)
+    try:
+        ckpt = load_checkpoint(path)
+    except OSError as e:
+        raise CheckpointError(
+            f"can't find a valid checkpoint at {where!r} to resume from: {e}", epoch=0, params={}
+        ) from e
+    if ckpt.graph_fingerprint != fingerprint:
+        raise FitError(
+            f"resume: the checkpoint {where!r} was written for another graph "
+            f"(fingerprint {ckpt.graph_fingerprint}, this network's graph {fingerprint})"
+        )
+    if ckpt.optimizer is None or ckpt.rng_state is None:
+        lacks = "optimizer state" if ckpt.optimizer is None else "rng_state"
+        raise FitError(f"resume: the checkpoint {where!r} has no {lacks} (not written by fit)")
+    saved = ckpt.optimizer
+    try:
+        if optimizer is None:
+            opt = Optimizer.from_config(saved["name"], saved["config"])
+        else:
+            opt = copy.deepcopy(optimizer)
+        opt.load_state_dict(saved)
+    except OptimizerError as e:
+        raise FitError(f"resume: the checkpoint {where!r} cannot continue here: {e}") from e
+    params = ckpt.params
+    if sorted(params) != sorted(net.params):
+        raise FitError(
+            f"resume: the checkpoint {where!r} holds parameters {sorted(params)}, "
+            f"the network {sorted(net.params)}"
+        )
+    rng.bit_generator.state = ckpt.rng_state
+    history = [{**row, "epoch": int(row["epoch"])} for row in ckpt.history]
+    return {p: params[p] for p in net.params}, opt, history, ckpt.epoch, ckpt.step
 
 
 def _diverged(

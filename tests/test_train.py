@@ -8,8 +8,9 @@ documented, or from an uninterrupted run (resume), never from fit itself.
 from __future__ import annotations
 
 import copy
+import errno
 import io
-import itertools
+import os
 import sys
 
 import networkx as nx
@@ -19,25 +20,12 @@ import pytest
 import graphdiff
 from graphdiff import SGD, Adam, TrainingDivergedError, fit
 from graphdiff.errors import InputError
-from graphdiff.train import EpochRecord, FitError, evaluate
+from graphdiff.train import CheckpointError, EpochRecord, FitError, evaluate
 
 
 def mlp_graph(sizes: list[int], activation: str = "tanh", loss: str = "logistic") -> nx.DiGraph:
     """A dense network in neuron notation: inputs x1..xd, output neuron y, target t, loss E."""
-    G = nx.DiGraph()
-    layers = [[f"x{i + 1}" for i in range(sizes[0])]]
-    G.add_nodes_from(layers[0] + ["t"], op="input")
-    for k, size in enumerate(sizes[1:-1]):
-        layers.append([f"h{k}_{i}" for i in range(size)])
-        G.add_nodes_from(layers[-1], op="neuron", activation=activation, bias=0.0)
-    layers.append(["y"])
-    G.add_node("y", op="neuron", activation="identity", bias=0.0)
-    for a, b in itertools.pairwise(layers):
-        G.add_edges_from((u, v) for u in a for v in b)
-    G.add_node("E", op=loss)
-    G.add_edge("y", "E", port=0)
-    G.add_edge("t", "E", port=1)
-    return G
+    return graphdiff.mlp(sizes, activation, loss=loss)
 
 
 def mlp(sizes: list[int], **kw: str) -> graphdiff.Network:
@@ -457,3 +445,159 @@ def test_progress_bar_only_when_asked_or_on_a_terminal(monkeypatch) -> None:
     monkeypatch.setattr(sys, "stderr", tty)
     fit(net, net.init_params(0), d, epochs=2)
     assert "epoch 2/2" in tty.getvalue()
+
+
+# -- checkpoints ----------------------------------------------------------------------
+
+
+def resume_case() -> tuple[graphdiff.Network, dict, dict, dict]:
+    """Minibatches, shuffling and Adam: resuming needs the RNG and the optimizer state."""
+    net = mlp([2, 5, 1])
+    data = graphdiff.feed(net, graphdiff.moons(60, seed=3))
+    val = graphdiff.feed(net, graphdiff.moons(20, seed=4))
+    return net, net.init_params(seed=2), data, {"batch_size": 8, "seed": 11, "validation": val}
+
+
+def without_time(history: list[dict]) -> list[dict]:
+    return [{k: v for k, v in h.items() if k != "time"} for h in history]
+
+
+def assert_same_run(a: graphdiff.FitResult, b: graphdiff.FitResult) -> None:
+    assert sorted(a.params) == sorted(b.params)
+    for k in a.params:
+        assert np.array_equal(a.params[k], b.params[k]), k
+    assert without_time(a.history) == without_time(b.history)
+    assert (a.epochs, a.steps) == (b.epochs, b.steps)
+    sa, sb = a.optimizer.state_dict(), b.optimizer.state_dict()
+    assert sa["step"] == sb["step"]
+    for p, slots in sa["state"].items():
+        for slot, v in slots.items():
+            assert np.array_equal(v, sb["state"][p][slot]), (p, slot)
+
+
+@pytest.mark.parametrize("split", [1, 3, 7])
+@pytest.mark.parametrize("how", ["epochs", "callback"])
+def test_resume_is_bit_identical_to_an_uninterrupted_run(tmp_path, split: int, how: str) -> None:
+    net, p0, data, kw = resume_case()
+    full = fit(net, p0, data, optimizer=Adam(lr=0.05), epochs=10, **kw)
+    path = tmp_path / "run.ckpt"
+    if how == "epochs":
+        first = fit(net, p0, data, optimizer=Adam(lr=0.05), epochs=split, checkpoint=path, **kw)
+    else:  # stopped by a callback between two scheduled checkpoints: the last one is written
+        first = fit(net, p0, data, optimizer=Adam(lr=0.05), epochs=10, checkpoint=path,
+                    every=4, callbacks=[lambda r: r.epoch == split], **kw)
+    assert first.epochs == split
+    saved = graphdiff.load_checkpoint(path)
+    assert (saved.epoch, saved.step) == (split, split * 8)  # 60 points in batches of 8
+    rng = np.random.default_rng(11)
+    for _ in range(split):
+        rng.permutation(60)
+    assert saved.rng_state == rng.bit_generator.state  # taken at the epoch boundary
+    resumed = fit(net, None, data, optimizer=Adam(lr=0.05), epochs=10, resume=path, **kw)
+    assert_same_run(resumed, full)
+    # without an optimizer, the checkpoint's is rebuilt from its name and configuration
+    again = fit(net, None, data, epochs=10, resume=path, **kw)
+    assert_same_run(again, full)
+
+
+def test_checkpoints_every_k_epochs_and_at_the_end(tmp_path, monkeypatch) -> None:
+    import graphdiff.train as train
+
+    written: list[int] = []
+    real = train.save_checkpoint
+
+    def spy(path, ckpt):
+        written.append(ckpt.epoch)
+        real(path, ckpt)
+
+    monkeypatch.setattr(train, "save_checkpoint", spy)
+    net, p0, data, kw = resume_case()
+    fit(net, p0, data, optimizer=Adam(lr=0.05), epochs=7, every=3,
+        checkpoint=tmp_path / "c.ckpt", **kw)
+    assert written == [3, 6, 7]
+    saved = graphdiff.load_checkpoint(tmp_path / "c.ckpt")
+    assert saved.config["batch_size"] == 8 and saved.config["seed"] == 11
+    assert saved.optimizer is not None and saved.optimizer["name"] == "adam"
+    assert saved.graph_fingerprint == graphdiff.io.graph_fingerprint(net.graph)
+    assert [h["epoch"] for h in saved.history] == list(range(1, 8))
+    assert os.listdir(tmp_path) == ["c.ckpt"]
+
+
+def test_resume_refuses_another_graph_or_optimizer(tmp_path) -> None:
+    net, p0, data, kw = resume_case()
+    path = tmp_path / "run.ckpt"
+    fit(net, p0, data, optimizer=Adam(lr=0.05), epochs=2, checkpoint=path, **kw)
+    other = mlp([2, 5, 1], activation="relu")  # same parameter names, another network
+    with pytest.raises(FitError, match="another graph") as e:
+        fit(other, None, data, optimizer=Adam(lr=0.05), epochs=4, resume=path, **kw)
+    assert str(path) in str(e.value)
+    with pytest.raises(FitError, match="'adam', not 'sgd'"):
+        fit(net, None, data, optimizer=SGD(lr=0.05), epochs=4, resume=path, **kw)
+    with pytest.raises(FitError, match=r"lr: saved 0\.05, here 0\.01"):
+        fit(net, None, data, optimizer=Adam(lr=0.01), epochs=4, resume=path, **kw)
+    with pytest.raises(CheckpointError, match=r"missing\.ckpt") as e:
+        fit(net, None, data, epochs=4, resume=tmp_path / "missing.ckpt", **kw)
+    assert isinstance(e.value, OSError)
+    with pytest.raises(FitError, match="params"):
+        fit(net, None, data, epochs=4)
+
+
+@pytest.mark.parametrize("failure", ["partial_write", "replace"])
+def test_a_failed_save_keeps_the_previous_checkpoint(tmp_path, monkeypatch, failure) -> None:
+    import graphdiff.train as train
+
+    real_save, real_write = train.save_checkpoint, os.write
+
+    def half_then_full_disk(fd: int, data) -> int:
+        real_write(fd, bytes(data[: len(data) // 2]))
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    def refuse(src, dst) -> None:
+        raise OSError(errno.EIO, "I/O error")
+
+    def flaky(path, ckpt) -> None:
+        if ckpt.epoch < 3:
+            return real_save(path, ckpt)
+        with monkeypatch.context() as m:
+            if failure == "partial_write":
+                m.setattr(os, "write", half_then_full_disk)
+            else:
+                m.setattr(os, "replace", refuse)
+            return real_save(path, ckpt)
+
+    monkeypatch.setattr(train, "save_checkpoint", flaky)
+    net, p0, data, kw = resume_case()
+    path = tmp_path / "run.ckpt"
+    with pytest.raises(CheckpointError, match="after epoch 3") as e:
+        fit(net, p0, data, optimizer=Adam(lr=0.05), epochs=5, checkpoint=path, **kw)
+    assert str(path) in str(e.value) and isinstance(e.value, OSError)
+    three = fit(net, p0, data, optimizer=Adam(lr=0.05), epochs=3, **kw)
+    assert all(np.array_equal(e.value.params[k], three.params[k]) for k in three.params)
+    # the epoch-2 checkpoint is intact (its checksum verifies) and nothing else is left over
+    assert graphdiff.load_checkpoint(path).epoch == 2
+    assert os.listdir(tmp_path) == ["run.ckpt"]
+    monkeypatch.setattr(train, "save_checkpoint", real_save)
+    resumed = fit(net, None, data, optimizer=Adam(lr=0.05), epochs=5, resume=path, **kw)
+    assert_same_run(resumed, fit(net, p0, data, optimizer=Adam(lr=0.05), epochs=5, **kw))
+
+
+def test_divergence_leaves_the_last_checkpoint_alone(tmp_path, fresh_registry) -> None:
+    calls = [0]
+
+    def vjp(g, out, x):
+        calls[0] += 1
+        return (g * np.nan if calls[0] >= 5 else g,)
+
+    graphdiff.register_op("poison", lambda x: x, vjp=vjp, elementwise=True)
+    net = graphdiff.compile(poisoned_graph(), loss="E")
+    data = {"x1": np.linspace(-1, 1, 9), "t": np.linspace(0, 2, 9)}
+    path = tmp_path / "run.ckpt"
+    with pytest.raises(TrainingDivergedError):
+        fit(net, net.init_params(0), data, optimizer=SGD(lr=0.1), epochs=10, batch_size=3,
+            shuffle=False, checkpoint=path)
+    saved = graphdiff.load_checkpoint(path)
+    assert (saved.epoch, saved.step) == (1, 3)
+    calls[0] = -100  # no poison: the same first epoch
+    one = fit(net, net.init_params(0), data, optimizer=SGD(lr=0.1), epochs=1, batch_size=3,
+              shuffle=False)
+    assert saved.params == one.params
