@@ -46,6 +46,8 @@ Array = np.ndarray
 # A level of fewer neurons and edges than this runs neuron by neuron.
 MIN_LEVEL_NEURONS = 4
 MIN_LEVEL_EDGES = 8
+# Larger plans (outside levels) keep the interpreter; see generate().
+MAX_UNFUSED_STEPS = 5000
 # Dense matrix product when at least this fraction of W is non-zero.
 DENSE_FILL = 0.25
 
@@ -56,7 +58,7 @@ def _vector(x: Array, node: Hashable, neuron: Hashable) -> Array:
     if x.ndim != 1:
         raise ShapeError(
             f"neuron {neuron!r}: every operand must have one value per data point, "
-            f"shape (N,); operand {node!r} has shape {x.shape}"
+            f"shape (N,); got shape {x.shape} from {node!r}"
         )
     return x
 
@@ -70,7 +72,9 @@ def _grads_of(gs: Any, n: int, op: str, node: Hashable) -> Any:
     return gs
 
 
-def _fit(g: Array, x: Array, op: str, node: Hashable) -> Array:
+def _fit(g: Array | None, x: Array, op: str, node: Hashable) -> Array:
+    if g is None:
+        return np.zeros(x.shape)
     g = unbroadcast(g, x.shape)
     if g.shape != x.shape:
         raise OpContractError(
@@ -256,8 +260,11 @@ class _Gen:
             lines = []
             if s.op.loss:
                 chk = self.bind(s._check_loss_shapes, "K", i)
-                lines.append(f"{chk}({self.val(s.args[0])}.shape, {self.val(s.args[1])}.shape)")
-            return [*lines, f"v{i} = {fwd}({args})"]
+                pred, target = (f"{self.val(a)}.shape" for a in s.args)
+                call = f"{chk}({pred}, {target})"
+                custom = s.op.check_shapes is not None
+                lines += [call] if custom else [f"if {pred} != {target}:", f"    {call}"]
+            return [*lines, f"v{i} = {fwd}({args})", *self._vector_check(i)]
         assert isinstance(s, NeuronStep) and s.act is not None
         terms = []
         for a, w in zip(s.args, s.weights, strict=True):
@@ -268,11 +275,16 @@ class _Gen:
         return [f"z{i} = {' + '.join(terms)}", f"v{i} = {self.bind(act, 'G', i)}(z{i})"]
 
     def _operand(self, a: int, neuron: Step) -> str:
-        src = self.by_slot[a]
-        if isinstance(src, NeuronStep):
-            return self.val(a)
-        node = self.bind(src.node, "N", a)
-        return f"_vector({self.val(a)}, {node}, {self.bind(neuron.node, 'N', neuron.slot)})"
+        return self.val(a)
+
+    def _vector_check(self, slot: int) -> list[str]:
+        """Check once, where it is made, that a value feeding neurons is one per point."""
+        users = [c for c in self.consumers[slot] if isinstance(c, NeuronStep)]
+        if not users or isinstance(self.by_slot[slot], NeuronStep):
+            return []
+        node = self.bind(self.by_slot[slot].node, "N", slot)
+        first = self.bind(users[0].node, "N", users[0].slot)
+        return [f"_vector(v{slot}, {node}, {first})"]
 
     def _level_forward(self, lv: _Level) -> list[str]:
         b = lv.index
@@ -335,6 +347,9 @@ class _Gen:
     def backward_blocks(self) -> list[list[str]]:
         self.allocated: set[int] = set()
         self.pre: list[str] = []
+        self.dstate: dict[int, str] = {self.loss_slot: "sure"}
+        self.gstate: dict[int, str] = {}
+        self.maybe_vars: set[str] = set()
         blocks: list[list[str]] = []
         lv0 = self.level_of.get(self.loss_slot)
         seed = "_full(N, 1.0 / N)" if self.reduction == "mean" else "_ones(N)"
@@ -353,14 +368,44 @@ class _Gen:
             blocks.append(self.pre + lines)
         return blocks
 
-    def add_to(self, slot: int, expr: str) -> list[str]:
-        """Lines adding ``expr`` to the delta of ``slot``."""
+    def add_to(self, slot: int, expr: str, maybe: bool = False) -> list[str]:
+        """Lines adding ``expr`` to the delta of ``slot``.
+
+        Whether a delta certainly exists ("sure"), certainly not yet ("none") or
+        depends on a run-time ``None`` from some vjp ("maybe") is tracked here, at
+        generation time, so the common cases need no ``None`` tests at run time.
+        ``maybe`` says this contribution itself sits under such a test.
+        """
         if not self.needs[slot]:
             return []
         lv = self.level_of.get(slot)
-        if lv is None:
-            return [f"d{slot} = {expr} if d{slot} is None else d{slot} + {expr}"]
-        return [*self._alloc(lv[0]), f"DV{lv[0]}[{lv[1]}] += {expr}"]
+        if lv is not None:
+            return [*self._alloc(lv[0]), f"DV{lv[0]}[{lv[1]}] += {expr}"]
+        return self._accumulate(self.dstate, f"d{slot}", slot, expr, maybe)
+
+    def _accumulate(
+        self, states: dict[int, str], var: str, key: int, expr: str, maybe: bool
+    ) -> list[str]:
+        state = states.get(key, "none")
+        if state != "sure" and maybe:
+            self.maybe_vars.add(var)  # may stay unset at run time: starts as None
+        if state == "sure":
+            # never in place: the old array may also be another slot's delta
+            line = f"{var} = {var} + {expr}"
+        elif state == "none":
+            line = f"{var} = {expr}"
+        else:
+            line = f"{var} = {expr} if {var} is None else {var} + {expr}"
+        states[key] = "maybe" if maybe and state != "sure" else "sure"
+        return [line]
+
+    def _guarded(self, slot: int, body: list[str]) -> list[str]:
+        state = self.dstate.get(slot, "none")
+        if state == "none":
+            return []  # no delta ever reaches this node
+        if state == "sure":
+            return body
+        return [f"if d{slot} is not None:", *("    " + ln for ln in body)]
 
     def _alloc(self, b: int) -> list[str]:
         # Allocated unconditionally at the top of the current block (never inside an
@@ -375,7 +420,7 @@ class _Gen:
         if isinstance(s, (InputStep, ConstStep)):
             return []
         if isinstance(s, ParamStep):
-            return [f"GT{self.tidx[s.name]} = d{i}"]
+            return [f"GT{self.tidx[s.name]} = d{i}"] if self.dstate.get(i) else []
         if isinstance(s, OpStep):
             assert s.op is not None
             wanted = [j for j, a in enumerate(s.args) if self.needs[a]]
@@ -386,23 +431,29 @@ class _Gen:
             args = ", ".join(self.val(a) for a in s.args)
             body = [f"gs = _grads_of({vjp}(d{i}, v{i}, {args}), {len(s.args)}, {name}, {node})"]
             for j in wanted:
-                a = s.args[j]
-                body.append(f"t = gs[{j}]")
-                body.append("if t is not None:")
-                body.append(f"    t = _fit(t, {self.val(a)}, {name}, {node})")
-                body += ["    " + ln for ln in self.add_to(a, "t")]
-            return [f"if d{i} is not None:", *("    " + ln for ln in body)]
+                a, x = s.args[j], self.val(s.args[j])
+                # None from a vjp means a zero gradient; _fit makes it one, so the
+                # delta downstream certainly exists and needs no run-time tests.
+                body += [
+                    f"t = gs[{j}]",
+                    f"if t is None or t.shape != {x}.shape:",
+                    f"    t = _fit(t, {x}, {name}, {node})",
+                ]
+                body += self.add_to(a, "t", maybe=self.dstate.get(i) == "maybe")
+            return self._guarded(i, body)
         assert isinstance(s, NeuronStep) and s.act is not None
         attrs = s.act_attrs
         vjp = self.bind(partial(s.act.vjp, **attrs) if attrs else s.act.vjp, "H", i)
+        maybe = self.dstate.get(i) == "maybe"
         body = [f"dz = {vjp}(d{i}, v{i}, z{i})[0]"]
         for a, w in zip(s.args, s.weights, strict=True):
             p = self.sidx[w]
-            body.append(f"GS[{p}] += _dot(dz, {self.val(a)})")
-            body += self.add_to(a, f"dz * S{p}")
+            body += self._accumulate(self.gstate, f"g{p}", p, f"_dot(dz, {self.val(a)})", maybe)
+            body += self.add_to(a, f"dz * S{p}", maybe=maybe)
         if s.bias is not None:
-            body.append(f"GS[{self.sidx[s.bias]}] += dz.sum()")
-        return [f"if d{i} is not None:", *("    " + ln for ln in body)]
+            p = self.sidx[s.bias]
+            body += self._accumulate(self.gstate, f"g{p}", p, "dz.sum()", maybe)
+        return self._guarded(i, body)
 
     def _level_backward(self, lv: _Level) -> list[str]:
         b = lv.index
@@ -463,6 +514,7 @@ class _Gen:
         blocks = self.backward_blocks() if with_backward else []
         text = "\n".join(fwd + [ln for blk in blocks for ln in blk])
         pro = [f"v{s.slot} = X[{j}]" for j, s in enumerate(inputs)]
+        pro += [ln for s in inputs for ln in self._vector_check(s.slot)]
         pro += [f"S{j} = P[{j}]" for j in _ids("S", text)]
         pro += [f"T{j} = Q[{j}]" for j in _ids("T", text)]
         if self.levels:
@@ -478,11 +530,26 @@ class _Gen:
         ]
         if not with_backward:
             return _function("error", [*body, "return E"])
-        deltas = _ids("d", "\n".join(ln for blk in blocks for ln in blk))
-        body += [f"d{i} = None" for i in deltas if i != self.loss_slot or self.level_of.get(i)]
-        body.append(f"GS = _zeros({len(self.sidx)})")
+        body += [f"{var} = None" for var in sorted(self.maybe_vars)]
+        if self.levels:
+            body.append(f"GS = _zeros({len(self.sidx)})")
         body += [f"GT{j} = None" for j in range(len(self.tidx))]
         body += _with_releases(blocks)
+        # scalar gradients summed neuron by neuron live in g<p>; levels add into GS
+        if self.levels:
+            for p, state in sorted(self.gstate.items()):
+                add = f"GS[{p}] += g{p}"
+                body += [add] if state == "sure" else [f"if g{p} is not None:", f"    {add}"]
+        else:
+            self.ns["_ZERO"] = np.float64(0.0)
+            terms = []
+            for p in range(len(self.sidx)):
+                state = self.gstate.get(p, "none")
+                terms.append(
+                    f"g{p}" if state == "sure" else "_ZERO" if state == "none"
+                    else f"(_ZERO if g{p} is None else g{p})"
+                )
+            body.append(f"GS = ({', '.join(terms)}{',' if len(terms) == 1 else ''})")
         grads_t = ", ".join(f"GT{j}" for j in range(len(self.tidx)))
         body.append(f"return E, GS, ({grads_t}{',' if len(self.tidx) == 1 else ''})")
         return _function("backward", body)
@@ -504,12 +571,14 @@ def _with_releases(blocks: list[list[str]]) -> list[str]:
         for ln in blk:
             for name in RELEASABLE.findall(ln):
                 last[name] = bi
+    dies: dict[int, list[str]] = {}
+    for name, bi in last.items():
+        dies.setdefault(bi, []).append(name)
     out: list[str] = []
     for bi, blk in enumerate(blocks):
         out += blk
-        dead = sorted(n for n, b in last.items() if b == bi)
-        if dead and bi < len(blocks) - 1:
-            out.append(f"del {', '.join(dead)}")
+        if bi in dies and bi < len(blocks) - 1:
+            out.append(f"del {', '.join(sorted(dies[bi]))}")
     return out
 
 
@@ -520,9 +589,16 @@ def generate(
     loss_slot: int,
     reduction: str,
     needs: list[bool],
-) -> Program:
-    """Generate the fast backward and error functions of a plan."""
+) -> Program | None:
+    """Generate the fast backward and error functions of a plan.
+
+    Returns ``None`` for plans with more than ``MAX_UNFUSED_STEPS`` steps outside
+    levels (a 100,000-node chain): CPython compiles such huge functions slowly,
+    and there the interpreter's per-step cost is small next to the work anyway.
+    """
     gen = _Gen(steps, scalar_names, tensor_names, loss_slot, reduction, needs)
+    if sum(not isinstance(it, _Level) for it in gen.order) > MAX_UNFUSED_STEPS:
+        return None
     src_b = gen.source(with_backward=True)
     src_e = gen.source(with_backward=False)
     ns = gen.ns

@@ -277,7 +277,7 @@ class Network:
         check_finite : raise :class:`~graphdiff.errors.NonFiniteError` naming the
             first node whose value or delta is NaN or infinite.
         """
-        if not deltas and not check_finite:
+        if not deltas and not check_finite and self._program is not None:
             try:
                 return self._fast_backward(params, inputs)
             except GraphdiffError:
@@ -384,6 +384,7 @@ class Network:
     def _fast_backward(
         self, params: Mapping[str, Any], inputs: Mapping[Hashable, Any]
     ) -> BackwardResult:
+        assert self._program is not None
         scalars, tensors, xs, n = self._fast_args(params, inputs)
         loss, gs, gt = self._program.backward(scalars, tensors, xs, n)
         grads = dict(zip(self._scalars, gs, strict=True))
@@ -401,6 +402,14 @@ class Network:
         >>> float(graphdiff.compile(G, loss="E").error({}, {"x": np.ones(2), "t": np.zeros(2)}))
         1.0
         """
+        if self._program is None:
+            values = self.forward(params, inputs, outputs=[self.loss])[self.loss]
+            if values.ndim != 1:
+                raise ShapeError(
+                    f"loss node {self.loss!r} must give one value per data point, shape "
+                    f"(N,); got shape {values.shape}"
+                )
+            return np.float64(values.mean() if self.reduction == "mean" else values.sum())
         scalars, tensors, xs, n = self._fast_args(params, inputs)
         try:
             return np.float64(self._program.error(scalars, tensors, xs, n))

@@ -31,6 +31,8 @@ Array = NDArray[np.float64]
 
 def _per_point(a: Array) -> Array:
     """Sum over every axis but the first: one value per data point."""
+    if a.ndim == 1:
+        return a  # already one value per point; summing over no axes would copy
     per_point: Array = a.sum(axis=tuple(range(1, a.ndim)))
     return per_point
 
