@@ -1,0 +1,175 @@
+"""The generated fast path against the interpreter and numerical differentiation.
+
+The fast path (graphdiff.codegen) fuses neurons into matrix levels; these graphs
+are built so that it does (wide layers, sparse DAGs, shared names inside a level,
+parallel edges, partial biases), and every result is compared with the
+interpreter (``deltas=True`` takes it) and with float64 central differences.
+"""
+
+from __future__ import annotations
+
+import networkx as nx
+import numpy as np
+import pytest
+
+import graphdiff
+from graphdiff.codegen import MIN_LEVEL_NEURONS
+
+
+def compare_paths(net, params, inputs, rtol=1e-12):
+    fast = net.backward(params, inputs)
+    ref = net.backward(params, inputs, deltas=True)
+    assert fast.loss == pytest.approx(ref.loss, rel=rtol, abs=1e-14)
+    assert list(fast.grads) == list(ref.grads)
+    for k in ref.grads:
+        np.testing.assert_allclose(fast.grads[k], ref.grads[k], rtol=rtol, atol=1e-14, err_msg=k)
+        assert np.shape(fast.grads[k]) == np.shape(ref.grads[k])
+    assert float(net.error(params, inputs)) == pytest.approx(float(ref.loss), rel=rtol)
+    return fast
+
+
+def layered(sizes, act="tanh", shared_every=0, bias=True, multi=False):
+    G = nx.MultiDiGraph() if multi else nx.DiGraph()
+    prev = [f"x{i}" for i in range(sizes[0])]
+    G.add_nodes_from(prev, op="input")
+    for layer, width in enumerate(sizes[1:], 1):
+        cur = [f"h{layer}_{k}" for k in range(width)]
+        for k, n in enumerate(cur):
+            b = (0.1 * k if k % 2 else "bshared") if bias else None
+            attrs = {"op": "neuron", "activation": act}
+            if b is not None:
+                attrs["bias"] = b
+            G.add_node(n, **attrs)
+            for j, u in enumerate(prev):
+                kw = {}
+                if shared_every and (j + k) % shared_every == 0:
+                    kw["param"] = f"s{layer}"
+                G.add_edge(u, n, **kw)
+                if multi and j == 0:
+                    G.add_edge(u, n, param=f"extra{layer}_{k}")
+        prev = cur
+    G.add_node("y", op="neuron", activation="identity")
+    for u in prev:
+        G.add_edge(u, "y")
+    G.add_node("t", op="input")
+    G.add_node("E", op="logistic")
+    G.add_edge("y", "E", port=0)
+    G.add_edge("t", "E", port=1)
+    return G
+
+
+def data(net, n=7, seed=0):
+    rng = np.random.default_rng(seed)
+    return {k: (rng.choice([-1.0, 1.0], n) if k == "t" else rng.normal(size=n)) for k in net.inputs}
+
+
+@pytest.mark.parametrize(
+    "kw",
+    [
+        {},
+        {"shared_every": 3},
+        {"bias": False},
+        {"multi": True},
+        {"act": "sigmoid", "shared_every": 2, "multi": True},
+    ],
+)
+def test_dense_levels_match_interpreter_and_numerics(kw):
+    net = graphdiff.compile(layered([3, 6, 5], **kw), loss="E")
+    assert "@" in net._program.source  # really fused into matrix levels
+    params = net.init_params(seed=1)
+    inputs = data(net)
+    compare_paths(net, params, inputs)
+    assert graphdiff.gradcheck(net, params, inputs).ok
+
+
+def sparse_dag(n_nodes, seed=0, fan=2):
+    rng = np.random.default_rng(seed)
+    G = nx.DiGraph()
+    names = [f"x{i}" for i in range(4)]
+    G.add_nodes_from(names, op="input")
+    for i in range(n_nodes):
+        n = f"n{i}"
+        act = ["tanh", "sigmoid", "sin"][i % 3]
+        G.add_node(n, op="neuron", activation=act, bias=float(rng.normal()) if i % 4 else "b")
+        for j in rng.choice(len(names), size=min(fan, len(names)), replace=False):
+            shared = rng.random() < 0.1
+            G.add_edge(names[j], n, **({"param": "w_shared"} if shared else {}))
+        names.append(n)
+    G.add_node("y", op="neuron", activation="identity")
+    for n in names[4:]:
+        if G.out_degree(n) == 0:
+            G.add_edge(n, "y")
+    G.add_node("t", op="input")
+    G.add_node("E", op="squared_error")
+    G.add_edge("y", "E", port=0)
+    G.add_edge("t", "E", port=1)
+    return G
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_sparse_levels_match_interpreter_and_numerics(seed):
+    net = graphdiff.compile(sparse_dag(300, seed=seed), loss="E")
+    assert "_reduceat" in net._program.source  # sparse levels were made
+    params = net.init_params(seed=seed)
+    inputs = data(net, n=5, seed=seed)
+    compare_paths(net, params, inputs, rtol=1e-10)
+    report = graphdiff.gradcheck(net, params, inputs, directions=3)
+    assert report.ok, report
+
+
+def test_level_member_feeds_op_nodes_and_is_the_loss_operand():
+    """Neurons of a level feed `stack`, an op reads one row, and a neuron is the loss."""
+    G = layered([2, MIN_LEVEL_NEURONS + 1])
+    G.remove_nodes_from(["y", "E", "t"])
+    hidden = [n for n in G if str(n).startswith("h1_")]
+    for k, n in enumerate(hidden):
+        G.add_edge(n, "S", port=k)
+    G.nodes["S"]["op"] = "stack"
+    G.add_node("W", op="param", shape=(len(hidden),), init="normal")
+    G.add_node("Z", op="matmul")
+    G.add_edge("S", "Z", port=0)
+    G.add_edge("W", "Z", port=1)
+    G.add_node("sq", op="square")
+    G.add_edge(hidden[0], "sq")
+    G.add_node("out", op="neuron", activation="tanh")
+    G.add_edge("Z", "out")
+    G.add_edge("sq", "out")
+    G.add_edge(hidden[1], "out")
+    net = graphdiff.compile(G, loss="out")
+    params = net.init_params(seed=3)
+    inputs = data(net)
+    compare_paths(net, params, inputs)
+    assert graphdiff.gradcheck(net, params, inputs).ok
+
+
+def test_reduction_sum_and_one_data_point():
+    net = graphdiff.compile(layered([2, 5, 4]), loss="E", reduction="sum")
+    params = net.init_params(seed=0)
+    compare_paths(net, params, data(net, n=1))
+    mean_net = graphdiff.compile(layered([2, 5, 4]), loss="E")
+    inputs = data(net, n=6)
+    assert net.backward(params, inputs).loss == pytest.approx(
+        6 * mean_net.backward(params, inputs).loss, rel=1e-13
+    )
+
+
+def test_generated_source_holds_no_names_from_the_graph():
+    """Node and parameter names never become code: hostile names stay data."""
+    G = nx.DiGraph()
+    evil = "__import__('os').system('echo pwned')"
+    G.add_node(evil, op="input")
+    G.add_node("t", op="input")
+    for k in range(MIN_LEVEL_NEURONS):
+        G.add_node(f"n{k}); import os #", op="neuron", activation="tanh")
+        G.add_edge(evil, f"n{k}); import os #", param=f"{evil}{k}")
+        G.add_edge(f"n{k}); import os #", "y")
+    G.nodes["y"].update(op="neuron")
+    G.add_node("E", op="squared_error")
+    G.add_edge("y", "E", port=0)
+    G.add_edge("t", "E", port=1)
+    net = graphdiff.compile(G, loss="E")
+    src = net._program.source
+    assert "import" not in src and "system" not in src and "echo" not in src
+    params = net.init_params(seed=0)
+    inputs = {evil: np.ones(3), "t": np.zeros(3)}
+    compare_paths(net, params, inputs)
