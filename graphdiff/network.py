@@ -389,7 +389,8 @@ class Network:
         loss, gs, gt = self._program.backward(scalars, tensors, xs, n)
         grads = dict(zip(self._scalars, gs, strict=True))
         for name, g in zip(self._tensors, gt, strict=True):
-            grads[name] = np.zeros(self.params[name].shape) if g is None else g
+            # a copy: add's vjp gives both operands one array, so two grads may alias
+            grads[name] = np.zeros(self.params[name].shape) if g is None else np.array(g)
         return BackwardResult(loss=np.float64(loss), grads=dict(sorted(grads.items())))
 
     def error(self, params: Mapping[str, Any], inputs: Mapping[Hashable, Any]) -> np.float64:
