@@ -38,6 +38,7 @@ from .numgrad import GradcheckReport, gradcheck
 from .optim import SGD, Adam, Optimizer, Schedule
 from .registry import NoAttrs, Op, elementwise_op, get_op, list_ops, register_op, unregister_op
 from .train import FitResult, TrainingDivergedError, fit
+from .viz import VizError, draw_network, plot_decision_boundary, plot_history, predictor
 
 __version__ = "0.1.0"
 
@@ -69,9 +70,11 @@ __all__ = [
     "ShapeError",
     "TrainingDivergedError",
     "UnknownOpError",
+    "VizError",
     "blobs",
     "circles",
     "compile",
+    "draw_network",
     "elementwise_op",
     "feed",
     "fit",
@@ -86,6 +89,9 @@ __all__ = [
     "load_params",
     "mlp",
     "moons",
+    "plot_decision_boundary",
+    "plot_history",
+    "predictor",
     "register_op",
     "save",
     "save_checkpoint",

@@ -163,7 +163,8 @@ def _ops(G: Any, sizes: list[int], act: str, out_act: str, bias: bool) -> None:
     last = len(sizes) - 1
 
     def add(v: str, op: str, operands: list[str], c: float, **attrs: Any) -> None:
-        G.add_node(v, op=op, label=f"{v} = {op}", pos=(c, 0.0), **attrs)
+        label = v if v.startswith(op) else f"{v} = {op}"
+        G.add_node(v, op=op, label=label, pos=(c, 0.0), **attrs)
         for port, u in enumerate(operands):
             G.add_edge(u, v, port=port)
 
