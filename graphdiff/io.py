@@ -341,6 +341,8 @@ def _error_code(err: Mapping[str, Any]) -> str:
     kind, loc = err["type"], err["loc"]
     if kind in ("bad_id", "extra_forbidden"):
         return str(kind)
+    if loc and loc[0] == "ops" and loc[-1] == "[key]":
+        return "unknown_op"  # the plugin table names an op that no name could be
     if loc and (loc[-1] == "shape" or (len(loc) > 1 and loc[-2] == "shape")):
         return "bad_shape"
     if loc and loc[-1] == "dtype":
@@ -487,11 +489,11 @@ def _check_ops(spec: ModelFile) -> None:
             if isinstance(name, str) and (name in checked or (attr == "op" and name in ENGINE_OPS)):
                 continue
             where = f"/graph/nodes/{i}/attrs/{attr}"
-            what = f"node {_show(node.id)}: {attr}"
+            what = f"node {_show(node.id)} ({attr})"
             if not isinstance(name, str) or not _OP_NAME.fullmatch(name):
                 raise GraphFormatError(
                     "unknown_op",
-                    f"{what} {_show(name)} is not an op name (plain names only: ASCII "
+                    f"{what}: {_show(name)} is not an op name (plain names only: ASCII "
                     "letters, digits, '_' and '-'; never a module path)",
                     where,
                 )
@@ -504,7 +506,7 @@ def _check_ops(spec: ModelFile) -> None:
                 if plugin is None:
                     raise GraphFormatError("unknown_op", f"{what}: {e}", where) from None
                 raise GraphFormatError(
-                    "missing_plugin", f"{what} {name!r} {_plugin_text(plugin)}", where
+                    "missing_plugin", f"{what}: {name!r} {_plugin_text(plugin)}", where
                 ) from None
             checked.add(name)
 
@@ -831,7 +833,7 @@ def _plugin_table(G: nx.DiGraph[Any]) -> dict[str, PluginSpec]:
             try:
                 op = get_op(name)
             except UnknownOpError as e:
-                raise GraphFormatError("unknown_op", f"node {_show(n)}: {attr}: {e}") from None
+                raise GraphFormatError("unknown_op", f"node {_show(n)} ({attr}): {e}") from None
             if op.source != BUILTIN_SOURCE:
                 table[name] = PluginSpec(distribution=op.distribution, version=op.version)
     return dict(sorted(table.items()))
