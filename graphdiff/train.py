@@ -296,10 +296,19 @@ class _Progress:
 # -- the loop ---------------------------------------------------------------------
 
 
-def _positive_int(name: str, value: object, minimum: int) -> int:
+def _int_at_least(name: str, value: object, minimum: int) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
         raise FitError(f"{name} must be an int >= {minimum}, got {value!r}")
     return int(value)
+
+
+def _own_copy(net: Network, name: str, value: Any) -> Any:
+    try:
+        if net.params[name].kind == "scalar":
+            return np.float64(value)
+        return np.array(value, dtype=np.float64)
+    except (TypeError, ValueError) as e:
+        raise InputError(f"parameter {name!r} is not numeric: {e}") from None
 
 
 def _first_non_finite(params: Mapping[str, Any]) -> str | None:
@@ -328,8 +337,10 @@ def fit(
     """Train ``net`` by gradient descent; return the trained parameters and a history.
 
     Each step takes a batch, computes the error E and its gradient by
-    backpropagation (with the engine's finite checks on) and lets the optimizer
-    update θ. The caller's ``params``, ``data`` and optimizer are never written to.
+    backpropagation (see :func:`batch_gradient`: a non-finite loss or gradient is
+    traced to its first node by the engine's finite checks) and lets the
+    optimizer update θ. The caller's ``params``, ``data``, graph and optimizer
+    are never written to.
 
     Parameters
     ----------
@@ -379,10 +390,10 @@ def fit(
         it names the epoch, the step and the first such node and carries the
         parameters from before the bad update.
     """
-    epochs = _positive_int("epochs", epochs, 0)
-    every = _positive_int("every", every, 1)
+    epochs = _int_at_least("epochs", epochs, 0)
+    every = _int_at_least("every", every, 1)
     if batch_size is not None:
-        batch_size = _positive_int("batch_size", batch_size, 1)
+        batch_size = _int_at_least("batch_size", batch_size, 1)
     train = _as_inputs(net, data, "data")
     val = None if validation is None else _as_inputs(net, validation, "validation")
     n = next(iter(train.values())).shape[0]
@@ -401,7 +412,7 @@ def fit(
         missing = [p for p in net.params if p not in params]
         if missing:
             raise InputError(f"params lacks parameter(s) {missing!r} of the network")
-        current: Params = {p: params[p] for p in net.params}
+        current: Params = {p: _own_copy(net, p, params[p]) for p in net.params}
         opt = copy.deepcopy(optimizer) if optimizer is not None else SGD(lr=0.1)
         history: list[dict[str, float]] = []
         epoch = steps = 0

@@ -11,6 +11,7 @@ import copy
 import errno
 import io
 import os
+import subprocess
 import sys
 
 import networkx as nx
@@ -408,6 +409,7 @@ def test_a_loss_that_overflows_after_an_update_names_the_node() -> None:
         ({"target_accuracy": 1.0, "net": "regression"}, FitError, "target_accuracy"),
         ({"data": {"x1": np.ones(3), "t": np.ones(3)}}, InputError, "x2"),
         ({"params": {"w1": 0.0, "w2": 0.0}}, InputError, "'b'"),
+        ({"params": {"w1": 0.0, "w2": "zero", "b": 0.0}}, InputError, "'w2'"),
         ({"data": {"x1": np.ones(3), "x2": np.ones(2), "t": np.ones(3)}}, ValueError, "x2"),
     ],
 )
@@ -419,6 +421,23 @@ def test_bad_arguments_are_named(kwargs: dict, error: type, named: str) -> None:
     args.update({k: kwargs.pop(k) for k in list(kwargs) if k in args})
     with pytest.raises(error, match=named):
         fit(net, args["params"], args["data"], **kwargs)
+
+
+def test_training_does_not_depend_on_the_hash_seed() -> None:
+    script = (
+        "import graphdiff\n"
+        "net = graphdiff.compile(graphdiff.mlp([2, 4, 3, 1]), loss='E')\n"
+        "data = graphdiff.feed(net, graphdiff.moons(40, seed=0))\n"
+        "r = graphdiff.fit(net, net.init_params(1), data, optimizer=graphdiff.Adam(lr=0.05),\n"
+        "                  epochs=5, batch_size=8)\n"
+        "print({k: float(v).hex() for k, v in sorted(r.params.items())})\n"
+    )
+    outputs = [
+        subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True,
+                       env={**os.environ, "PYTHONHASHSEED": seed}).stdout
+        for seed in ("1", "2")
+    ]
+    assert outputs[0] == outputs[1] and outputs[0].startswith("{")
 
 
 # -- progress -------------------------------------------------------------------------
