@@ -425,7 +425,7 @@ def fit(
     stopped = "epochs"
     show = sys.stderr.isatty() if progress is None else bool(progress)
     bar = _Progress(epochs, sys.stderr if show else None)
-    grad_fn = batch_gradient
+    grad_fn = batch_gradient  # the one piece a data-parallel engine substitutes
     try:
         while epoch < epochs:
             epoch += 1
@@ -462,7 +462,7 @@ def fit(
             record = EpochRecord(
                 epoch, steps, current, grads, row["loss"], row.get("accuracy"), history
             )
-            if any([bool(cb(record)) for cb in callbacks]):
+            if any([bool(cb(record)) for cb in callbacks]):  # a list: every callback runs
                 stopped = "callback"
             elif target_loss is not None and row["loss"] <= target_loss:
                 stopped = "target_loss"
