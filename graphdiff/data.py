@@ -235,8 +235,9 @@ def load_data(
     spec : a name from :data:`BUILTIN_DATA` (made with ``n`` and ``seed``) or a path.
     n, seed : size and seed of a built-in data set.
     label : which column holds the labels: for CSV a header name or a column
-        index (negative counts from the end; default the last column), the
-        other columns being the features; for ``.npz`` the key of the labels.
+        index (an int or its text, such as ``"0"``; negative counts from the
+        end; default the last column), the other columns being the features;
+        for ``.npz`` the key of the labels.
 
     A CSV file is numbers separated by commas, with an optional header row
     (recognised by a cell that is not a number). An ``.npz`` file holds the
@@ -335,6 +336,8 @@ def _label_column(path: Path, names: list[str], header: bool, label: str | int |
         return label % width
     if header and label in names:
         return names.index(label)
+    if isinstance(label, str) and re.fullmatch(r"-?[0-9]+", label):  # an index as text, as on a command line
+        return _label_column(path, names, header, int(label))
     where = f"the header has {names!r}" if header else "the file has no header row"
     raise DataError(f"{path}: no label column {label!r}; {where}")
 

@@ -130,7 +130,7 @@ def write(tmp_path: Path, text: str, name: str = "d.csv") -> Path:
 
 def test_csv_with_header_label_by_name_index_and_default(tmp_path: Path) -> None:
     path = write(tmp_path, "x1,label,x2\n1.5,1,-2\n\n0.25,-1,3e2\n")
-    for label in ("label", 1, -2):
+    for label in ("label", 1, -2, "1", "-2"):
         d = load_data(path, label=label)
         np.testing.assert_array_equal(d["x"], [[1.5, -2.0], [0.25, 300.0]])
         np.testing.assert_array_equal(d["t"], [1.0, -1.0])
@@ -162,6 +162,7 @@ def test_csv_without_header_and_with_bom(tmp_path: Path) -> None:
         ("a,b,t\n1,2,1\n", "label", r"no label column 'label'; the header has \['a', 'b', 't'\]"),
         ("1,2,1\n", "t", "no label column 't'; the file has no header row"),
         ("a,b,t\n1,2,1\n", 3, "label column index 3 is out of range"),
+        ("1,2,1\n", "-4", "label column index -4 is out of range"),
     ],
 )
 def test_csv_errors_name_file_line_and_column(
