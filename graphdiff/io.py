@@ -49,7 +49,7 @@ import re
 import stat
 import tempfile
 import warnings
-from collections.abc import Hashable, Iterator, Mapping
+from collections.abc import Hashable, Iterable, Iterator, Mapping
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple, cast
@@ -405,13 +405,13 @@ def _check_graph(spec: ModelFile) -> None:
     for j, e in enumerate(g.edges):
         where = f"/graph/edges/{j}"
         ends = []
-        for end in ("source", "target"):
-            found = index.get(getattr(e, end))
+        for end, name in (("source", e.source), ("target", e.target)):
+            found = index.get(name)
             if found is None:
                 raise GraphFormatError(
                     "missing_node",
-                    f"edge {_show(e.source)} -> {_show(e.target)}: {end} "
-                    f"{_show(getattr(e, end))} is not a node",
+                    f"edge {_show(e.source)} -> {_show(e.target)}: {end} {_show(name)} "
+                    "is not a node",
                     f"{where}/{end}",
                 )
             ends.append(found)
@@ -537,8 +537,10 @@ def _tensors(spec: ModelFile) -> Iterator[tuple[str, TensorSpec]]:
         yield f"/params/{_pointer([name])[1:]}", t
 
 
-def _check_sizes(tensors: Iterator[tuple[str, TensorSpec]], limits: LoadLimits) -> None:
-    """Declared sizes against the limits, in Python ints, before anything is allocated."""
+def _check_sizes(tensors: Iterable[tuple[str, TensorSpec]], limits: LoadLimits) -> None:
+    """Declared sizes against the limits, in Python ints, before anything is allocated;
+    then each payload's length against its declared size."""
+    tensors = list(tensors)
     total = 0
     for where, t in tensors:
         if len(t.shape) > limits.max_rank:
@@ -564,7 +566,8 @@ def _check_sizes(tensors: Iterator[tuple[str, TensorSpec]], limits: LoadLimits) 
                 f"{limits.max_elements} (LoadLimits.max_elements)",
                 f"{where}/shape",
             )
-        nbytes = count * np.dtype(DTYPES[t.dtype]).itemsize
+    for where, t in tensors:
+        nbytes = math.prod(t.shape) * np.dtype(DTYPES[t.dtype]).itemsize
         expected = 4 * ((nbytes + 2) // 3)
         if len(t.data) != expected:
             raise GraphFormatError(
@@ -1194,7 +1197,7 @@ def load_checkpoint(
         if opt is not None:
             tensors += [(f"/optimizer/state/{_pointer([p, s])[1:]}", t)
                         for p, slots in opt.state.items() for s, t in slots.items()]
-        _check_sizes(iter(tensors), limits)
+        _check_sizes(tensors, limits)
         optimizer = None
         if opt is not None:
             optimizer = {
