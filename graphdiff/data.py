@@ -336,7 +336,7 @@ def _label_column(path: Path, names: list[str], header: bool, label: str | int |
         return label % width
     if header and label in names:
         return names.index(label)
-    if isinstance(label, str) and re.fullmatch(r"-?[0-9]+", label):  # an index as text, as on a command line
+    if isinstance(label, str) and re.fullmatch(r"-?[0-9]+", label):  # from a command line
         return _label_column(path, names, header, int(label))
     where = f"the header has {names!r}" if header else "the file has no header row"
     raise DataError(f"{path}: no label column {label!r}; {where}")
