@@ -156,6 +156,10 @@ def main(argv: list[str] | None = None) -> int:
     ctx = Context.load(args.smoke)
     info = machine(ctx)
     say("\n".join(f"{k}: {v}" for k, v in info.items()))
+    busy = info["load average (1 min) at start"]
+    if busy > 1.0 and not args.smoke:
+        say(f"warning: the machine is busy (load average {busy} on {info['cores']} cores); "
+            "other processes inflate and scatter the timings, numpy's threaded BLAS most")
     if args.smoke:
         say("smoke mode: tiny sizes and single calls; the times below mean nothing")
     rows: list[Row] = []
@@ -183,7 +187,8 @@ def main(argv: list[str] | None = None) -> int:
         say(f"note: {note}")
     for name, why in failures.items():
         say(f"FAILED {name}: {why}")
-    say(f"suite ran in {total:.0f} s")
+    info["load average (1 min) at end"] = round(os.getloadavg()[0], 2)
+    say(f"suite ran in {total:.0f} s; load average at end {info['load average (1 min) at end']}")
     if args.json:
         doc = {"machine": info, "smoke": args.smoke, "seconds": total,
                "rows": [r.as_json() for r in rows], "notes": ctx.notes, "failures": failures}
