@@ -201,20 +201,27 @@ class _Builder:
     def __init__(self, G: Any, order: list[Hashable]) -> None:
         self.G = G
         self.slot = {n: i for i, n in enumerate(order)}
+        self.outdeg = dict(G.out_degree())
+        self.acts: dict[tuple[Any, str], tuple[Op, dict[str, Any]]] = {}
         self.params: dict[str, ParamSpec] = {}
         self.auto_names: dict[str, tuple[Any, ...]] = {}
 
     def scalar(
         self, name: object, value: object, use: tuple[Any, ...], fan: tuple[int, int]
     ) -> str:
-        where = f"edge {use[0]!r} -> {use[1]!r}" if len(use) == 2 else f"node {use[0]!r}"
+        def where() -> str:
+            return f"edge {use[0]!r} -> {use[1]!r}" if len(use) == 2 else f"node {use[0]!r}"
+
         if not isinstance(name, str) or not name:
-            raise _fail(f"{where}: a parameter name must be a non-empty string, got {name!r}")
-        if value is not None and not _is_number(value):
-            what = "'weight'" if len(use) == 2 else "'bias'"
-            raise _fail(f"{where}: {what} must be a number (the initial value), got {value!r}")
-        if value is not None and not math.isfinite(float(value)):  # type: ignore[arg-type]
-            raise _fail(f"{where}: initial value {value!r} is not finite")
+            raise _fail(f"{where()}: a parameter name must be a non-empty string, got {name!r}")
+        if value is not None and type(value) is not float:
+            if not _is_number(value):
+                what = "'weight'" if len(use) == 2 else "'bias'"
+                msg = f"{what} must be a number (the initial value), got {value!r}"
+                raise _fail(f"{where()}: {msg}")
+            value = float(value)  # type: ignore[arg-type]
+        if value is not None and not math.isfinite(value):
+            raise _fail(f"{where()}: initial value {value!r} is not finite")
         spec = self.params.get(name)
         if spec is None:
             spec = self.params[name] = ParamSpec(
@@ -222,17 +229,17 @@ class _Builder:
             )
         elif spec.kind != "scalar":
             raise _fail(
-                f"{where}: parameter {name!r} is used as a scalar weight here and is the "
+                f"{where()}: parameter {name!r} is used as a scalar weight here and is the "
                 f"tensor parameter node {spec.uses[0][0]!r}"
             )
         if value is not None:
-            v = np.float64(value)  # type: ignore[arg-type]
-            if spec.value is not None and spec.value != v:
+            if spec.value is None:
+                spec.value = np.asarray(value, dtype=np.float64)
+            elif spec.value != value:
                 raise _fail(
-                    f"{where}: shared parameter {name!r} gets initial value {value!r} here "
+                    f"{where()}: shared parameter {name!r} gets initial value {value!r} here "
                     f"and {float(spec.value)!r} at {spec.uses!r}"
                 )
-            spec.value = np.asarray(v)
         spec.uses.append(use)
         return name
 
@@ -310,28 +317,40 @@ class _Builder:
         args = tuple(self.slot[u] for u in _ordered_operands(G, v, op))
         return OpStep(v, slot, args, op=op, attrs=_op_attrs(v, op, data, "op"))
 
-    def neuron(self, v: Hashable, data: dict[str, Any]) -> NeuronStep:
-        G = self.G
-        act = _lookup(v, data.get("activation", "identity"), "activation")
+    def activation(self, v: Hashable, data: dict[str, Any]) -> tuple[Op, dict[str, Any]]:
+        name = data.get("activation", "identity")
+        act = _lookup(v, name, "activation")
         if not act.elementwise:
             raise _fail(f"node {v!r}: activation {act.name!r} is not an elementwise op")
+        given = {k: data[k] for k in act.attrs.model_fields if k in data}
+        if given:
+            return act, _op_attrs(v, act, data, "activation")
+        # the common case, no activation attributes: validated once per activation
+        if (name, "") not in self.acts:
+            self.acts[name, ""] = (act, _op_attrs(v, act, data, "activation"))
+        return self.acts[name, ""]
+
+    def neuron(self, v: Hashable, data: dict[str, Any]) -> NeuronStep:
+        G = self.G
+        act, act_attrs = self.activation(v, data)
         edges = _in_edges(G, v)
         if not edges:
             raise _fail(f"neuron {v!r} has no incoming edges")
         args, weights = [], []
         fan_in = len(edges)
+        nodes, outdeg = G.nodes, self.outdeg
         for u, d, k in edges:
-            if G.nodes[u].get("op") in ("param", "const"):
+            if nodes[u].get("op") in ("param", "const"):
                 raise _fail(
                     f"edge {u!r} -> {v!r}: a neuron's operands must have one value per data "
-                    f"point; {u!r} is a {G.nodes[u]['op']} node"
+                    f"point; {u!r} is a {nodes[u]['op']} node"
                 )
             if "param" in d:
                 name = d["param"]
             else:
                 name = f"{u}->{v}" if k in (None, 0) else f"{u}->{v}#{k}"
                 self.auto_names[name] = (u, v)
-            fan = (fan_in, max(G.out_degree(u), 1))
+            fan = (fan_in, max(outdeg[u], 1))
             weights.append(self.scalar(name, d.get("weight"), (u, v), fan))
             args.append(self.slot[u])
         bias = None
@@ -353,7 +372,7 @@ class _Builder:
             weights=tuple(weights),
             bias=bias,
             act=act,
-            act_attrs=_op_attrs(v, act, data, "activation"),
+            act_attrs=act_attrs,
         )
 
     def check_auto_names(self) -> None:
