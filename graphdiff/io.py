@@ -1198,6 +1198,7 @@ def load_checkpoint(
             tensors += [(f"/optimizer/state/{_pointer([p, s])[1:]}", t)
                         for p, slots in opt.state.items() for s, t in slots.items()]
         _check_sizes(tensors, limits)
+        params = _decode_params(spec.params, "/params", allow_nonfinite)
         optimizer = None
         if opt is not None:
             optimizer = {
@@ -1211,7 +1212,7 @@ def load_checkpoint(
                 },
             }
         return Checkpoint(
-            params=_decode_params(spec.params, "/params", allow_nonfinite),
+            params=params,
             optimizer=optimizer,
             rng_state=copy.deepcopy(spec.rng_state),
             epoch=spec.epoch,
