@@ -202,7 +202,8 @@ class _Builder:
         self.G = G
         self.slot = {n: i for i, n in enumerate(order)}
         self.outdeg = dict(G.out_degree())
-        self.acts: dict[tuple[Any, str], tuple[Op, dict[str, Any]]] = {}
+        self.acts: dict[str, tuple[Op, tuple[str, ...]]] = {}
+        self.act_defaults: dict[str, dict[str, Any]] = {}
         self.params: dict[str, ParamSpec] = {}
         self.auto_names: dict[str, tuple[Any, ...]] = {}
 
@@ -319,16 +320,19 @@ class _Builder:
 
     def activation(self, v: Hashable, data: dict[str, Any]) -> tuple[Op, dict[str, Any]]:
         name = data.get("activation", "identity")
-        act = _lookup(v, name, "activation")
-        if not act.elementwise:
-            raise _fail(f"node {v!r}: activation {act.name!r} is not an elementwise op")
-        given = {k: data[k] for k in act.attrs.model_fields if k in data}
-        if given:
+        known = self.acts.get(name) if isinstance(name, str) else None
+        if known is None:
+            act = _lookup(v, name, "activation")
+            if not act.elementwise:
+                raise _fail(f"node {v!r}: activation {act.name!r} is not an elementwise op")
+            known = self.acts[name] = (act, tuple(act.attrs.model_fields))
+        act, fields = known
+        if any(k in data for k in fields):
             return act, _op_attrs(v, act, data, "activation")
         # the common case, no activation attributes: validated once per activation
-        if (name, "") not in self.acts:
-            self.acts[name, ""] = (act, _op_attrs(v, act, data, "activation"))
-        return self.acts[name, ""]
+        if name not in self.act_defaults:
+            self.act_defaults[name] = _op_attrs(v, act, data, "activation")
+        return act, self.act_defaults[name]
 
     def neuron(self, v: Hashable, data: dict[str, Any]) -> NeuronStep:
         G = self.G
