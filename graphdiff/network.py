@@ -93,6 +93,8 @@ class Network:
         self._scalars = [n for n, p in self.params.items() if p.kind == "scalar"]
         self._tensors = [n for n, p in self.params.items() if p.kind == "tensor"]
         self._tensor_shapes = [self.params[n].shape for n in self._tensors]
+        self._grad_names = self._scalars + self._tensors
+        self._grad_order = sorted(range(len(self._grad_names)), key=self._grad_names.__getitem__)
         self._program = generate(
             self._steps, self._scalars, self._tensors, self._loss_slot, reduction, needs
         )
@@ -387,11 +389,13 @@ class Network:
         assert self._program is not None
         scalars, tensors, xs, n = self._fast_args(params, inputs)
         loss, gs, gt = self._program.backward(scalars, tensors, xs, n)
-        grads = dict(zip(self._scalars, gs, strict=True))
-        for name, g in zip(self._tensors, gt, strict=True):
+        values = list(gs)
+        for shape, g in zip(self._tensor_shapes, gt, strict=True):
             # a copy: add's vjp gives both operands one array, so two grads may alias
-            grads[name] = np.zeros(self.params[name].shape) if g is None else np.array(g)
-        return BackwardResult(loss=np.float64(loss), grads=dict(sorted(grads.items())))
+            values.append(np.zeros(shape) if g is None else np.array(g))
+        names = self._grad_names
+        grads = {names[i]: values[i] for i in self._grad_order}  # sorted by name
+        return BackwardResult(loss=np.float64(loss), grads=grads)
 
     def error(self, params: Mapping[str, Any], inputs: Mapping[Hashable, Any]) -> np.float64:
         """The error E alone (the loss node reduced over data points), without gradients.
