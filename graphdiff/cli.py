@@ -19,7 +19,7 @@ from .errors import GraphdiffError
 __all__ = ["main"]
 
 # Modules providing add_commands(subparsers); imported when the CLI starts.
-COMMAND_MODULES: tuple[str, ...] = ("graphdiff.cli", "graphdiff.io")
+COMMAND_MODULES: tuple[str, ...] = ("graphdiff.cli", "graphdiff.io", "graphdiff.demo")
 
 
 def add_commands(sub: Any) -> None:

@@ -1,0 +1,238 @@
+"""The ``graphdiff demo``, ``graphdiff train`` and ``graphdiff draw`` commands.
+
+``graphdiff demo`` is the lecture's "neural network at work" in one command.
+It builds a network in neuron notation with :func:`graphdiff.mlp` (default
+2-16-16-1, tanh, logistic loss), trains it on a built-in 2-D data set (default
+two moons, 200 points) with :func:`graphdiff.fit` and Adam over full batches,
+prints the final loss and accuracy (on the training points and on 200 new
+points of the same kind) and writes into an output folder:
+
+=========================  ===========================================================
+``decision_boundary.png``  the trained network's regions, its boundary and the points
+``loss.png``               loss and accuracy per epoch, training and new points
+``network.png``            the network, each node coloured by its mean |δ| from a
+                           ``backward(deltas=True)`` pass with the trained parameters
+``model.json``             the graph and trained parameters (:func:`graphdiff.save`,
+                           loss ``"E"``), for ``graphdiff train``, ``draw``, ``info``
+=========================  ===========================================================
+
+``graphdiff train FILE --data SPEC --out FILE`` trains a saved model further
+on a built-in data set or a ``.csv``/``.npz`` file and saves it atomically;
+``graphdiff draw FILE -o graph.png`` draws a saved model.
+
+>>> from graphdiff.cli import build_parser
+>>> args = build_parser().parse_args(["demo", "--hidden", "8,8", "--epochs", "50"])
+>>> args.dataset, _sizes(args.hidden), args.epochs, args.out
+('moons', [8, 8], 50, 'graphdiff-demo')
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import time
+from collections.abc import Hashable
+from pathlib import Path
+from typing import Any
+
+import networkx as nx
+
+from .errors import GraphdiffError
+
+__all__ = ["CommandError", "add_commands"]
+
+DEMO_POINTS = 200  # training points; as many new points are drawn to test on
+
+
+class CommandError(GraphdiffError, ValueError):
+    """A command-line argument that cannot be used; the message names the option."""
+
+
+def add_commands(sub: Any) -> None:
+    """``graphdiff demo``, ``graphdiff train`` and ``graphdiff draw``."""
+    from .data import BUILTIN_DATA
+
+    builtin = ", ".join(BUILTIN_DATA)
+    p = sub.add_parser(
+        "demo",
+        help="train a network on a 2-D data set and write its pictures and model file",
+        description="Build a neuron-notation network, train it with a progress bar, print "
+        "its loss and accuracy, and write decision_boundary.png, loss.png, network.png "
+        "and model.json into the output folder.",
+    )
+    p.add_argument("--dataset", default="moons", help=f"one of {builtin} (default moons)")
+    p.add_argument("--hidden", default="16,16",
+                   help="hidden layer sizes, comma-separated (default 16,16)")
+    p.add_argument("--activation", default="tanh",
+                   help="the hidden layers' activation, a registered op (default tanh)")
+    p.add_argument("--epochs", type=int, default=300, help="full-batch epochs (default 300)")
+    p.add_argument("--lr", type=float, default=0.02, help="Adam's learning rate (default 0.02)")
+    p.add_argument("--seed", type=int, default=0,
+                   help="seeds the data, the initial weights and the new test points")
+    p.add_argument("--out", default="graphdiff-demo",
+                   help="output folder, created if needed (default ./graphdiff-demo)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_demo)
+
+    p = sub.add_parser(
+        "train",
+        help="train a saved model on a data set and save it",
+        description="Load a model file, train it with Adam and write the trained model "
+        "to --out (atomically; --out may be FILE itself).",
+    )
+    p.add_argument("file", help="a model file written by graphdiff.save")
+    p.add_argument("--data", required=True,
+                   help=f"a built-in data set ({builtin}) or a .csv/.npz file")
+    p.add_argument("--out", required=True, help="where to write the trained model file")
+    p.add_argument("--epochs", type=int, default=100, help="epochs (default 100)")
+    p.add_argument("--lr", type=float, default=0.02, help="Adam's learning rate (default 0.02)")
+    p.add_argument("--batch-size", type=int, default=None,
+                   help="minibatch size (default: full batches)")
+    p.add_argument("--seed", type=int, default=0,
+                   help="seeds a built-in data set, the shuffling, and parameters the file lacks")
+    p.add_argument("--loss", help="the loss node (default: the one saved in the file)")
+    p.set_defaults(func=_cmd_train)
+
+    p = sub.add_parser("draw", help="draw a saved model as a PNG picture")
+    p.add_argument("file", help="a model file written by graphdiff.save")
+    p.add_argument("-o", "--out", required=True, help="the PNG file to write")
+    p.set_defaults(func=_cmd_draw)
+
+
+# -- demo -------------------------------------------------------------------------------
+
+
+def _sizes(text: str) -> list[int]:
+    """Hidden layer sizes from ``"16,16"``; ``""`` is no hidden layer."""
+    parts = [s.strip() for s in text.split(",")] if text.strip() else []
+    if not all(p.isdigit() and int(p) >= 1 for p in parts):
+        raise CommandError(
+            f"--hidden must be layer sizes >= 1 separated by commas, like 16,16; got {text!r}"
+        )
+    return [int(p) for p in parts]
+
+
+def _percent(accuracy: float, n: int) -> str:
+    return f"{accuracy:.1%} ({round(accuracy * n)}/{n})"
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from .build import mlp
+    from .compile import compile as compile_graph
+    from .data import BUILTIN_DATA, feed, load_data
+    from .io import save
+    from .optim import Adam
+    from .train import fit
+    from .viz import draw_network, plot_decision_boundary, plot_history, predictor
+
+    if args.dataset not in BUILTIN_DATA:
+        close = difflib.get_close_matches(args.dataset, BUILTIN_DATA, n=1)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        raise CommandError(
+            f"--dataset {args.dataset!r} is not a built-in data set; {hint}"
+            f"choose one of {', '.join(BUILTIN_DATA)} (graphdiff train takes your own files)"
+        )
+    if args.epochs < 1:
+        raise CommandError(f"--epochs must be at least 1, got {args.epochs}")
+    sizes = [2, *_sizes(args.hidden), 1]
+    G = mlp(sizes, args.activation, loss="logistic")
+    optimizer = Adam(lr=args.lr)
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise CommandError(f"--out {args.out!r} exists and is not a folder")
+    out.mkdir(parents=True, exist_ok=True)
+
+    net = compile_graph(G, loss="E")
+    train = load_data(args.dataset, n=DEMO_POINTS, seed=args.seed)
+    new = load_data(args.dataset, n=DEMO_POINTS, seed=args.seed + 1)
+    shape = "-".join(map(str, sizes))
+    print(f"network: {shape} in neuron notation, {args.activation}, logistic loss, "
+          f"{len(net.params)} parameters")
+    print(f"data: {args.dataset}, {DEMO_POINTS} training points and {DEMO_POINTS} new points")
+    print(f"training: Adam(lr={args.lr:g}), {args.epochs} epochs of full-batch gradient descent")
+    started = time.perf_counter()
+    result = fit(net, net.init_params(seed=args.seed), feed(net, train), optimizer=optimizer,
+                 epochs=args.epochs, seed=args.seed, validation=feed(net, new),
+                 progress=False if args.quiet else None)
+    seconds = time.perf_counter() - started
+    last = result.history[-1]
+    print(f"final loss {last['loss']:.4g}, accuracy {_percent(last['accuracy'], DEMO_POINTS)} "
+          f"on the training points, {_percent(last['val_accuracy'], DEMO_POINTS)} on the new "
+          f"points ({seconds:.1f} s)")
+
+    params = result.params
+    title = f"{shape} {args.activation} on {args.dataset}"
+    plot_decision_boundary(out / "decision_boundary.png", predictor(net, params),
+                           train["x"], train["t"],
+                           title=f"{title}: training accuracy {last['accuracy']:.1%}")
+    plot_history(out / "loss.png", result.history, title=title)
+    deltas = net.backward(params, feed(net, train), deltas=True).deltas
+    # The loss's own δ is 1/N per point; left in, it would wash out the neurons' colours.
+    neurons = {n: d for n, d in deltas.items() if G.nodes[n]["op"] == "neuron"}
+    draw_network(out / "network.png", G, deltas=neurons,
+                 title=f"{title}: mean |δ| = |∂E/∂a| per neuron, trained")
+    save(out / "model.json", G, params, loss="E")
+    print("wrote decision_boundary.png, loss.png, network.png, model.json")
+    print(f"output folder: {out.resolve()}")
+    return 0
+
+
+# -- train and draw -----------------------------------------------------------------------
+
+
+def _loss_node(G: nx.DiGraph[Any], given: str | None, saved: Hashable | None, file: str) -> Any:
+    loss = given if given is not None else saved
+    if loss is None:
+        raise CommandError(f"{file}: the file names no loss node; pass --loss NODE")
+    if loss not in G and isinstance(loss, str) and loss.lstrip("-").isdigit():
+        loss = int(loss)  # --loss 7 names the int node 7
+    if loss not in G:
+        raise CommandError(f"--loss {loss!r} is not a node of {file}")
+    return loss
+
+
+def _summary(metrics: dict[str, float], n: int) -> str:
+    text = f"loss {metrics['loss']:.4g}"
+    if "accuracy" in metrics:
+        text += f", accuracy {_percent(metrics['accuracy'], n)}"
+    return text
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from .compile import compile as compile_graph
+    from .data import feed, load_data
+    from .io import load_model, save
+    from .optim import Adam
+    from .train import evaluate, fit
+
+    G, stored, saved_loss = load_model(args.file)
+    loss = _loss_node(G, args.loss, saved_loss, args.file)
+    net = compile_graph(G, loss=loss)
+    optimizer = Adam(lr=args.lr)
+    data = feed(net, load_data(args.data, seed=args.seed))
+    n = len(next(iter(data.values())))
+    from_file = [p for p in net.params if p in stored]
+    params = {**net.init_params(seed=args.seed), **{p: stored[p] for p in from_file}}
+    print(f"{args.file}: loss node {loss!r}, {len(net.params)} parameters "
+          f"({len(from_file)} from the file, {len(net.params) - len(from_file)} drawn "
+          f"with seed {args.seed})")
+    print(f"data: {args.data}, {n} points")
+    print(f"before: {_summary(evaluate(net, params, data), n)}")
+    result = fit(net, params, data, optimizer=optimizer, epochs=args.epochs,
+                 batch_size=args.batch_size, seed=args.seed)
+    after = evaluate(net, result.params, data)
+    print(f"after {result.epochs} epochs: {_summary(after, n)}")
+    # Parameters the loss does not use are kept as they were: nothing in the file is lost.
+    save(args.out, G, {**stored, **result.params}, loss=loss)
+    print(f"wrote {args.out}")
+    return 0
+
+
+def _cmd_draw(args: argparse.Namespace) -> int:
+    from .io import load
+    from .viz import draw_network
+
+    G, params = load(args.file)
+    draw_network(args.out, G, params=params or None, title=Path(args.file).name)
+    print(f"wrote {args.out}")
+    return 0
