@@ -350,6 +350,30 @@ def test_deltas_of_operands_are_separate_arrays():
     np.testing.assert_array_equal(res.deltas["s"], [0.5, 0.5])
 
 
+def test_tensor_grads_are_separate_ndarrays():
+    # E = sum((q + r + p) * x): add hands one array to both operands; p has shape ()
+    G = nx.DiGraph()
+    G.add_node("x", op="input")
+    G.add_node("p", op="param", shape=())
+    G.add_nodes_from(["q", "r"], op="param", shape=(2,))
+    G.add_nodes_from(["a1", "a2"], op="add")
+    G.add_edges_from([("q", "a1"), ("r", "a1"), ("a1", "a2"), ("p", "a2")])
+    G.add_node("m", op="mul")
+    G.add_edges_from([("a2", "m"), ("x", "m")])
+    G.add_node("E", op="sum", axis=1)
+    G.add_edge("m", "E")
+    net = graphdiff.compile(G, loss="E")
+    x = np.array([[1.0, 2.0], [3.0, 5.0]])
+    params = {"p": np.array(0.5), "q": np.ones(2), "r": np.zeros(2)}
+    for deltas in (False, True):
+        res = net.backward(params, {"x": x}, deltas=deltas)
+        assert type(res.grads["p"]) is np.ndarray and res.grads["p"].shape == ()
+        assert res.grads["p"] == pytest.approx(x.sum() / 2)
+        np.testing.assert_allclose(res.grads["q"], x.mean(axis=0))
+        res.grads["q"][:] = 0.0
+        np.testing.assert_allclose(res.grads["r"], x.mean(axis=0))
+
+
 def test_backward_reads_read_only_arrays_and_repeats_bit_for_bit(net):
     inputs = {"x": X.copy(), "t": T.copy()}
     params = {k: np.array(v) for k, v in PARAMS.items()}
