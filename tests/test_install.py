@@ -1,0 +1,96 @@
+"""A regular (non-editable) install works from another directory.
+
+The project is built into a wheel offline (no build isolation, no index: the
+virtualenv's setuptools does the build), the wheel is installed with
+``pip --target`` into a temporary folder, and a fresh interpreter started
+with ``-S`` (so the editable install's ``.pth`` finder is not loaded) and run
+from an unrelated working directory imports graphdiff from that folder only.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import sysconfig
+import zipfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+SCRIPT = r"""
+import importlib, importlib.util, pkgutil, sys
+from pathlib import Path
+import networkx as nx, numpy as np
+import graphdiff, graphdiff.ops
+
+target = Path(sys.argv[1]).resolve()
+assert Path(graphdiff.__file__).resolve().parent == target / "graphdiff", graphdiff.__file__
+assert Path(graphdiff.ops.__file__).resolve().parent == target / "graphdiff" / "ops"
+assert importlib.util.find_spec("ops") is None, "a top-level `ops` module is importable"
+assert (target / "graphdiff" / "py.typed").is_file()
+for pkg in (graphdiff, graphdiff.ops):  # every module of the installed tree imports
+    for mod in pkgutil.walk_packages(pkg.__path__, pkg.__name__ + "."):
+        importlib.import_module(mod.name)
+
+G = nx.DiGraph()
+G.add_nodes_from(["x", "t"], op="input")
+G.add_node("y", op="neuron", activation="tanh", bias=0.1)
+G.add_edge("x", "y", param="w", weight=0.5)
+G.add_node("E", op="squared_error")
+G.add_edge("y", "E", port=0)
+G.add_edge("t", "E", port=1)
+net = graphdiff.compile(G, loss="E")
+x, t = np.array([1.0, -2.0]), np.array([0.3, 0.1])
+res = net.backward(net.init_params(seed=0), {"x": x, "t": t})
+a = np.tanh(0.5 * x + 0.1)
+assert np.isclose(res.loss, np.mean((a - t) ** 2))
+assert np.isclose(res.grads["w"], np.mean(2 * (a - t) * (1 - a**2) * x))
+sources = {r.name: r.source for r in graphdiff.list_ops()}
+assert sources["matmul"] == "graphdiff (built-in)" and sources["neuron"] == "graphdiff (engine)"
+print("installed ok")
+"""
+
+
+def run(cmd: list[str], cwd: Path, env: dict[str, str] | None = None) -> str:
+    proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, f"{cmd}\n--- stdout\n{proc.stdout}\n--- stderr\n{proc.stderr}"
+    return proc.stdout
+
+
+def test_regular_install_works_from_another_directory(tmp_path):
+    # build from a clean copy: no build/ or egg-info written into the shared checkout
+    src = tmp_path / "src"
+    src.mkdir()
+    for name in ("pyproject.toml", "README.md", "LICENSE"):
+        if (ROOT / name).exists():
+            shutil.copy2(ROOT / name, src / name)
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
+    for pkg in ("graphdiff", "ops"):
+        shutil.copytree(ROOT / pkg, src / pkg, ignore=ignore)
+    env = {**os.environ, "PIP_NO_INDEX": "1", "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
+    env.pop("PYTHONPATH", None)
+    pip = [sys.executable, "-m", "pip", "--no-input", "--quiet"]
+    wheels = tmp_path / "wheels"
+    run([*pip, "wheel", "--no-deps", "--no-build-isolation", "-w", str(wheels), str(src)],
+        tmp_path, env)
+    (wheel,) = wheels.glob("graphdiff-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    assert "graphdiff/ops/__init__.py" in names and "graphdiff/py.typed" in names
+    assert not [n for n in names if n.startswith("ops/")], "a top-level ops package is shipped"
+
+    target = tmp_path / "site"
+    run([*pip, "install", "--no-deps", "--target", str(target), str(wheel)], tmp_path, env)
+
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "script.py").write_text(SCRIPT)
+    # -S: no site-packages .pth files, so the editable install's finder stays out;
+    # the virtualenv's libraries (numpy, networkx, pydantic) come after the target
+    site = sysconfig.get_paths()["purelib"]
+    env["PYTHONPATH"] = os.pathsep.join([str(target), site])
+    out = run([sys.executable, "-S", "script.py", str(target)], elsewhere, env)
+    assert out.strip() == "installed ok"
+    out = run([sys.executable, "-S", "-m", "graphdiff.cli", "ops"], elsewhere, env)
+    assert any(line.split()[:1] == ["hinge"] for line in out.splitlines())
