@@ -40,7 +40,6 @@ from __future__ import annotations
 
 import argparse
 import base64
-import copy
 import hashlib
 import json
 import math
@@ -49,7 +48,7 @@ import re
 import stat
 import tempfile
 import warnings
-from collections.abc import Hashable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple, cast
@@ -105,9 +104,9 @@ MAX_MESSAGE = 500
 MAX_VALUE_DEPTH = 24
 _OP_NAME = re.compile(OP_NAME_PATTERN)
 _VERSION = re.compile(VERSION_PATTERN)
-# A JSON string (group 1 is its closing quote, empty if the text ends inside it) or
-# a bracket: what the depth pre-scan needs to see, in one pass.
-_TOKENS = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*("?)|[\[\]{}]', re.DOTALL)
+# A complete JSON string; what is left once they are removed is the structure.
+_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
+_BRACKET = re.compile(r"[\[\]{}]")
 _OTHER_FORMATS = {
     MODEL_FORMAT: "graphdiff.load",
     PARAMS_FORMAT: "graphdiff.load_params",
@@ -200,30 +199,29 @@ def _read_text(path: str | os.PathLike[str], limits: LoadLimits) -> str:
 
 def _prescan(text: str, limits: LoadLimits) -> None:
     """Refuse deep nesting and too many containers before the parser recurses or allocates."""
-    depth = containers = 0
-    for m in _TOKENS.finditer(text):
-        c = text[m.start()]
-        if c == '"':
-            if not m.group(1):
-                line = text.count("\n", 0, m.start()) + 1
-                raise GraphFormatError(
-                    "truncated", f"the string starting on line {line} is never closed"
-                )
-        elif c in "[{":
+    # Strings hold no raw newlines in valid JSON, so line numbers survive their removal.
+    rest = _STRING.sub("", text)
+    quote = rest.find('"')
+    if quote >= 0:  # a quote that no later quote closes: the text ends inside a string
+        line = rest.count("\n", 0, quote) + 1
+        raise GraphFormatError("truncated", f"the string starting on line {line} is never closed")
+    containers = rest.count("[") + rest.count("{")
+    if containers > limits.max_containers:
+        raise GraphFormatError(
+            "too_large",
+            f"{containers} JSON arrays and objects; the limit is {limits.max_containers} "
+            "(LoadLimits.max_containers)",
+        )
+    depth = 0
+    for m in _BRACKET.finditer(rest):
+        if rest[m.start()] in "[{":
             depth += 1
-            containers += 1
             if depth > limits.max_depth:
-                line = text.count("\n", 0, m.start()) + 1
+                line = rest.count("\n", 0, m.start()) + 1
                 raise GraphFormatError(
                     "too_deep",
                     f"nesting deeper than {limits.max_depth} on line {line} "
                     "(LoadLimits.max_depth)",
-                )
-            if containers > limits.max_containers:
-                raise GraphFormatError(
-                    "too_large",
-                    f"more than {limits.max_containers} JSON arrays and objects "
-                    "(LoadLimits.max_containers)",
                 )
         else:
             depth -= 1
@@ -301,7 +299,8 @@ def _check_header(doc: Any, expected: str) -> None:
         raise GraphFormatError("wrong_format", f"expected a JSON object, got {type(doc).__name__}")
     fmt = doc.get("format")
     if fmt != expected:
-        hint = f"; read it with {_OTHER_FORMATS[fmt]}" if fmt in _OTHER_FORMATS else ""
+        other = _OTHER_FORMATS.get(fmt) if isinstance(fmt, str) else None
+        hint = f"; read it with {other}" if other else ""
         raise GraphFormatError(
             "wrong_format",
             f"'format' is {_show(fmt)}, expected {expected!r}{hint}",
@@ -375,6 +374,10 @@ def _in_file(path: str | os.PathLike[str]) -> Iterator[None]:
         yield
     except GraphFormatError as e:
         raise GraphFormatError(e.code, e.message, e.location, os.fspath(path)) from None
+    except MemoryError:
+        raise GraphFormatError(
+            "too_large", "not enough memory to load this file", "", os.fspath(path)
+        ) from None
 
 
 def _read_doc(path: str | os.PathLike[str], fmt: str, limits: LoadLimits) -> dict[str, Any]:
@@ -398,40 +401,39 @@ def _check_graph(spec: ModelFile) -> None:
                 f"/graph/nodes/{i}/id",
             )
         index[node.id] = i
-        _check_disjoint(node, f"/graph/nodes/{i}", f"node {_show(node.id)}")
+        if node.arrays and node.attrs.keys() & node.arrays.keys():
+            _refuse_overlap(node, f"/graph/nodes/{i}", f"node {_show(node.id)}")
     succ: list[list[int]] = [[] for _ in g.nodes]
     preds: list[list[int]] = [[] for _ in g.nodes]
     seen: set[tuple[int, int, int | str | None]] = set()
     for j, e in enumerate(g.edges):
-        where = f"/graph/edges/{j}"
-        ends = []
-        for end, name in (("source", e.source), ("target", e.target)):
-            found = index.get(name)
-            if found is None:
-                raise GraphFormatError(
-                    "missing_node",
-                    f"edge {_show(e.source)} -> {_show(e.target)}: {end} {_show(name)} "
-                    "is not a node",
-                    f"{where}/{end}",
-                )
-            ends.append(found)
-        u, v = ends
+        u, v = index.get(e.source), index.get(e.target)
+        if u is None or v is None:
+            end, name = ("source", e.source) if u is None else ("target", e.target)
+            raise GraphFormatError(
+                "missing_node",
+                f"edge {_show(e.source)} -> {_show(e.target)}: {end} {_show(name)} "
+                "is not a node",
+                f"/graph/edges/{j}/{end}",
+            )
         if g.multigraph and e.key is None:
             raise GraphFormatError(
-                "missing_field", "an edge of a multigraph needs its 'key'", f"{where}/key"
+                "missing_field", "an edge of a multigraph needs its 'key'", f"/graph/edges/{j}/key"
             )
         if not g.multigraph and e.key is not None:
             raise GraphFormatError(
-                "extra_forbidden", "'key' is only for edges of a multigraph", f"{where}/key"
+                "extra_forbidden", "'key' is only for edges of a multigraph",
+                f"/graph/edges/{j}/key",
             )
         if (u, v, e.key) in seen:
             raise GraphFormatError(
                 "duplicate_id",
                 f"edge {_show(e.source)} -> {_show(e.target)} is listed twice",
-                where,
+                f"/graph/edges/{j}",
             )
         seen.add((u, v, e.key))
-        _check_disjoint(e, where, f"edge {_show(e.source)} -> {_show(e.target)}")
+        if e.arrays and e.attrs.keys() & e.arrays.keys():
+            _refuse_overlap(e, f"/graph/edges/{j}", f"edge {_show(e.source)} -> {_show(e.target)}")
         succ[u].append(v)
         preds[v].append(u)
     _check_acyclic(g, succ, preds)
@@ -439,14 +441,13 @@ def _check_graph(spec: ModelFile) -> None:
         raise GraphFormatError("missing_node", f"loss {_show(spec.loss)} is not a node", "/loss")
 
 
-def _check_disjoint(item: NodeSpec | EdgeSpec, where: str, what: str) -> None:
-    both = sorted(item.attrs.keys() & item.arrays.keys())
-    if both:
-        raise GraphFormatError(
-            "duplicate_key",
-            f"{what}: attribute {_show(both[0])} is in both 'attrs' and 'arrays'",
-            f"{where}/arrays/{_pointer([both[0]])[1:]}",
-        )
+def _refuse_overlap(item: NodeSpec | EdgeSpec, where: str, what: str) -> None:
+    name = sorted(item.attrs.keys() & item.arrays.keys())[0]
+    raise GraphFormatError(
+        "duplicate_key",
+        f"{what}: attribute {_show(name)} is in both 'attrs' and 'arrays'",
+        f"{where}/arrays/{_pointer([name])[1:]}",
+    )
 
 
 def _check_acyclic(g: GraphSpec, succ: list[list[int]], preds: list[list[int]]) -> None:
@@ -659,10 +660,19 @@ def from_spec(
 
 
 def _attr_values(item: NodeSpec | EdgeSpec, where: str, allow_nonfinite: bool) -> dict[str, Any]:
-    data: dict[str, Any] = copy.deepcopy(dict(item.attrs))
+    data: dict[str, Any] = {k: _copy_json(v) for k, v in item.attrs.items()}
     for k, t in item.arrays.items():
         data[k] = _decode(t, f"{where}/arrays/{_pointer([k])[1:]}", allow_nonfinite)
     return data
+
+
+def _copy_json(v: Any) -> Any:
+    """A copy of a JSON value (the graph must not share lists or dicts with the spec)."""
+    if isinstance(v, list):
+        return [_copy_json(x) for x in v]
+    if isinstance(v, dict):
+        return {k: _copy_json(x) for k, x in v.items()}
+    return v
 
 
 def to_spec(
@@ -735,37 +745,47 @@ def _is_node_id(n: object) -> bool:
 
 
 def _node_spec(n: Hashable, data: Mapping[str, Any]) -> NodeSpec:
-    attrs, arrays = _split_attrs(data, f"node {_show(n)}")
+    attrs, arrays = _split_attrs(data, lambda: f"node {_show(n)}")
     return NodeSpec(id=n, attrs=attrs, arrays=arrays)  # type: ignore[arg-type]
 
 
 def _edge_spec(u: Hashable, v: Hashable, k: Hashable, data: Mapping[str, Any]) -> EdgeSpec:
-    key = f"[{_show(k)}]" if k is not None else ""
-    attrs, arrays = _split_attrs(data, f"edge {_show(u)} -> {_show(v)}{key}")
+    key = "" if k is None else f"[{_show(k)}]"
+    attrs, arrays = _split_attrs(data, lambda: f"edge {_show(u)} -> {_show(v)}{key}")
     return EdgeSpec(source=u, target=v, key=k, attrs=attrs, arrays=arrays)  # type: ignore[arg-type]
 
 
 def _split_attrs(
-    data: Mapping[str, Any], what: str
+    data: Mapping[str, Any], what: Callable[[], str]
 ) -> tuple[dict[str, Any], dict[str, TensorSpec]]:
     attrs: dict[str, Any] = {}
     arrays: dict[str, TensorSpec] = {}
     for k in sorted(data, key=str):
-        where = f"{what}, attribute {_show(k)}"
-        if not isinstance(k, str) or not 0 < len(k) <= MAX_NAME_CHARS:
-            raise GraphFormatError(
-                "unsupported_value", f"{where}: attribute names must be non-empty strings"
-            )
         v = data[k]
-        if isinstance(v, np.ndarray):
-            arrays[k] = _encode(v, where)
-        else:
-            attrs[k] = _json_value(v, where)
+        try:
+            if not isinstance(k, str) or not 0 < len(k) <= MAX_NAME_CHARS:
+                raise GraphFormatError(
+                    "unsupported_value", "attribute names must be non-empty strings"
+                )
+            if isinstance(v, np.ndarray):
+                arrays[k] = _encode(v)
+            else:
+                attrs[k] = _json_value(v)
+        except GraphFormatError as e:  # named here: the name costs time on every attribute
+            raise GraphFormatError(e.code, f"{what()}, attribute {_show(k)}: {e.message}") from None
     return attrs, arrays
 
 
-def _json_value(v: Any, where: str, depth: int = 0) -> Any:
-    """``v`` as plain JSON data (dict keys sorted), or a GraphFormatError naming ``where``."""
+def _named(where: str, convert: Callable[[Any], Any], value: Any) -> Any:
+    """``convert(value)``, with ``where`` in front of the message of its error."""
+    try:
+        return convert(value)
+    except GraphFormatError as e:
+        raise GraphFormatError(e.code, f"{where}: {e.message}") from None
+
+
+def _json_value(v: Any, depth: int = 0) -> Any:
+    """``v`` as plain JSON data (dict keys sorted), or a GraphFormatError."""
     if v is None or isinstance(v, (bool, str)):
         return v
     if isinstance(v, int):
@@ -774,42 +794,40 @@ def _json_value(v: Any, where: str, depth: int = 0) -> Any:
         x = float(v)
         if not math.isfinite(x):
             raise GraphFormatError(
-                "non_finite", f"{where}: {x} cannot be stored (JSON has no NaN or infinity)"
+                "non_finite", f"{x} cannot be stored (JSON has no NaN or infinity)"
             )
         return x
     if isinstance(v, (list, tuple, dict)):
         if depth >= MAX_VALUE_DEPTH:
-            raise GraphFormatError(
-                "too_deep", f"{where}: nested more than {MAX_VALUE_DEPTH} levels deep"
-            )
+            raise GraphFormatError("too_deep", f"nested more than {MAX_VALUE_DEPTH} levels deep")
         if isinstance(v, dict):
             bad = [k for k in v if not isinstance(k, str)]
             if bad:
                 raise GraphFormatError(
-                    "unsupported_value", f"{where}: dict key {_show(bad[0])} is not a string"
+                    "unsupported_value", f"dict key {_show(bad[0])} is not a string"
                 )
-            return {k: _json_value(v[k], where, depth + 1) for k in sorted(v)}
-        return [_json_value(x, where, depth + 1) for x in v]
+            return {k: _json_value(v[k], depth + 1) for k in sorted(v)}
+        return [_json_value(x, depth + 1) for x in v]
     raise GraphFormatError(
         "unsupported_value",
-        f"{where}: a {type(v).__name__} ({_show(v)}) cannot be stored; use None, bool, "
-        "int, float, str, lists and dicts of them, or a float numpy array",
+        f"a {type(v).__name__} ({_show(v)}) cannot be stored; use None, bool, int, float, "
+        "str, lists and dicts of them, or a float numpy array",
     )
 
 
-def _encode(value: Any, where: str) -> TensorSpec:
+def _encode(value: Any) -> TensorSpec:
     arr = np.asarray(value)
     if arr.dtype.kind in "iu" and not isinstance(value, (np.ndarray, np.generic)):
         arr = arr.astype(np.float64)  # plain Python numbers are float64 parameters
     if arr.dtype.kind != "f" or arr.dtype.itemsize not in (4, 8):
         raise GraphFormatError(
-            "bad_dtype", f"{where}: dtype {arr.dtype} cannot be stored; use float64 or float32"
+            "bad_dtype", f"dtype {arr.dtype} cannot be stored; use float64 or float32"
         )
     little = np.ascontiguousarray(arr, dtype=arr.dtype.newbyteorder("<"))
     return TensorSpec(
         dtype="float64" if arr.dtype.itemsize == 8 else "float32",
         shape=list(arr.shape),
-        data=base64.b64encode(little.tobytes()).decode("ascii"),
+        data=base64.b64encode(little.reshape(-1).view(np.uint8).data).decode("ascii"),
     )
 
 
@@ -820,7 +838,7 @@ def _encode_params(params: Mapping[str, Any]) -> dict[str, TensorSpec]:
             raise GraphFormatError(
                 "bad_id", f"parameter name {_show(name)}: names must be non-empty strings"
             )
-        out[name] = _encode(params[name], f"parameter {name!r}")
+        out[name] = _named(f"parameter {name!r}", _encode, params[name])
     return out
 
 
@@ -849,15 +867,18 @@ def _compact(v: Any) -> str:
     return json.dumps(v, ensure_ascii=True, allow_nan=False, separators=(",", ":"))
 
 
-def _layout(doc: Any, expand: set[tuple[str, ...]], path: tuple[str, ...] = ()) -> str:
-    """JSON text: containers at the paths in ``expand`` one item per line, the rest compact."""
+def _layout(doc: Any, expand: set[tuple[str, ...]], path: tuple[str, ...] = ()) -> Iterator[str]:
+    """JSON text in pieces: containers at the paths in ``expand`` one item per line, the
+    rest compact. Pieces, so that a large file is never held twice in memory."""
     if path not in expand or not isinstance(doc, (dict, list)) or not doc:
-        return _compact(doc)
-    if isinstance(doc, dict):
-        items = [f"{_compact(k)}:{_layout(v, expand, (*path, k))}" for k, v in doc.items()]
-        return "{\n" + ",\n".join(items) + "\n}"
-    items = [_layout(v, expand, (*path, "*")) for v in doc]
-    return "[\n" + ",\n".join(items) + "\n]"
+        yield _compact(doc)
+        return
+    items = doc.items() if isinstance(doc, dict) else (("*", v) for v in doc)
+    yield "{\n" if isinstance(doc, dict) else "[\n"
+    for i, (k, v) in enumerate(items):
+        yield (",\n" if i else "") + (f"{_compact(k)}:" if isinstance(doc, dict) else "")
+        yield from _layout(v, expand, (*path, k))
+    yield "\n}" if isinstance(doc, dict) else "\n]"
 
 
 def _tensor_doc(t: TensorSpec) -> dict[str, Any]:
@@ -887,7 +908,7 @@ def _graph_doc(g: GraphSpec) -> dict[str, Any]:
     }
 
 
-def _model_text(spec: ModelFile) -> str:
+def _model_text(spec: ModelFile) -> Iterator[str]:
     doc = {
         "format": MODEL_FORMAT,
         "format_version": FORMAT_VERSION,
@@ -898,7 +919,8 @@ def _model_text(spec: ModelFile) -> str:
         "ops": {k: p.model_dump() for k, p in spec.ops.items()},
     }
     expand = {(), ("graph",), ("graph", "nodes"), ("graph", "edges"), ("params",), ("ops",)}
-    return _layout(doc, expand) + "\n"
+    yield from _layout(doc, expand)
+    yield "\n"
 
 
 def graph_fingerprint(G: nx.DiGraph[Any]) -> str:
@@ -915,8 +937,9 @@ def graph_fingerprint(G: nx.DiGraph[Any]) -> str:
     return "sha256:" + hashlib.sha256(text.encode("ascii")).hexdigest()
 
 
-def _atomic_write(path: str | os.PathLike[str], data: bytes) -> None:
-    """Write ``data`` to ``path`` so that a crash leaves either the old or the new file.
+def _atomic_write(path: str | os.PathLike[str], text: Iterable[str]) -> None:
+    """Write ``text`` (ASCII pieces) to ``path`` so that a crash leaves either the old or
+    the new file.
 
     A temporary file in the same directory is written, fsynced and renamed over
     ``path``, then the directory is fsynced. Temporary files left by an earlier
@@ -933,7 +956,15 @@ def _atomic_write(path: str | os.PathLike[str], data: bytes) -> None:
     try:
         try:
             os.fchmod(fd, _file_mode(path))
-            _write_all(fd, data)
+            chunk: list[str] = []
+            size = 0
+            for piece in text:  # written in chunks of about 1 MiB
+                chunk.append(piece)
+                size += len(piece)
+                if size >= 1 << 20:
+                    _write_all(fd, "".join(chunk).encode("ascii"))
+                    chunk, size = [], 0
+            _write_all(fd, "".join(chunk).encode("ascii"))
             os.fsync(fd)
         finally:
             os.close(fd)
@@ -995,7 +1026,7 @@ def save(
     >>> graphdiff.load(path)[0].edges
     OutEdgeView([(1, 2)])
     """
-    _atomic_write(path, _model_text(to_spec(G, params, loss=loss)).encode("ascii"))
+    _atomic_write(path, _model_text(to_spec(G, params, loss=loss)))
 
 
 def load_model(
@@ -1058,7 +1089,7 @@ def save_params(path: str | os.PathLike[str], params: Mapping[str, Any]) -> None
         "format_version": FORMAT_VERSION,
         "params": {k: _tensor_doc(t) for k, t in _encode_params(params).items()},
     }
-    _atomic_write(path, (_layout(doc, {(), ("params",)}) + "\n").encode("ascii"))
+    _atomic_write(path, [*_layout(doc, {(), ("params",)}), "\n"])
 
 
 def load_params(
@@ -1143,10 +1174,10 @@ def save_checkpoint(path: str | os.PathLike[str], ckpt: Checkpoint) -> None:
         state = opt.get("state") or {}
         opt_doc = {
             "name": opt.get("name"),
-            "config": _json_value(opt.get("config") or {}, "optimizer config"),
+            "config": _named("optimizer config", _json_value, opt.get("config") or {}),
             "step": opt.get("step", 0),
             "state": {
-                p: {s: _tensor_doc(_encode(a, f"optimizer state {p!r}/{s!r}"))
+                p: {s: _tensor_doc(_named(f"optimizer state {p!r}/{s!r}", _encode, a))
                     for s, a in sorted(slots.items())}
                 for p, slots in sorted(state.items())
             },
@@ -1158,17 +1189,17 @@ def save_checkpoint(path: str | os.PathLike[str], ckpt: Checkpoint) -> None:
         "epoch": ckpt.epoch,
         "step": ckpt.step,
         "graph_fingerprint": ckpt.graph_fingerprint,
-        "config": _json_value(ckpt.config, "config"),
-        "history": _json_value(ckpt.history, "history"),
+        "config": _named("config", _json_value, ckpt.config),
+        "history": _named("history", _json_value, ckpt.history),
         "rng_state": None if ckpt.rng_state is None
-        else _json_value(_rng_json(ckpt.rng_state), "rng_state"),
+        else _named("rng_state", _json_value, _rng_json(ckpt.rng_state)),
         "optimizer": opt_doc,
         "params": {k: _tensor_doc(t) for k, t in _encode_params(ckpt.params).items()},
     }
     doc["checksum"] = _checksum(doc)
     _validate(CheckpointFile, doc)
-    text = _layout(doc, {(), ("params",), ("optimizer",), ("optimizer", "state"), ("history",)})
-    _atomic_write(path, (text + "\n").encode("ascii"))
+    expand = {(), ("params",), ("optimizer",), ("optimizer", "state"), ("history",)}
+    _atomic_write(path, [*_layout(doc, expand), "\n"])
 
 
 def load_checkpoint(
@@ -1203,7 +1234,7 @@ def load_checkpoint(
         if opt is not None:
             optimizer = {
                 "name": opt.name,
-                "config": copy.deepcopy(opt.config),
+                "config": _copy_json(opt.config),
                 "step": opt.step,
                 "state": {
                     p: _decode_params(slots, f"/optimizer/state/{_pointer([p])[1:]}",
@@ -1214,10 +1245,10 @@ def load_checkpoint(
         return Checkpoint(
             params=params,
             optimizer=optimizer,
-            rng_state=copy.deepcopy(spec.rng_state),
+            rng_state=_copy_json(spec.rng_state),
             epoch=spec.epoch,
             step=spec.step,
-            config=copy.deepcopy(spec.config),
+            config=_copy_json(spec.config),
             history=[dict(row) for row in spec.history],
             graph_fingerprint=spec.graph_fingerprint,
         )

@@ -151,8 +151,8 @@ class NodeSpec(_Strict):
     """A node: its id, its JSON attributes, and its array-valued attributes."""
 
     id: NodeId
-    attrs: dict[Name, JsonValue] = {}
-    arrays: dict[Name, TensorSpec] = {}
+    attrs: dict[Name, JsonValue] = Field(default_factory=dict)
+    arrays: dict[Name, TensorSpec] = Field(default_factory=dict)
 
 
 class EdgeSpec(_Strict):
@@ -161,8 +161,8 @@ class EdgeSpec(_Strict):
     source: NodeId
     target: NodeId
     key: NodeId | None = None
-    attrs: dict[Name, JsonValue] = {}
-    arrays: dict[Name, TensorSpec] = {}
+    attrs: dict[Name, JsonValue] = Field(default_factory=dict)
+    arrays: dict[Name, TensorSpec] = Field(default_factory=dict)
 
 
 class GraphSpec(_Strict):
@@ -192,7 +192,7 @@ class ModelFile(_Strict):
     graph: GraphSpec
     loss: NodeId | None = None
     params: dict[Name, TensorSpec] | None = None
-    ops: dict[OpName, PluginSpec] = {}
+    ops: dict[OpName, PluginSpec] = Field(default_factory=dict)
 
 
 class ParamsFile(_Strict):
@@ -207,9 +207,9 @@ class OptimizerSpec(_Strict):
     """An optimizer's ``state_dict()``: per-parameter slots of arrays and the step."""
 
     name: Annotated[str, Field(min_length=1, max_length=64)]
-    config: dict[Name, JsonValue] = {}
+    config: dict[Name, JsonValue] = Field(default_factory=dict)
     step: Dim = 0
-    state: dict[Name, dict[Name, TensorSpec]] = {}
+    state: dict[Name, dict[Name, TensorSpec]] = Field(default_factory=dict)
 
 
 class CheckpointFile(_Strict):
@@ -223,6 +223,6 @@ class CheckpointFile(_Strict):
     rng_state: dict[Name, JsonValue] | None = None
     epoch: Dim = 0
     step: Dim = 0
-    config: dict[Name, JsonValue] = {}
-    history: list[dict[Name, float]] = []
+    config: dict[Name, JsonValue] = Field(default_factory=dict)
+    history: list[dict[Name, float]] = Field(default_factory=list)
     graph_fingerprint: Annotated[str, Field(pattern=SHA256_PATTERN)] | None = None

@@ -139,10 +139,11 @@ def test_op_names_only_by_registry_lookup(tmp_path_factory: Any, name: str) -> N
 
 TOKENS = [b"{", b"}", b"[", b"]", b'"', b",", b":", b"-", b"0", b"1e999", b"NaN", b"null",
           b"true", b"\\", b"\x00", b"\xff", b"99999999999999999999", b"[" * 40, b'"op":',
-          b'"os.system"', b'"float64"', b'"shape":[4294967296,4294967296]', b"\xc3\xa9"]
+          b'"os.system"', b'"float64"', b'"shape":[4294967296,4294967296]', b"\xc3\xa9",
+          b'"\\ud800"', b"\\u0000"]
 HOSTILE_VALUES: list[Any] = [None, True, False, -1, 0, 2**64, 10**30, 1.5, -0.0, "", "x" * 3000,
                              "os.system", [], {}, [[[[[[]]]]]], {"op": "os.system"},
-                             [2**32, 2**32], "float16", "AAAA", -(2**63) - 1]
+                             [2**32, 2**32], "float16", "AAAA", -(2**63) - 1, "\ud800"]
 
 
 def seed_files() -> list[bytes]:

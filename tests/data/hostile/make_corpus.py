@@ -367,6 +367,11 @@ def build() -> None:
     add("95_node_missing_id.json", edit(lambda d: node(d, 2).pop("id")),
         "missing_field", "id", "/graph/nodes/2/id")
 
+    # found by fuzzing: an unhashable value where a name is looked up
+    add("96_format_is_an_object.json",
+        edit(lambda d: d.__setitem__("format", {"module": "os"})),
+        "wrong_format", "'module'", "/format")
+
 
 def main() -> None:
     build()
