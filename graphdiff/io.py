@@ -99,9 +99,10 @@ __all__ = [
 
 BUILTIN_SOURCE = "graphdiff (built-in)"
 MAX_MESSAGE = 500
-# Containers allowed inside one attribute or config value: the file's own structure
-# takes up to 8 levels of LoadLimits.max_depth (32 by default).
-MAX_VALUE_DEPTH = 24
+# Containers allowed inside one attribute or configuration value: a model file's own
+# structure takes 5 of LoadLimits.max_depth (32 by default) above a node attribute, so
+# save accepts exactly the attribute nesting that load accepts with the default limits.
+MAX_VALUE_DEPTH = 27
 _OP_NAME = re.compile(OP_NAME_PATTERN)
 _VERSION = re.compile(VERSION_PATTERN)
 # A complete JSON string; what is left once they are removed is the structure.
