@@ -143,6 +143,10 @@ class GraphFormatError(GraphdiffError, ValueError):
             text = text[: MAX_MESSAGE - len(tail) - 3] + "..."
         super().__init__(text + tail)
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Rebuilt from its parts (as multiprocessing does), not from the final text.
+        return (type(self), (self.code, self.message, self.location, self.path))
+
 
 def _show(value: object, limit: int = 60) -> str:
     """A value from a file, safe to print: escaped (``ascii``) and truncated."""
@@ -553,11 +557,13 @@ def _check_sizes(tensors: Iterable[tuple[str, TensorSpec]], limits: LoadLimits) 
                 f"{where}/shape",
             )
         count = math.prod(t.shape)  # exact: numpy's product would wrap around
-        if count > limits.max_tensor_elements:
+        # Each axis is bounded too: numpy cannot shape even an empty array [0, 2**64].
+        if max([count, *t.shape]) > limits.max_tensor_elements:
             raise GraphFormatError(
                 "too_large",
-                f"shape {_show(t.shape)} has {_show(count, 30)} elements; the limit is "
-                f"{limits.max_tensor_elements} (LoadLimits.max_tensor_elements)",
+                f"shape {_show(t.shape)} has {_show(count, 30)} elements; the limit for the "
+                f"elements and for each axis is {limits.max_tensor_elements} "
+                "(LoadLimits.max_tensor_elements)",
                 f"{where}/shape",
             )
         total += count

@@ -8,6 +8,7 @@ import ast
 import copy
 import json
 import os
+import pickle
 import random
 import signal
 import subprocess
@@ -37,12 +38,14 @@ HOSTILE = sorted(name for name, e in EXPECTED.items() if e["code"] is not None)
 
 
 def check_message(e: GraphFormatError) -> None:
-    """Bounded, printable, and says what and where."""
+    """Bounded, printable, says what and where, and survives a trip between processes."""
     text = str(e)
     assert len(text) <= 500, text
     assert text.isascii() and text.isprintable(), ascii(text)
     assert text.endswith(f"[{e.code}]")
     assert e.location in text
+    again = pickle.loads(pickle.dumps(e))  # noqa: S301 - our own object, for multiprocessing
+    assert (str(again), again.code, again.location) == (text, e.code, e.location)
 
 
 # -- the committed corpus ----------------------------------------------------------------

@@ -367,6 +367,10 @@ def build() -> None:
     add("95_node_missing_id.json", edit(lambda d: node(d, 2).pop("id")),
         "missing_field", "id", "/graph/nodes/2/id")
 
+    add("97_empty_shape_with_huge_axis.json",
+        edit(lambda d: d["params"]["W"].update(shape=[0, 2**64], data="")),
+        "too_large", "[0, 18446744073709551616]", "/params/W/shape")
+
     # found by fuzzing: an unhashable value where a name is looked up
     add("96_format_is_an_object.json",
         edit(lambda d: d.__setitem__("format", {"module": "os"})),
