@@ -45,6 +45,7 @@ import json
 import math
 import os
 import re
+import reprlib
 import stat
 import tempfile
 import warnings
@@ -148,9 +149,23 @@ class GraphFormatError(GraphdiffError, ValueError):
         return (type(self), (self.code, self.message, self.location, self.path))
 
 
+def _short_repr() -> reprlib.Repr:
+    r = reprlib.Repr()
+    r.maxstring = r.maxother = 80
+    r.maxlong = 40
+    r.maxlist = r.maxtuple = 8
+    r.maxdict = r.maxset = 6
+    r.maxlevel = 3
+    return r
+
+
+# Shortens before escaping: a value from a file may be a string of a gigabyte.
+_REPR = _short_repr()
+
+
 def _show(value: object, limit: int = 60) -> str:
-    """A value from a file, safe to print: escaped (``ascii``) and truncated."""
-    text = ascii(value)
+    """A value from a file, safe to print: repr'd, ASCII-escaped and truncated."""
+    text = _REPR.repr(value).encode("ascii", "backslashreplace").decode("ascii")
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
@@ -158,7 +173,7 @@ def _pointer(parts: tuple[Any, ...] | list[Any]) -> str:
     """A JSON pointer; parts from the file are escaped and truncated."""
     out = []
     for p in parts:
-        s = str(p).replace("~", "~0").replace("/", "~1")
+        s = str(p)[:200].replace("~", "~0").replace("/", "~1")
         s = s.encode("ascii", "backslashreplace").decode("ascii")
         s = "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in s)
         out.append(s if len(s) <= 40 else s[:37] + "...")

@@ -84,7 +84,7 @@ class LoadLimits:
         (this bounds the parser's memory; a node takes two or three).
     max_nodes, max_edges : graph size.
     max_rank : axes of one array.
-    max_tensor_elements : numbers in one array.
+    max_tensor_elements : numbers in one array (and the length of any of its axes).
     max_elements : numbers in all arrays of the file together.
 
     >>> LoadLimits().max_elements >= 10**8
