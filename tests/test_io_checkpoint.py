@@ -162,7 +162,7 @@ def test_truncated_checkpoint_refused(tmp_path: Path) -> None:
         (tmp_path / "ck.json").write_bytes(data[:cut])
         with pytest.raises(GraphFormatError) as e:
             graphdiff.load_checkpoint(tmp_path / "ck.json")
-        assert e.value.code == "truncated"
+        assert e.value.code == "truncated" and str(tmp_path / "ck.json") in str(e.value)
 
 
 def test_each_loader_refuses_the_other_kinds(tmp_path: Path) -> None:

@@ -94,7 +94,8 @@ def test_allow_nonfinite_never_admits_json_tokens(name: str) -> None:
 def test_endless_stream_read_up_to_the_limit(tmp_path: Path) -> None:
     with pytest.raises(GraphFormatError) as e:
         graphdiff.load("/dev/zero", limits=LoadLimits(max_file_bytes=10**6))
-    assert e.value.code == "file_too_large"
+    assert e.value.code == "file_too_large" and "/dev/zero" in str(e.value)
+    assert "max_file_bytes" in str(e.value)
     fifo = tmp_path / "pipe.json"
     os.mkfifo(fifo)
     sent = [0]
