@@ -27,6 +27,7 @@ from .codegen import generate
 from .compile import ParamSpec, build
 from .errors import GraphdiffError, InputError, NonFiniteError, ShapeError
 from .plan import InputStep, NeuronStep, OpStep, ParamStep, Step
+from .schema import ModelFile
 
 __all__ = ["BackwardResult", "Network"]
 
@@ -104,6 +105,22 @@ class Network:
             f"<Network loss={self.loss!r}: {len(self.nodes)} nodes, "
             f"{len(self.params)} parameters, inputs {list(self.inputs)!r}>"
         )
+
+    def spec(self) -> ModelFile:
+        """The model-file spec of the compiled graph and loss (no parameters).
+
+        What a data-parallel trainer sends to its workers instead of the graph
+        object: :func:`graphdiff.from_spec` rebuilds the graph from it.
+
+        >>> import graphdiff
+        >>> net = graphdiff.compile(graphdiff.mlp([2, 1]), loss="E")
+        >>> spec = net.spec()
+        >>> spec.loss, len(spec.graph.nodes), spec.params
+        ('E', 5, None)
+        """
+        from .io import to_spec
+
+        return to_spec(self.graph, loss=self.loss)
 
     # -- parameters ---------------------------------------------------------------
 

@@ -31,7 +31,7 @@ import sys
 import time
 from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 import numpy as np
 from numpy.typing import NDArray
@@ -40,6 +40,9 @@ from .errors import GraphdiffError, InputError, NonFiniteError, ShapeError
 from .io import Checkpoint, graph_fingerprint, load_checkpoint, save_checkpoint
 from .network import BackwardResult, Network
 from .optim import SGD, Optimizer, OptimizerError
+
+if TYPE_CHECKING:
+    from .distributed import DataParallel
 
 __all__ = [
     "CheckpointError",
@@ -247,6 +250,33 @@ def _as_inputs(net: Network, data: Mapping[Hashable, Any], what: str) -> Data:
     return arrays
 
 
+class _InProcess:
+    """Batch gradients and metrics over data held in this process.
+
+    The two places a data-parallel engine (``graphdiff.distributed.DataParallel``)
+    takes over: ``gradient`` for the data points at ``idx`` (``None``: all) and
+    ``evaluate`` over all of them.
+    """
+
+    def __init__(self, net: Network, data: Mapping[Hashable, Any]) -> None:
+        self.net = net
+        self.data = _as_inputs(net, data, "data")
+        self.n = next(iter(self.data.values())).shape[0]
+
+    def gradient(self, params: Params, idx: NDArray[np.intp] | None) -> BackwardResult:
+        batch = self.data if idx is None else {k: a[idx] for k, a in self.data.items()}
+        return batch_gradient(self.net, params, batch)
+
+    def evaluate(self, params: Params) -> dict[str, float]:
+        return evaluate(self.net, params, self.data)
+
+    def stats(self) -> dict[str, float]:
+        return {}
+
+    def close(self) -> None:
+        pass
+
+
 def _batches(
     n: int, batch_size: int | None, shuffle: bool, rng: np.random.Generator
 ) -> Iterator[NDArray[np.intp] | None]:
@@ -333,6 +363,7 @@ def fit(
     checkpoint: str | os.PathLike[str] | None = None,
     every: int = 1,
     resume: str | os.PathLike[str] | None = None,
+    client: Any = None,
 ) -> FitResult:
     """Train ``net`` by gradient descent; return the trained parameters and a history.
 
@@ -376,6 +407,12 @@ def fit(
         settings, the parameters and history (but ``time``) are bit-identical to
         an uninterrupted run. A checkpoint of another graph or of another
         optimizer (name or hyperparameters) is refused.
+    client : a ``dask.distributed.Client`` to train data-parallel on its
+        cluster (``pip install "graphdiff[dask]"``): ``data`` may then hold
+        ``dask.array`` inputs chunked along the data-point axis, and each history
+        row gains ``step_time`` and ``bytes_per_step``; the parameters equal
+        in-process training's up to the order of float summation. See
+        :mod:`graphdiff.distributed`.
 
     Each epoch's ``loss`` and ``accuracy`` are measured at the end of the epoch,
     with the epoch's final parameters, on the whole training set (not averaged
@@ -394,9 +431,13 @@ def fit(
     every = _int_at_least("every", every, 1)
     if batch_size is not None:
         batch_size = _int_at_least("batch_size", batch_size, 1)
-    train = _as_inputs(net, data, "data")
+    if client is None:
+        engine: _InProcess | DataParallel = _InProcess(net, data)
+    else:
+        from .distributed import DataParallel
+
+        engine = DataParallel(client, net, data)
     val = None if validation is None else _as_inputs(net, validation, "validation")
-    n = next(iter(train.values())).shape[0]
     if target_accuracy is not None and _operands(net) is None:
         raise FitError(
             f"target_accuracy needs a classifier loss ({', '.join(CLASSIFIER_LOSSES)}); "
@@ -425,17 +466,15 @@ def fit(
     stopped = "epochs"
     show = sys.stderr.isatty() if progress is None else bool(progress)
     bar = _Progress(epochs, sys.stderr if show else None)
-    grad_fn = batch_gradient  # the one piece a data-parallel engine substitutes
     try:
         while epoch < epochs:
             epoch += 1
             started = time.perf_counter()
             grads: Params = {}
-            for idx in _batches(n, batch_size, shuffle, rng):
-                batch = train if idx is None else {k: a[idx] for k, a in train.items()}
+            for idx in _batches(engine.n, batch_size, shuffle, rng):
                 with np.errstate(**_QUIET):
                     try:
-                        res = grad_fn(net, current, batch)
+                        res = engine.gradient(current, idx)
                     except NonFiniteError as e:
                         raise _diverged(e, epoch, steps + 1, e.node, e.phase, current) from e
                     new = opt.step(current, res.grads)
@@ -446,18 +485,21 @@ def fit(
                 current, grads = new, res.grads
                 steps += 1
             row: dict[str, float] = {"epoch": epoch}
-            for prefix, d in [("", train), ("val_", val)]:
-                if d is None:
+            for prefix, d in [("", None), ("val_", val)]:
+                if prefix and d is None:
                     continue
                 with np.errstate(**_QUIET):
-                    try:
-                        metrics = evaluate(net, current, d)
+                    try:  # the training data where it lives, validation data here
+                        metrics = engine.evaluate(current) if d is None else evaluate(
+                            net, current, d
+                        )
                     except NonFiniteError as e:
-                        what = "training" if d is train else "validation"
+                        what = "validation" if prefix else "training"
                         why = f"at the end of the epoch, on the {what} data, {e}"
                         raise _diverged(why, epoch, steps, e.node, "evaluation", current) from e
                 row.update({prefix + k: v for k, v in metrics.items()})
             row["time"] = time.perf_counter() - started
+            row.update(engine.stats())
             history.append(row)
             record = EpochRecord(
                 epoch, steps, current, grads, row["loss"], row.get("accuracy"), history
@@ -482,6 +524,7 @@ def fit(
                 break
     finally:
         bar.close()
+        engine.close()
     return FitResult(current, history, stopped, epoch, steps, opt)
 
 
