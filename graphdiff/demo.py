@@ -91,6 +91,13 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--seed", type=int, default=0,
                    help="seeds a built-in data set, the shuffling, and parameters the file lacks")
     p.add_argument("--loss", help="the loss node (default: the one saved in the file)")
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("--workers", type=int, metavar="N",
+                       help="train data-parallel on N single-threaded Dask worker processes "
+                       "on this machine (needs graphdiff[dask])")
+    where.add_argument("--scheduler", metavar="ADDRESS",
+                       help="train data-parallel on the Dask cluster at ADDRESS, "
+                       "e.g. tcp://10.0.0.5:8786 (needs graphdiff[dask])")
     p.set_defaults(func=_cmd_train)
 
     p = sub.add_parser("draw", help="draw a saved model as a PNG picture")
@@ -201,6 +208,7 @@ def _summary(metrics: dict[str, float], n: int) -> str:
 def _cmd_train(args: argparse.Namespace) -> int:
     from .compile import compile as compile_graph
     from .data import feed, load_data
+    from .distributed import connect
     from .io import load_model, save
     from .optim import Adam
     from .train import evaluate, fit
@@ -218,8 +226,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
           f"with seed {args.seed})")
     print(f"data: {args.data}, {n} points")
     print(f"before: {_summary(evaluate(net, params, data), n)}")
-    result = fit(net, params, data, optimizer=optimizer, epochs=args.epochs,
-                 batch_size=args.batch_size, seed=args.seed)
+    with connect(args.workers, args.scheduler) as client:
+        result = fit(net, params, data, optimizer=optimizer, epochs=args.epochs,
+                     batch_size=args.batch_size, seed=args.seed, client=client)
     after = evaluate(net, result.params, data)
     print(f"after {result.epochs} epochs: {_summary(after, n)}")
     # Parameters the loss does not use are kept as they were: nothing in the file is lost.
