@@ -31,6 +31,7 @@ import numpy as np
 
 import graphdiff
 from benchmarks.core import Context, Row, VerificationError
+from benchmarks.distributed import w3_distributed
 from benchmarks.files import w6
 from benchmarks.lecture import w1, w2
 from benchmarks.mlp import w3, w3_memory, w4
@@ -47,6 +48,7 @@ WORKLOADS: dict[str, Callable[[Context], list[Row]]] = {
     "W5": w5,
     "W6": w6,
     "COMPILE": compile_rows,
+    "DIST": w3_distributed,
 }
 DEFAULT_JSON = Path(__file__).resolve().parent / "results.json"
 
