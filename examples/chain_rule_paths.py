@@ -22,7 +22,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import time
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from typing import Any
 
 import networkx as nx
@@ -30,15 +30,15 @@ import numpy as np
 
 import graphdiff
 
-DERIVATIVE = {
+DERIVATIVE: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "tanh": lambda z: 1.0 - np.tanh(z) ** 2,
     "identity": np.ones_like,
 }
 
 
-def lecture_network() -> nx.DiGraph:
+def lecture_network() -> nx.DiGraph[Any]:
     """The slides' 7-neuron network: g = tanh, a7 = z7, E = max(0, -z7 t)."""
-    G = nx.DiGraph()
+    G: nx.DiGraph[Any] = nx.DiGraph()
     G.add_nodes_from(["x1", "x2", "t"], op="input")
     G.add_nodes_from(["a3", "a4", "a5", "a6"], op="neuron", activation="tanh")
     G.add_node("a7", op="neuron", activation="identity")
@@ -52,11 +52,11 @@ def lecture_network() -> nx.DiGraph:
     return G
 
 
-def weight(G: nx.DiGraph, u: Hashable, v: Hashable) -> str:
+def weight(G: nx.DiGraph[Any], u: Hashable, v: Hashable) -> str:
     return str(G.edges[u, v].get("param", f"{u}->{v}"))
 
 
-def grad_by_paths(G: nx.DiGraph, params: dict[str, Any], res: Any, out: Hashable,
+def grad_by_paths(G: nx.DiGraph[Any], params: dict[str, Any], res: Any, out: Hashable,
                   edge: tuple[Hashable, Hashable]) -> tuple[float, int]:
     """∂E/∂w_jk = Σ_points δ_out Σ_paths k→out g'(z_k) a_j Π_(u,v) w_uv g'(z_v); and #paths."""
     j, k = edge
@@ -72,7 +72,7 @@ def grad_by_paths(G: nx.DiGraph, params: dict[str, Any], res: Any, out: Hashable
     return float(np.sum(res.deltas[out] * total)), count
 
 
-def count_paths(G: nx.DiGraph, source: Hashable, target: Hashable) -> int:
+def count_paths(G: nx.DiGraph[Any], source: Hashable, target: Hashable) -> int:
     """Paths from source to target in a DAG: paths(v) = Σ paths(u) over v's predecessors."""
     paths = dict.fromkeys(G, 0)
     paths[source] = 1
@@ -82,7 +82,7 @@ def count_paths(G: nx.DiGraph, source: Hashable, target: Hashable) -> int:
     return paths[target]
 
 
-def multiplications(G: nx.DiGraph, out: Hashable) -> tuple[int, int]:
+def multiplications(G: nx.DiGraph[Any], out: Hashable) -> tuple[int, int]:
     """Per data point: (path sums for every weight, backprop), counting multiplications.
 
     A path of ℓ edges from k costs 2ℓ + 2 (a_j, g'(z_k), then w·g' per edge, then

@@ -38,11 +38,13 @@ class SwishAttrs(BaseModel):
 def _sigmoid(x: np.ndarray) -> np.ndarray:
     # exp of -|x| only: no overflow for large |x|
     e = np.exp(-np.abs(x))
-    return np.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+    s: np.ndarray = np.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+    return s
 
 
 def swish(z: np.ndarray, beta: float) -> np.ndarray:
-    return z * _sigmoid(beta * z)
+    out: np.ndarray = z * _sigmoid(beta * z)
+    return out
 
 
 def swish_vjp(g: np.ndarray, out: np.ndarray, z: np.ndarray, beta: float) -> tuple[np.ndarray]:

@@ -25,8 +25,8 @@ import networkx as nx
 import graphdiff
 
 
-def network(width: int = 16, classes: int = 3) -> nx.DiGraph:
-    G = nx.DiGraph()
+def network(width: int = 16, classes: int = 3) -> nx.DiGraph[Any]:
+    G: nx.DiGraph[Any] = nx.DiGraph()
     G.add_nodes_from(["x1", "x2", "t"], op="input")
     G.add_node("H", op="stack")
     for k in range(1, width + 1):
@@ -57,7 +57,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     G = network()
     kinds: dict[str, int] = {}
-    for _, op in G.nodes(data="op"):
+    for node in G:
+        op = str(G.nodes[node]["op"])
         kinds[op] = kinds.get(op, 0) + 1
     print("nodes: " + ", ".join(f"{count} {op}" for op, count in sorted(kinds.items())))
     net = graphdiff.compile(G, loss="E")

@@ -26,14 +26,15 @@ from __future__ import annotations
 
 import argparse
 import time
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
 import graphdiff
 
 
-def network(sizes: list[int], notation: str = "neuron", seed: int = 1) -> tuple[Any, Any, Any]:
+def network(sizes: list[int], notation: Literal["neuron", "op"] = "neuron",
+            seed: int = 1) -> tuple[Any, Any, Any]:
     """A tanh network with logistic loss, its parameters, and 30 two-moons points."""
     net = graphdiff.compile(graphdiff.mlp(sizes, "tanh", notation=notation), loss="E")
     params = net.init_params(seed=seed)
@@ -46,7 +47,7 @@ def network(sizes: list[int], notation: str = "neuron", seed: int = 1) -> tuple[
 def error_numpy(params: dict[str, np.ndarray], x: np.ndarray, t: np.ndarray, layers: int,
                 dtype: type) -> Any:
     """The op-notation network's E = mean log(1 + exp(−t y)) with every operation in dtype."""
-    a = x.astype(dtype)
+    a: np.ndarray = x.astype(dtype)
     for layer in range(1, layers + 1):
         z = a @ params[f"W{layer}"].astype(dtype) + params[f"b{layer}"].astype(dtype)
         a = np.tanh(z) if layer < layers else z
@@ -56,7 +57,7 @@ def error_numpy(params: dict[str, np.ndarray], x: np.ndarray, t: np.ndarray, lay
 def central_errors(params: dict[str, np.ndarray], x: np.ndarray, t: np.ndarray, layers: int,
                    dtype: type, eps: float, exact: dict[str, np.ndarray]) -> float:
     """Largest |central difference − exact| over every entry, computing E in dtype."""
-    cast = {k: np.asarray(v, dtype=dtype) for k, v in params.items()}
+    cast: dict[str, np.ndarray] = {k: np.asarray(v, dtype=dtype) for k, v in params.items()}
     worst = 0.0
     for name, value in cast.items():
         for idx in np.ndindex(value.shape):

@@ -26,9 +26,9 @@ import numpy as np
 import graphdiff
 
 
-def single_neuron() -> nx.DiGraph:
+def single_neuron() -> nx.DiGraph[Any]:
     """z = w1 x1 + w2 x2 + b, E = max(0, -z t): the perceptron as a graph."""
-    G = nx.DiGraph()
+    G: nx.DiGraph[Any] = nx.DiGraph()
     G.add_nodes_from(["x1", "x2", "t"], op="input")
     G.add_node("z", op="neuron", activation="identity", bias="b")
     G.add_edge("x1", "z", param="w1")

@@ -76,9 +76,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         from matplotlib.figure import Figure
 
         fig = Figure(figsize=(11, 4.5), layout="constrained")
-        for ax, (name, c) in zip(fig.subplots(1, 2), (("nearest mean", nm), ("perceptron", p)),
-                                 strict=True):
-            graphdiff.plot_decision_boundary(None, c.predict, x, t, ax=ax,
+        for ax, (name, predict) in zip(fig.subplots(1, 2), (("nearest mean", nm.predict),
+                                                             ("perceptron", p.predict)),
+                                       strict=True):
+            graphdiff.plot_decision_boundary(None, predict, x, t, ax=ax,
                                              title=f"{name}: {rows[name]['accuracy']:.0%}")
         means = np.array([nm.mu1, nm.mu2])
         fig.axes[0].scatter(means[:, 0], means[:, 1], marker="*", s=250, color="black")

@@ -32,12 +32,12 @@ SHARED = {"w13": "u", "w24": "u", "w36": "u", "w57": "u",
           "w23": "v", "w35": "v", "w46": "v", "w67": "v"}
 
 
-def lecture_network(shared: bool, loss: str = "E") -> nx.DiGraph:
+def lecture_network(shared: bool, loss: str = "E") -> nx.DiGraph[Any]:
     """The slides' network; with ``shared``, each edge's parameter is u or v.
 
     With ``loss="a7"`` the network ends at z7 (= a7), without target and error.
     """
-    G = nx.DiGraph()
+    G: nx.DiGraph[Any] = nx.DiGraph()
     G.add_nodes_from(["x1", "x2"], op="input")
     G.add_nodes_from(["a3", "a4", "a5", "a6"], op="neuron", activation="tanh")
     G.add_node("a7", op="neuron", activation="identity")
@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     separate_values = {w: values[p] for w, p in SHARED.items()}
     rng = np.random.default_rng(0)
     n = 8 if args.fast else 100
-    batch = {"x1": rng.normal(size=n), "x2": rng.normal(size=n),
+    batch: dict[Any, np.ndarray] = {"x1": rng.normal(size=n), "x2": rng.normal(size=n),
              "t": rng.choice([-1.0, 1.0], size=n)}
     cases = {
         "z7, one point (the slides' equations)": ("a7", {k: batch[k][:1] for k in ("x1", "x2")}),

@@ -28,9 +28,9 @@ WEIGHTS = {"w13": 0.7, "w23": -1.2, "w24": 0.4, "w35": 1.5,
            "w36": -0.8, "w46": 0.9, "w57": 1.1, "w67": -0.6}
 
 
-def lecture_network() -> nx.DiGraph:
+def lecture_network() -> nx.DiGraph[Any]:
     """The slides' network as the slides draw it."""
-    G = nx.DiGraph()
+    G: nx.DiGraph[Any] = nx.DiGraph()
     G.add_nodes_from(["x1", "x2", "t"], op="input")
     G.add_nodes_from(["a3", "a4", "a5", "a6"], op="neuron", activation="tanh")
     G.add_node("a7", op="neuron", activation="identity")
