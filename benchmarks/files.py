@@ -26,6 +26,8 @@ from .core import Context, Impl, Row, VerificationError, compare_all, measure
 
 __all__ = ["model_graph", "w6"]
 
+ATOMIC = "atomic: temporary file, fsync, rename, fsync of the folder (np.savez: none)"
+
 
 def model_graph(d: int) -> nx.DiGraph[Any]:
     """x (N, d) → tanh(x W + b) → squared error against t (N, d); W is d×d, b has d entries."""
@@ -99,7 +101,8 @@ def w6(ctx: Context) -> list[Row]:
             base = med[impls[0].name]
             rows += [Row(f"{label} {what}", i.name, med[i.name], ratio=med[i.name] / base,
                          of=impls[0].name,
-                         target=target if i.name.startswith("graphdiff") else None)
+                         target=target if i.name.startswith("graphdiff") else None,
+                         note=ATOMIC if i.name == "graphdiff.save" else "")
                      for i in impls]
         sizes = {"raw float64 bytes": raw, "np.savez": os.path.getsize(npz),
                  "graphdiff.save": os.path.getsize(gd)}
