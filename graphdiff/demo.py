@@ -156,7 +156,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     print(f"network: {shape} in neuron notation, {args.activation}, logistic loss, "
           f"{len(net.params)} parameters")
     print(f"data: {args.dataset}, {DEMO_POINTS} training points and {DEMO_POINTS} new points")
-    print(f"training: Adam(lr={args.lr:g}), {args.epochs} epochs of full-batch gradient descent")
+    print(f"training: {args.epochs} full-batch epochs with Adam(lr={args.lr:g})")
     started = time.perf_counter()
     result = fit(net, net.init_params(seed=args.seed), feed(net, train), optimizer=optimizer,
                  epochs=args.epochs, seed=args.seed, validation=feed(net, new),
