@@ -93,8 +93,10 @@ SHARD_BYTES = 8 * 2**20
 RETRIES = 3
 ONE_BLAS_THREAD = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
-# Worker side: spec sha256 -> the network compiled from it, once per worker process.
+# Worker side: spec sha256 -> the network compiled from it, once per worker process
+# (the oldest dropped beyond CACHED, for workers that outlive many trainings).
 _NETWORKS: dict[str, Network] = {}
+CACHED = 16
 
 
 class ClusterError(GraphdiffError, RuntimeError):
@@ -196,6 +198,8 @@ def _network(key: str, text: str) -> Network:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", GraphWarning)  # the driver showed them already
             net = compile(G, loss=spec.loss, reduction="sum")
+        while len(_NETWORKS) >= CACHED:
+            _NETWORKS.pop(next(iter(_NETWORKS)))
         _NETWORKS[key] = net
     return net
 
