@@ -38,18 +38,7 @@ DERIVATIVE: dict[str, Callable[[np.ndarray], np.ndarray]] = {
 
 def lecture_network() -> nx.DiGraph[Any]:
     """The slides' 7-neuron network: g = tanh, a7 = z7, E = max(0, -z7 t)."""
-    G: nx.DiGraph[Any] = nx.DiGraph()
-    G.add_nodes_from(["x1", "x2", "t"], op="input")
-    G.add_nodes_from(["a3", "a4", "a5", "a6"], op="neuron", activation="tanh")
-    G.add_node("a7", op="neuron", activation="identity")
-    for u, v, w in [("x1", "a3", "w13"), ("x2", "a3", "w23"), ("x2", "a4", "w24"),
-                    ("a3", "a5", "w35"), ("a3", "a6", "w36"), ("a4", "a6", "w46"),
-                    ("a5", "a7", "w57"), ("a6", "a7", "w67")]:
-        G.add_edge(u, v, param=w)
-    G.add_node("E", op="hinge")
-    G.add_edge("a7", "E", port=0)
-    G.add_edge("t", "E", port=1)
-    return G
+    return graphdiff.lecture_network("tanh")
 
 
 def weight(G: nx.DiGraph[Any], u: Hashable, v: Hashable) -> str:

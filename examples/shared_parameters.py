@@ -26,29 +26,12 @@ import numpy as np
 
 import graphdiff
 
-EDGES = [("x1", "a3", "w13"), ("x2", "a3", "w23"), ("x2", "a4", "w24"), ("a3", "a5", "w35"),
-         ("a3", "a6", "w36"), ("a4", "a6", "w46"), ("a5", "a7", "w57"), ("a6", "a7", "w67")]
-SHARED = {"w13": "u", "w24": "u", "w36": "u", "w57": "u",
-          "w23": "v", "w35": "v", "w46": "v", "w67": "v"}
+SHARED = graphdiff.LECTURE_SHARED  # w13 = w24 = w36 = w57 = u, the other four = v
 
 
 def lecture_network(shared: bool, loss: str = "E") -> nx.DiGraph[Any]:
-    """The slides' network; with ``shared``, each edge's parameter is u or v.
-
-    With ``loss="a7"`` the network ends at z7 (= a7), without target and error.
-    """
-    G: nx.DiGraph[Any] = nx.DiGraph()
-    G.add_nodes_from(["x1", "x2"], op="input")
-    G.add_nodes_from(["a3", "a4", "a5", "a6"], op="neuron", activation="tanh")
-    G.add_node("a7", op="neuron", activation="identity")
-    for u, v, w in EDGES:
-        G.add_edge(u, v, param=SHARED[w] if shared else w)
-    if loss == "E":
-        G.add_node("t", op="input")
-        G.add_node("E", op="hinge")
-        G.add_edge("a7", "E", port=0)
-        G.add_edge("t", "E", port=1)
-    return G
+    """The slides' network; with ``loss="a7"`` it ends at z7 (= a7), without target and error."""
+    return graphdiff.lecture_network(shared=shared, loss=loss == "E")
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:

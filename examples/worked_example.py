@@ -29,19 +29,8 @@ WEIGHTS = {"w13": 0.7, "w23": -1.2, "w24": 0.4, "w35": 1.5,
 
 
 def lecture_network() -> nx.DiGraph[Any]:
-    """The slides' network as the slides draw it."""
-    G: nx.DiGraph[Any] = nx.DiGraph()
-    G.add_nodes_from(["x1", "x2", "t"], op="input")
-    G.add_nodes_from(["a3", "a4", "a5", "a6"], op="neuron", activation="tanh")
-    G.add_node("a7", op="neuron", activation="identity")
-    for u, v, w in [("x1", "a3", "w13"), ("x2", "a3", "w23"), ("x2", "a4", "w24"),
-                    ("a3", "a5", "w35"), ("a3", "a6", "w36"), ("a4", "a6", "w46"),
-                    ("a5", "a7", "w57"), ("a6", "a7", "w67")]:
-        G.add_edge(u, v, param=w, weight=WEIGHTS[w])
-    G.add_node("E", op="hinge")
-    G.add_edge("a7", "E", port=0)
-    G.add_edge("t", "E", port=1)
-    return G
+    """The slides' network as the slides draw it, with the weights above."""
+    return graphdiff.lecture_network("tanh", weights=WEIGHTS)
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:

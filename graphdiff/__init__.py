@@ -5,7 +5,7 @@ and get the loss, every node's delta and every parameter's gradient.
 """
 
 from .baselines import NearestMean, Perceptron
-from .build import mlp, write_params
+from .build import LECTURE_EDGES, LECTURE_SHARED, lecture_network, mlp, write_params
 from .compile import GraphWarning, compile
 from .data import DataError, blobs, circles, feed, load_data, moons, spirals, xor
 from .errors import (
@@ -43,6 +43,8 @@ from .viz import VizError, draw_network, plot_decision_boundary, plot_history, p
 __version__ = "0.1.0"
 
 __all__ = [
+    "LECTURE_EDGES",
+    "LECTURE_SHARED",
     "SGD",
     "Adam",
     "BackwardResult",
@@ -81,6 +83,7 @@ __all__ = [
     "from_spec",
     "get_op",
     "gradcheck",
+    "lecture_network",
     "list_ops",
     "load",
     "load_checkpoint",

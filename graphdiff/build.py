@@ -50,7 +50,55 @@ import numpy as np
 from .errors import GraphError, InputError, ShapeError, UnknownOpError
 from .registry import Op, get_op
 
-__all__ = ["mlp", "write_params"]
+__all__ = ["LECTURE_EDGES", "LECTURE_SHARED", "lecture_network", "mlp", "write_params"]
+
+
+# The slides' worked example: (source, target, weight name), and the shared-parameter
+# variant's names (w13 = w24 = w36 = w57 = u, w23 = w35 = w46 = w67 = v).
+LECTURE_EDGES = (
+    ("x1", "a3", "w13"), ("x2", "a3", "w23"), ("x2", "a4", "w24"), ("a3", "a5", "w35"),
+    ("a3", "a6", "w36"), ("a4", "a6", "w46"), ("a5", "a7", "w57"), ("a6", "a7", "w67"),
+)
+LECTURE_SHARED = {"w13": "u", "w24": "u", "w36": "u", "w57": "u",
+                  "w23": "v", "w35": "v", "w46": "v", "w67": "v"}
+
+
+def lecture_network(
+    activation: str = "tanh",
+    *,
+    shared: bool = False,
+    weights: Mapping[str, float] | None = None,
+    loss: bool = True,
+) -> nx.DiGraph[Any]:
+    """The lecture's worked 7-neuron network, drawn as the slides draw it.
+
+    Inputs ``x1``, ``x2``; neurons ``a3`` .. ``a6`` with activation g; the output
+    neuron ``a7`` with the identity, so its value is z7; with ``loss``, the hinge
+    ``E = max(0, -z7·t)`` against the input ``t``. Edge ``u -> v`` carries the
+    parameter ``w{u}{v}`` (``w13``, ...), or with ``shared=True`` the slides' ``u``
+    and ``v``; ``weights`` (by parameter name) become the edges' initial values.
+
+    >>> import graphdiff
+    >>> net = graphdiff.compile(lecture_network(shared=True), loss="E")
+    >>> sorted(net.params), [len(net.params[p].uses) for p in ("u", "v")]
+    (['u', 'v'], [4, 4])
+    """
+    G: nx.DiGraph[Any] = nx.DiGraph()
+    G.add_nodes_from(["x1", "x2"], op="input")
+    G.add_nodes_from(["a3", "a4", "a5", "a6"], op="neuron", activation=activation)
+    G.add_node("a7", op="neuron", activation="identity")
+    for u, v, w in LECTURE_EDGES:
+        name = LECTURE_SHARED[w] if shared else w
+        attrs: dict[str, Any] = {"param": name}
+        if weights is not None and name in weights:
+            attrs["weight"] = float(weights[name])
+        G.add_edge(u, v, **attrs)
+    if loss:
+        G.add_node("t", op="input")
+        G.add_node("E", op="hinge")
+        G.add_edge("a7", "E", port=0)
+        G.add_edge("t", "E", port=1)
+    return G
 
 
 def _op(what: str, name: object) -> Op:

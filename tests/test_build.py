@@ -166,25 +166,11 @@ def test_bad_arguments_are_named(args, kwargs, error, message) -> None:
 
 def lecture_shared() -> nx.DiGraph:
     """The lecture's 7-neuron network with shared parameters u and v, and biases."""
-    G = nx.DiGraph()
-    G.add_nodes_from(["x1", "x2", "t"], op="input")
+    G = graphdiff.lecture_network(shared=True)
     for n in ["a3", "a4", "a5", "a6"]:
-        G.add_node(n, op="neuron", activation="tanh", bias=0.0)
-    G.add_node("a7", op="neuron", activation="identity", bias="c")  # a named bias
-    for u, v, p in [
-        ("x1", "a3", "u"),
-        ("x2", "a3", "v"),
-        ("x2", "a4", "u"),
-        ("a3", "a5", "v"),
-        ("a3", "a6", "u"),
-        ("a4", "a6", "v"),
-        ("a5", "a7", "u"),
-        ("a6", "a7", None),
-    ]:
-        G.add_edge(u, v, **({"param": p} if p else {}))  # fmt: skip
-    G.add_node("E", op="hinge")
-    G.add_edge("a7", "E", port=0)
-    G.add_edge("t", "E", port=1)
+        G.nodes[n]["bias"] = 0.0
+    G.nodes["a7"]["bias"] = "c"  # a named bias
+    del G.edges["a6", "a7"]["param"]  # one default name: "a6->a7"
     return G
 
 

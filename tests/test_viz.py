@@ -36,26 +36,7 @@ def check_png(path: Path, min_size: int = 150) -> tuple[int, int]:
 
 def lecture_shared() -> nx.DiGraph:
     """The lecture's network with the shared parameters u and v."""
-    G = nx.DiGraph()
-    G.add_nodes_from(["x1", "x2", "t"], op="input")
-    for n in ["a3", "a4", "a5", "a6"]:
-        G.add_node(n, op="neuron", activation="tanh")
-    G.add_node("a7", op="neuron", activation="identity")
-    for u, v, p in [
-        ("x1", "a3", "u"),
-        ("x2", "a3", "v"),
-        ("x2", "a4", "u"),
-        ("a3", "a5", "v"),
-        ("a3", "a6", "u"),
-        ("a4", "a6", "v"),
-        ("a5", "a7", "u"),
-        ("a6", "a7", "v"),
-    ]:
-        G.add_edge(u, v, param=p)  # fmt: skip
-    G.add_node("E", op="hinge")
-    G.add_edge("a7", "E", port=0)
-    G.add_edge("t", "E", port=1)
-    return G
+    return graphdiff.lecture_network(shared=True)
 
 
 # --- decision boundary ------------------------------------------------------------------
