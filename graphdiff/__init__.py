@@ -8,6 +8,7 @@ from .baselines import NearestMean, Perceptron
 from .build import LECTURE_EDGES, LECTURE_SHARED, lecture_network, mlp, write_params
 from .compile import GraphWarning, compile
 from .data import DataError, blobs, circles, feed, load_data, moons, spirals, xor
+from .distributed import ClusterError, DaskMissingError
 from .errors import (
     CycleError,
     GraphdiffError,
@@ -49,7 +50,9 @@ __all__ = [
     "Adam",
     "BackwardResult",
     "Checkpoint",
+    "ClusterError",
     "CycleError",
+    "DaskMissingError",
     "DataError",
     "FitResult",
     "GradcheckReport",

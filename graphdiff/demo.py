@@ -97,7 +97,7 @@ def add_commands(sub: Any) -> None:
                        "on this machine (needs graphdiff[dask])")
     where.add_argument("--scheduler", metavar="ADDRESS",
                        help="train data-parallel on the Dask cluster at ADDRESS, "
-                       "e.g. tcp://10.0.0.5:8786 (needs graphdiff[dask])")
+                       "e.g. tcp://SCHEDULER-HOST:8786 (needs graphdiff[dask])")
     p.set_defaults(func=_cmd_train)
 
     p = sub.add_parser("draw", help="draw a saved model as a PNG picture")

@@ -11,7 +11,7 @@ Install with ``pip install "graphdiff[dask]"``. On this machine::
 
 and on a cluster started elsewhere (``dask scheduler``, ``dask worker ADDRESS`` on
 each machine, graphdiff and the plugins the network uses installed on every
-worker), ``Client("tcp://10.0.0.5:8786")`` instead. ``data`` may hold
+worker), ``Client("tcp://SCHEDULER-HOST:8786")`` instead. ``data`` may hold
 ``dask.array`` inputs (``dask.array.from_zarr(...)``, ...) that never pass
 through this process.
 
