@@ -41,10 +41,12 @@ TOLERANCE = 1e-8
 """Largest absolute difference allowed between any implementation and the reference."""
 
 REFERENCE = "hand numpy"
-# Thread pools (OpenMP in PyTorch, OpenBLAS, XLA) spin for a while after their last
-# task; a pause before each sample lets them park instead of stealing one of the
-# two cores from the next implementation timed.
-SETTLE_S = 0.005
+# Thread pools spin for a while after their last task before they sleep (OpenBLAS
+# for ~2^28 cycles, about 0.1 s here; PyTorch's OpenMP likewise). On two cores,
+# switching from one library to another while the first one's threads still spin
+# was measured to slow PyTorch's W4 call from 1 ms to 20-80 ms. So every block of
+# samples starts after a pause and an untimed call.
+SETTLE_S = 0.15
 Results = dict[str, Any]
 
 
@@ -181,16 +183,17 @@ def measure(
     fns: Mapping[str, Callable[[], Any]],
     budget_s: float,
     sample_s: float = 5e-3,
-    min_rounds: int = 3,
-    max_rounds: int = 101,
+    rounds: int = 4,
 ) -> dict[str, float]:
     """Median seconds per call of each function.
 
-    Each function first runs for about a millisecond (warm-up and estimate). A
-    sample is then ``number`` back-to-back calls, enough to last ``sample_s``, so
-    that the timer's resolution never matters; rounds take one sample of every
-    function in turn, as many rounds as ``budget_s`` allows (slow cases get fewer,
-    never under ``min_rounds``). A budget of 0 means one single call each (smoke).
+    A sample is ``number`` back-to-back calls, enough to last ``sample_s``, so the
+    timer's resolution never matters. The functions take turns in ``rounds``
+    rounds (so a slow spell of the machine hits them alike); in each round every
+    function gets one block of samples lasting its share of ``budget_s`` (at least
+    one sample), after a pause of SETTLE_S and an untimed warm-up call. Slow
+    cases thus get fewer samples, never under ``rounds``. A budget of 0 means one
+    single call each (smoke mode).
     """
     if budget_s <= 0:
         out = {}
@@ -201,17 +204,22 @@ def measure(
         return out
     est = {name: _estimate(fn) for name, fn in fns.items()}
     number = {name: max(1, round(sample_s / t)) for name, t in est.items()}
-    per_round = sum(number[n] * est[n] for n in fns)
-    rounds = int(min(max(budget_s / per_round, min_rounds), max_rounds))
+    block_s = budget_s / (rounds * len(fns))
     samples: dict[str, list[float]] = {name: [] for name in fns}
     for _ in range(rounds):
         for name, fn in fns.items():
-            k = number[name]
             time.sleep(SETTLE_S)
-            t0 = time.perf_counter()
-            for _ in range(k):
+            if est[name] < SETTLE_S:  # a long call absorbs the switch by itself
                 fn()
-            samples[name].append((time.perf_counter() - t0) / k)
+            k, start = number[name], time.perf_counter()
+            while True:
+                t0 = time.perf_counter()
+                for _ in range(k):
+                    fn()
+                t1 = time.perf_counter()
+                samples[name].append((t1 - t0) / k)
+                if t1 - start >= block_s:
+                    break
     return {name: statistics.median(s) for name, s in samples.items()}
 
 

@@ -97,7 +97,7 @@ def w6(ctx: Context) -> list[Row]:
                     for k, v in got.items():
                         if not np.array_equal(v, ref[k]):
                             raise VerificationError(f"W6: {name} does not round-trip {k!r}")
-            med = measure({i.name: i.run for i in impls}, ctx.budget(10.0))
+            med = measure({i.name: i.run for i in impls}, ctx.budget(8.0))
             base = med[impls[0].name]
             rows += [Row(f"{label} {what}", i.name, med[i.name], ratio=med[i.name] / base,
                          of=impls[0].name,

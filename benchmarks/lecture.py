@@ -135,4 +135,4 @@ def w2(ctx: Context) -> list[Row]:
     rng = np.random.default_rng(2)
     x1, x2 = rng.standard_normal(n), rng.standard_normal(n)
     t = rng.choice([-1.0, 1.0], n)
-    return timed_rows("W2", impls(ctx, x1, x2, t), ctx.budget(10.0), target=1.1)
+    return timed_rows("W2", impls(ctx, x1, x2, t), ctx.budget(8.0), target=1.1)

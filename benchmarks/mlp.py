@@ -414,7 +414,7 @@ def w3(ctx: Context) -> list[Row]:
     """W3: 2-256-256-1 tanh MLP, logistic loss, N = 4,096: forward, backward, SGD update."""
     notes = {"hand numpy, out= buffers": "the issue's best case for hand numpy",
              "graphdiff": "backward, then graphdiff.SGD.step"}
-    return timed_rows("W3", w3_impls(ctx), ctx.budget(20.0), target=1.05, notes=notes)
+    return timed_rows("W3", w3_impls(ctx), ctx.budget(15.0), target=1.05, notes=notes)
 
 
 def _step_peak(make: Callable[[], Callable[[], Any]]) -> int:
@@ -482,5 +482,5 @@ def w4(ctx: Context) -> list[Row]:
     ]
     notes = {"hand numpy": "matrix formulation",
              "graphdiff": f"neuron notation, {n_params(dims):,} scalar parameters"}
-    return timed_rows("W4", impls, ctx.budget(12.0), target=1.5, notes=notes)
+    return timed_rows("W4", impls, ctx.budget(10.0), target=1.5, notes=notes)
 

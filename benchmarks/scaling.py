@@ -170,7 +170,7 @@ def _layered(ctx: Context, dims: list[int]) -> list[Row]:
         "hand grad": lambda: hand_grad(p, X, t),
         "fwd": lambda: net.error(ps, xs),
         "grad": lambda: net.backward(ps, xs),
-    }, ctx.budget(6.0))
+    }, ctx.budget(4.0))
     rows = _ratio_rows(label, "graphdiff", med["fwd"], med["grad"], 3.5)
     rows += _ratio_rows(label, "hand numpy", med["hand fwd"], med["hand grad"], None)
     grads = net.backward(ps, xs).grads
@@ -203,7 +203,7 @@ def w5(ctx: Context) -> list[Row]:
     if not np.isclose(float(net.error(params, xs)), float(res.loss), rtol=1e-12, atol=0.0):
         raise VerificationError(f"{label}: error() and backward() disagree on the loss")
     med = measure({"fwd": lambda: net.error(params, xs), "grad": lambda: net.backward(params, xs)},
-                  ctx.budget(20.0))
+                  ctx.budget(12.0))
     rows += _ratio_rows(label, "graphdiff", med["fwd"], med["grad"], 3.5)
     rows.append(_numerical_row(label, lambda q: net.error(q, xs), dict(params), res.grads,
                                med["fwd"], med["grad"], ctx))
@@ -218,7 +218,7 @@ def compile_rows(ctx: Context) -> list[Row]:
         raise VerificationError(f"Compile: the plan has {len(net.nodes)} of "
                                 f"{G.number_of_nodes()} nodes")
     label = f"Compile ({G.number_of_nodes():,} nodes, {G.number_of_edges():,} edges)"
-    topo = measure({"topo": lambda: list(nx.topological_sort(G))}, ctx.budget(5.0))["topo"]
+    topo = measure({"topo": lambda: list(nx.topological_sort(G))}, ctx.budget(3.0))["topo"]
     # A compile takes seconds: time whole calls, the first one (made for W5) included,
     # as many as the budget allows.
     samples, budget = [first], ctx.budget(20.0)
