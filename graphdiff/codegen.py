@@ -99,6 +99,7 @@ class _Level:
     members: list[NeuronStep]
     sources: list[int] = field(default_factory=list)  # distinct operand slots, row order of A
     dense: bool = True
+    groups: list[tuple[int | None, str, int, int]] | None = None  # see _Gen._groups
 
 
 @dataclass
@@ -146,13 +147,18 @@ class _Gen:
             "_fit": _fit,
             "_bad_loss": _bad_loss,
         }
-        self.consumers: dict[int, list[Step]] = {s.slot: [] for s in steps}
+        # the first neuron each non-neuron value feeds (named by shape checks)
+        plain = {s.slot for s in steps if not isinstance(s, NeuronStep)}
+        self.first_neuron: dict[int, NeuronStep] = {}
         for s in steps:
-            for a in s.args:
-                self.consumers[a].append(s)
+            if isinstance(s, NeuronStep):
+                for a in s.args:
+                    if a in plain and a not in self.first_neuron:
+                        self.first_neuron[a] = s
         self.levels: list[_Level] = []
         self.level_of: dict[int, tuple[int, int]] = {}  # slot -> (level, row)
         self.order: list[Step | _Level] = []
+        self._forward: list[str] | None = None
         self._plan_levels()
 
     # -- planning -----------------------------------------------------------------
@@ -160,11 +166,12 @@ class _Gen:
     def _plan_levels(self) -> None:
         depth: dict[int, int] = {}
         for s in self.steps:
-            depth[s.slot] = 1 + max((depth[a] for a in s.args), default=-1)
+            depth[s.slot] = 1 + max(map(depth.__getitem__, s.args), default=-1)
         groups: dict[tuple[Any, ...], list[NeuronStep]] = {}
         for s in self.steps:
             if isinstance(s, NeuronStep) and s.act is not None:
-                key = (depth[s.slot], s.act.name, repr(sorted(s.act_attrs.items())))
+                attrs = repr(sorted(s.act_attrs.items())) if s.act_attrs else ""
+                key = (depth[s.slot], s.act.name, attrs)
                 groups.setdefault(key, []).append(s)
         fused: dict[int, _Level] = {}
         for members in groups.values():
@@ -195,6 +202,11 @@ class _Gen:
         return (lv[0], lv[1], slot) if lv else (len(self.levels), 0, slot)
 
     def _groups(self, lv: _Level) -> list[tuple[int | None, str, int, int]]:
+        if lv.groups is None:
+            lv.groups = self._find_groups(lv)
+        return lv.groups
+
+    def _find_groups(self, lv: _Level) -> list[tuple[int | None, str, int, int]]:
         """The level's sources grouped by where they live: (level, rows, j0, j1).
 
         Sources are sorted by (level, row), so each earlier level's rows occupy
@@ -237,12 +249,15 @@ class _Gen:
     # -- forward ------------------------------------------------------------------
 
     def forward_lines(self) -> list[str]:
+        if self._forward is not None:  # shared by the backward and error functions
+            return self._forward
         out: list[str] = []
         for item in self.order:
             if isinstance(item, _Level):
                 out += self._level_forward(item)
             else:
                 out += self._step_forward(item)
+        self._forward = out
         return out
 
     def _step_forward(self, s: Step) -> list[str]:
@@ -279,11 +294,11 @@ class _Gen:
 
     def _vector_check(self, slot: int) -> list[str]:
         """Check once, where it is made, that a value feeding neurons is one per point."""
-        users = [c for c in self.consumers[slot] if isinstance(c, NeuronStep)]
-        if not users or isinstance(self.by_slot[slot], NeuronStep):
+        user = self.first_neuron.get(slot)
+        if user is None:
             return []
         node = self.bind(self.by_slot[slot].node, "N", slot)
-        first = self.bind(users[0].node, "N", users[0].slot)
+        first = self.bind(user.node, "N", user.slot)
         return [f"_vector(v{slot}, {node}, {first})"]
 
     def _level_forward(self, lv: _Level) -> list[str]:
@@ -301,12 +316,10 @@ class _Gen:
         gather = pieces[0] if len(pieces) == 1 else f"_cat(({', '.join(pieces)},))"
         lines = [f"A{b} = {gather}"]
         pos = {a: j for j, a in enumerate(lv.sources)}
-        tgt, src, pidx = [], [], []
-        for row, mem in enumerate(lv.members):
-            for a, w in zip(mem.args, mem.weights, strict=True):
-                tgt.append(row)
-                src.append(pos[a])
-                pidx.append(self.sidx[w])
+        sidx = self.sidx
+        tgt = [row for row, mem in enumerate(lv.members) for _ in mem.args]
+        src = [pos[a] for mem in lv.members for a in mem.args]
+        pidx = [sidx[w] for mem in lv.members for w in mem.weights]
         ti = np.array(tgt, dtype=np.intp)
         si = np.array(src, dtype=np.intp)
         pi = np.array(pidx, dtype=np.intp)

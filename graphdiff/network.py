@@ -74,7 +74,7 @@ class Network:
 
     def __init__(self, G: Any, *, loss: Hashable, reduction: Literal["mean", "sum"] = "mean"):
         compiled = build(G, loss)
-        self.graph: nx.DiGraph[Hashable] = G.copy()
+        self.graph: nx.DiGraph[Hashable] = snapshot(G)
         self.loss = loss
         self.reduction = reduction
         self.nodes: tuple[Hashable, ...] = tuple(compiled.order)
@@ -440,6 +440,37 @@ class Network:
         except Exception:
             self.forward(params, inputs, outputs=[self.loss])  # raises, naming the node
             raise
+
+
+def snapshot(G: Any) -> Any:
+    """An independent copy of ``G`` (same class, attribute dicts copied), like ``G.copy()``.
+
+    Built straight from networkx's adjacency dicts (``_node``, ``_adj`` = successors,
+    ``_pred``; successor and predecessor entries share one edge-data dict, as
+    networkx keeps them): ``G.copy()`` re-adds edge by edge and took longer than
+    the rest of compiling a 100,000-neuron graph.
+
+    >>> import networkx as nx
+    >>> G = nx.MultiDiGraph([("a", "b", {"port": 0}), ("a", "b", {"port": 1})])
+    >>> H = snapshot(G)
+    >>> nx.utils.graphs_equal(G, H), H.edges["a", "b", 1] is G.edges["a", "b", 1]
+    (True, False)
+    """
+    H = G.__class__()
+    H.graph.update(G.graph)
+    H._node.update((n, dict(d)) for n, d in G._node.items())
+    H._pred.update((n, {}) for n in G._node)
+    if G.is_multigraph():
+        for u, nbrs in G._adj.items():
+            mine = H._adj[u] = {v: {k: dict(d) for k, d in kd.items()} for v, kd in nbrs.items()}
+            for v, kd in mine.items():
+                H._pred[v][u] = kd
+    else:
+        for u, nbrs in G._adj.items():
+            mine = H._adj[u] = {v: dict(d) for v, d in nbrs.items()}
+            for v, d in mine.items():
+                H._pred[v][u] = d
+    return H
 
 
 def _numeric(value: Any, what: str) -> Array:

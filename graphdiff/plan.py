@@ -50,7 +50,7 @@ def accumulate(deltas: list[Array | None], slot: int, g: Array) -> None:
     deltas[slot] = g if old is None else old + g
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class Step:
     """One node of the plan: ``node`` is its name, ``slot`` its index."""
 
@@ -74,13 +74,13 @@ class Step:
         """Turn this node's delta ``g`` into operand deltas and parameter gradients."""
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class InputStep(Step):
     def forward(self, vals: list[Any], params: dict[str, Any], side: dict[int, Array]) -> Array:
         raise AssertionError("inputs are placed by the executor")  # pragma: no cover
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class ConstStep(Step):
     value: Array = field(default_factory=lambda: np.zeros(()))
 
@@ -88,7 +88,7 @@ class ConstStep(Step):
         return self.value
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class ParamStep(Step):
     name: str = ""
 
@@ -109,7 +109,7 @@ class ParamStep(Step):
         grads[self.name] = g
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class OpStep(Step):
     op: Op | None = None
     attrs: dict[str, Any] = field(default_factory=dict)
@@ -179,7 +179,7 @@ class OpStep(Step):
             accumulate(deltas, a, gx)
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class NeuronStep(Step):
     """``z = sum_j w_j a_j + b``, ``a = g(z)``; ``weights[j]`` names the parameter of edge j."""
 
