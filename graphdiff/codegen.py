@@ -38,6 +38,7 @@ import numpy as np
 
 from .errors import OpContractError, ShapeError
 from .plan import ConstStep, InputStep, NeuronStep, OpStep, ParamStep, Step, unbroadcast
+from .registry import Op
 
 __all__ = ["Program", "generate"]
 
@@ -72,16 +73,26 @@ def _grads_of(gs: Any, n: int, op: str, node: Hashable) -> Any:
     return gs
 
 
-def _fit(g: Array | None, x: Array, op: str, node: Hashable) -> Array:
+def _fit(g: Array | None, shape: tuple[int, ...], op: str, node: Hashable) -> Array:
     if g is None:
-        return np.zeros(x.shape)
-    g = unbroadcast(g, x.shape)
-    if g.shape != x.shape:
+        return np.zeros(shape)
+    g = unbroadcast(g, shape)
+    if g.shape != shape:
         raise OpContractError(
             f"op {op!r} at node {node!r}: gradient of shape {g.shape} for an operand "
-            f"of shape {x.shape}"
+            f"of shape {shape}"
         )
     return g
+
+
+def _placeholder(shape: tuple[int, ...]) -> Array:
+    """Read-only zeros standing in for a value the vjp declared it does not read."""
+    return np.broadcast_to(np.float64(0.0), shape)
+
+
+def _reads(op: Op, position: str | int) -> bool:
+    """Does ``op``'s vjp read its output (``"out"``) or operand ``position``?"""
+    return op.saves is None or position in op.saves
 
 
 def _bad_loss(node: Hashable, shape: tuple[int, ...], n: int) -> None:
@@ -146,6 +157,7 @@ class _Gen:
             "_grads_of": _grads_of,
             "_fit": _fit,
             "_bad_loss": _bad_loss,
+            "_ph": _placeholder,
         }
         # the first neuron each non-neuron value feeds (named by shape checks)
         plain = {s.slot for s in steps if not isinstance(s, NeuronStep)}
@@ -160,6 +172,7 @@ class _Gen:
         self.order: list[Step | _Level] = []
         self._forward: list[str] | None = None
         self._plan_levels()
+        self._plan_reads()
 
     # -- planning -----------------------------------------------------------------
 
@@ -196,6 +209,63 @@ class _Gen:
             elif home.members[0] is s:
                 items.append(((depth[s.slot], s.slot), home))
         self.order = [it for _, it in sorted(items, key=lambda p: p[0])]
+
+    def _plan_reads(self) -> None:
+        """Which forward values the backward code reads; the rest die in the forward pass.
+
+        Ops declare what their vjp reads (``Op.saves``); values read by no vjp are
+        released right after their last use in the forward code, and the vjps get
+        read-only zeros of the right shape in their place. ``self.kept`` holds the
+        generated names backward reads; ``self.last_use`` the forward item after
+        which each released op value dies.
+        """
+        kept: set[str] = set()
+        for item in self.order:
+            if isinstance(item, _Level):
+                act = item.members[0].act
+                assert act is not None
+                kept.update({f"A{item.index}", f"W{item.index}", f"WE{item.index}"})
+                if _reads(act, "out"):
+                    kept.add(f"V{item.index}")
+                if _reads(act, 0):
+                    kept.add(f"Z{item.index}")
+            elif isinstance(item, NeuronStep):
+                assert item.act is not None
+                kept.update(self.val(a) for a in item.args)
+                if _reads(item.act, "out"):
+                    kept.add(self.val(item.slot))
+                if _reads(item.act, 0):
+                    kept.add(f"z{item.slot}")
+            elif isinstance(item, OpStep):
+                assert item.op is not None
+                if _reads(item.op, "out"):
+                    kept.add(f"v{item.slot}")
+                kept.update(self.val(a) for j, a in enumerate(item.args) if _reads(item.op, j))
+            else:
+                kept.add(self.val(item.slot))  # inputs, params, consts: the caller's anyway
+        kept.add(self.val(self.loss_slot))
+        self.kept = kept
+        # values released early: op outputs that no vjp reads, after their last forward use
+        self.last_use: dict[int, list[int]] = {}
+        position = {}
+        for n, item in enumerate(self.order):
+            for m in item.members if isinstance(item, _Level) else [item]:
+                for a in m.args:
+                    position[a] = n
+        for s in self.steps:
+            if isinstance(s, OpStep) and f"v{s.slot}" not in kept and s.slot in position:
+                self.last_use.setdefault(position[s.slot], []).append(s.slot)
+
+    def released(self, slot: int) -> bool:
+        """Is this an op's output that the forward code releases (no vjp reads it)?"""
+        return isinstance(self.by_slot[slot], OpStep) and f"v{slot}" not in self.kept
+
+    def arg(self, slot: int) -> str:
+        """A value as a backward argument: itself, or zeros of its shape once released."""
+        return f"_ph(sh{slot})" if self.released(slot) else self.val(slot)
+
+    def shape(self, slot: int) -> str:
+        return f"sh{slot}" if self.released(slot) else f"{self.val(slot)}.shape"
 
     def _row_key(self, slot: int) -> tuple[int, int, int]:
         lv = self.level_of.get(slot)
@@ -252,11 +322,16 @@ class _Gen:
         if self._forward is not None:  # shared by the backward and error functions
             return self._forward
         out: list[str] = []
-        for item in self.order:
+        for n, item in enumerate(self.order):
             if isinstance(item, _Level):
                 out += self._level_forward(item)
             else:
                 out += self._step_forward(item)
+                if isinstance(item, OpStep) and self.released(item.slot):
+                    out.append(f"sh{item.slot} = v{item.slot}.shape")
+            dead = self.last_use.get(n)
+            if dead:
+                out.append(f"del {', '.join(f'v{a}' for a in dead)}")
         self._forward = out
         return out
 
@@ -287,7 +362,8 @@ class _Gen:
         if s.bias is not None:
             terms.append(f"S{self.sidx[s.bias]}")
         act = partial(s.act.forward, **s.act_attrs) if s.act_attrs else s.act.forward
-        return [f"z{i} = {' + '.join(terms)}", f"v{i} = {self.bind(act, 'G', i)}(z{i})"]
+        lines = [f"z{i} = {' + '.join(terms)}", f"v{i} = {self.bind(act, 'G', i)}(z{i})"]
+        return lines if f"z{i}" in self.kept else [*lines, f"del z{i}"]
 
     def _operand(self, a: int, neuron: Step) -> str:
         return self.val(a)
@@ -353,6 +429,8 @@ class _Gen:
         attrs = lv.members[0].act_attrs
         fwd = partial(act.forward, **attrs) if attrs else act.forward
         lines.append(f"V{b} = {self.bind(fwd, 'G', 100000 + b)}(Z{b})")
+        if f"Z{b}" not in self.kept:
+            lines.append(f"del Z{b}")
         return lines
 
     # -- backward -----------------------------------------------------------------
@@ -441,16 +519,17 @@ class _Gen:
                 return []
             vjp = self.bind(partial(s.op.vjp, **s.attrs) if s.attrs else s.op.vjp, "B", i)
             name, node = self.bind(s.op.name, "O", i), self.bind(s.node, "N", i)
-            args = ", ".join(self.val(a) for a in s.args)
-            body = [f"gs = _grads_of({vjp}(d{i}, v{i}, {args}), {len(s.args)}, {name}, {node})"]
+            args = ", ".join(self.arg(a) for a in s.args)
+            out = f"_ph(d{i}.shape)" if self.released(i) else f"v{i}"
+            body = [f"gs = _grads_of({vjp}(d{i}, {out}, {args}), {len(s.args)}, {name}, {node})"]
             for j in wanted:
-                a, x = s.args[j], self.val(s.args[j])
+                a, shape = s.args[j], self.shape(s.args[j])
                 # None from a vjp means a zero gradient; _fit makes it one, so the
                 # delta downstream certainly exists and needs no run-time tests.
                 body += [
                     f"t = gs[{j}]",
-                    f"if t is None or t.shape != {x}.shape:",
-                    f"    t = _fit(t, {x}, {name}, {node})",
+                    f"if t is None or t.shape != {shape}:",
+                    f"    t = _fit(t, {shape}, {name}, {node})",
                 ]
                 body += self.add_to(a, "t", maybe=self.dstate.get(i) == "maybe")
             return self._guarded(i, body)
@@ -458,7 +537,9 @@ class _Gen:
         attrs = s.act_attrs
         vjp = self.bind(partial(s.act.vjp, **attrs) if attrs else s.act.vjp, "H", i)
         maybe = self.dstate.get(i) == "maybe"
-        body = [f"dz = {vjp}(d{i}, v{i}, z{i})[0]"]
+        a_i = f"v{i}" if f"v{i}" in self.kept else f"_ph(d{i}.shape)"
+        z_i = f"z{i}" if f"z{i}" in self.kept else f"_ph(d{i}.shape)"
+        body = [f"dz = {vjp}(d{i}, {a_i}, {z_i})[0]"]
         for a, w in zip(s.args, s.weights, strict=True):
             p = self.sidx[w]
             body += self._accumulate(self.gstate, f"g{p}", p, f"_dot(dz, {self.val(a)})", maybe)
@@ -476,7 +557,9 @@ class _Gen:
         assert act is not None
         attrs = lv.members[0].act_attrs
         vjp = self.bind(partial(act.vjp, **attrs) if attrs else act.vjp, "H", 100000 + b)
-        lines = [f"DZ = {vjp}(DV{b}, V{b}, Z{b})[0]"]
+        v_b = f"V{b}" if f"V{b}" in self.kept else f"_ph(DV{b}.shape)"
+        z_b = f"Z{b}" if f"Z{b}" in self.kept else f"_ph(DV{b}.shape)"
+        lines = [f"DZ = {vjp}(DV{b}, {v_b}, {z_b})[0]"]
         pi = self.ns[f"_PI{b}"]
         unique = len(set(pi.tolist())) == len(pi)
         if lv.dense:

@@ -44,6 +44,26 @@ def unbroadcast(g: Array, shape: tuple[int, ...]) -> Array:
     return g
 
 
+def vjp_args(op: Op, out: Array, xs: list[Array] | tuple[Array, ...]) -> tuple[Array, ...]:
+    """``(out, *xs)`` as a vjp gets them: what the op does not save (``Op.saves``) is
+    replaced by read-only zeros of its shape, as the generated fast path does after
+    releasing those values.
+
+    >>> from graphdiff import get_op
+    >>> out, x = vjp_args(get_op("tanh"), np.ones(2), [np.full(2, 3.0)])
+    >>> out.tolist(), x.tolist()
+    ([1.0, 1.0], [0.0, 0.0])
+    """
+    if op.saves is None:
+        return (out, *xs)
+    keep = op.saves
+    zero = np.float64(0.0)
+    return (
+        out if "out" in keep else np.broadcast_to(zero, np.shape(out)),
+        *(x if i in keep else np.broadcast_to(zero, np.shape(x)) for i, x in enumerate(xs)),
+    )
+
+
 def accumulate(deltas: list[Array | None], slot: int, g: Array) -> None:
     # Never in place: an op may hand the same array to two operands (add's (g, g)).
     old = deltas[slot]
@@ -157,7 +177,7 @@ class OpStep(Step):
     ) -> None:
         assert self.op is not None
         xs = [vals[a] for a in self.args]
-        gs = self.op.vjp(g, vals[self.slot], *xs, **self.attrs)
+        gs = self.op.vjp(g, *vjp_args(self.op, vals[self.slot], xs), **self.attrs)
         if not isinstance(gs, (tuple, list)) or len(gs) != len(xs):
             n = len(gs) if isinstance(gs, (tuple, list)) else type(gs).__name__
             raise OpContractError(
@@ -217,7 +237,7 @@ class NeuronStep(Step):
     ) -> None:
         assert self.act is not None
         z = side[self.slot]
-        dz = self.act.vjp(g, vals[self.slot], z, **self.act_attrs)[0]
+        dz = self.act.vjp(g, *vjp_args(self.act, vals[self.slot], [z]), **self.act_attrs)[0]
         if dz is None:
             raise OpContractError(
                 f"activation {self.act.name!r} of neuron {self.node!r}: vjp returned None"

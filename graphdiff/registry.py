@@ -93,6 +93,11 @@ class Op:
         ``check_shapes`` is given.
     check_shapes : for losses, ``check_shapes(pred_shape, target_shape)``
         returns an error text or ``None``.
+    saves : what the vjp reads: ``"out"`` and/or operand positions (``0``, ``1``,
+        ...); ``None`` (the default) means all of them. The engine passes other
+        arguments as read-only zeros of the right shape, which lets it release
+        those values right after the forward pass (``tanh`` saves ``("out",)``,
+        ``add`` saves nothing).
     samples : ``samples(rng) -> list of (operands, attrs)`` at smooth points,
         used by :func:`graphdiff.testing.check_op`.
     source : where the op came from, for ``graphdiff ops``.
@@ -109,6 +114,7 @@ class Op:
     loss: bool = False
     check_shapes: Callable[[tuple[int, ...], tuple[int, ...]], str | None] | None = None
     samples: Callable[[np.random.Generator], list[Sample]] | None = None
+    saves: tuple[str | int, ...] | None = None
     source: str = ""
     distribution: str | None = None
     version: str | None = None

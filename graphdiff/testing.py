@@ -16,7 +16,7 @@ import numpy as np
 
 from .errors import OpContractError
 from .numgrad import GradcheckReport, gradcheck
-from .plan import unbroadcast
+from .plan import unbroadcast, vjp_args
 from .registry import Op, Sample, get_op
 
 __all__ = ["GradcheckReport", "OpCheckReport", "check_op", "gradcheck", "unbroadcast"]
@@ -156,7 +156,9 @@ def _check_sample(
 
     # (b) vjp
     g = _read_only(rng.standard_normal(out.shape))
-    grads = _call(op.vjp, (g, _read_only(out), *xs), attrs, "vjp", fail)
+    # as the engine calls it: what the op does not save (Op.saves) arrives as zeros,
+    # so a wrong declaration shows up below as a wrong gradient
+    grads = _call(op.vjp, (g, *vjp_args(op, _read_only(out), xs)), attrs, "vjp", fail)
     if not isinstance(grads, tuple | list):
         raise fail(f"vjp returns {type(grads).__name__}, not a tuple of gradients")
     if len(grads) != len(xs):

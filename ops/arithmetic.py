@@ -77,6 +77,7 @@ register_op(
         arity=2,
         unordered=True,
         samples=_samples,
+        saves=(),
         source=SOURCE,
         doc="a + b.",
     )
@@ -88,6 +89,7 @@ register_op(
         vjp=_sub_vjp,
         arity=2,
         samples=_samples,
+        saves=(),
         source=SOURCE,
         doc="a - b (operand order: port 0 minus port 1).",
     )

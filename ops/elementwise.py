@@ -69,17 +69,23 @@ def _zero(x: Array, out: Array, **attrs: Any) -> Array:
 
 
 def _identity(x: Array) -> Array:
-    return np.array(x, dtype=float)
+    return x  # ops never write into arrays they are given, so no copy is needed
+
+
+def _identity_vjp(g: Array, out: Array, x: Array) -> tuple[Array]:
+    return (g,)
 
 
 register_op(
-    elementwise_op(
-        "identity",
-        _identity,
-        lambda x, out: np.ones(np.shape(x)),
+    Op(
+        name="identity",
+        forward=_identity,
+        vjp=_identity_vjp,
+        elementwise=True,
         samples=_samples_real,
+        saves=(),
         source=SOURCE,
-        doc="identity(x) = x (a copy).",
+        doc="identity(x) = x; its vjp passes g through.",
     )
 )
 
@@ -89,6 +95,7 @@ register_op(
         lambda x: -x,
         lambda x, out: -np.ones(np.shape(x)),
         samples=_samples_real,
+        saves=(),
         source=SOURCE,
         doc="neg(x) = -x.",
     )
@@ -109,6 +116,7 @@ register_op(
         _exp,
         lambda x, out: out,
         samples=_samples_real,
+        saves=("out",),
         source=SOURCE,
         doc="exp(x); overflows to inf without a warning.",
     )
@@ -225,6 +233,7 @@ register_op(
         np.tanh,
         lambda x, out: 1.0 - out * out,
         samples=_samples_wide,
+        saves=("out",),
         source=SOURCE,
         doc="tanh(x); tanh' = 1 - tanh**2.",
     )
@@ -236,6 +245,7 @@ register_op(
         sigmoid,
         lambda x, out: out * (1.0 - out),
         samples=_samples_wide,
+        saves=("out",),
         source=SOURCE,
         doc="1 / (1 + exp(-x)), stable for any x; sigmoid' = sigmoid (1 - sigmoid).",
     )

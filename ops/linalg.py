@@ -56,6 +56,7 @@ register_op(
         vjp=_matmul_vjp,
         arity=2,
         samples=_samples,
+        saves=(0, 1),
         source=SOURCE,
         doc="a @ b: x (N, d_in) @ W (d_in, d_out) -> (N, d_out); (N, d) @ (d,) -> (N,).",
     )

@@ -64,9 +64,9 @@ def _hinge(z: Array, t: Array) -> Array:
 
 
 def _hinge_vjp(g: Array, out: Array, z: Array, t: Array) -> tuple[Array, Array]:
-    mistake = -z * t >= 0  # the boundary counts as a mistake
-    gx = _like(g, z)
-    return np.where(mistake, -t, 0.0) * gx, np.where(mistake, -z, 0.0) * gx
+    # g where the point is a mistake (z t <= 0: the boundary counts), else 0
+    active = np.where(z * t <= 0, _like(g, z), 0.0)
+    return active * -t, active * -z
 
 
 register_op(

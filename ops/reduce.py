@@ -75,6 +75,7 @@ register_op(
         vjp=_sum_vjp,
         attrs=ReduceAttrs,
         samples=_samples,
+        saves=(),
         source=SOURCE,
         doc="sum over axis (None: all axes), keepdims like numpy.",
     )
@@ -86,6 +87,7 @@ register_op(
         vjp=_mean_vjp,
         attrs=ReduceAttrs,
         samples=_samples,
+        saves=(),
         source=SOURCE,
         doc="mean over axis (None: all axes), keepdims like numpy.",
     )

@@ -52,6 +52,7 @@ register_op(
         attrs=AxisAttrs,
         arity=None,
         samples=_stack_samples,
+        saves=(),
         source=SOURCE,
         doc="Stack one or more same-shape arrays on a new axis: k of (N,) -> (N, k).",
     )
@@ -87,6 +88,7 @@ register_op(
         attrs=AxisAttrs,
         arity=None,
         samples=_concat_samples,
+        saves=(),
         source=SOURCE,
         doc="Join one or more arrays along an existing axis: (N, a), (N, b) -> (N, a + b).",
     )
@@ -133,6 +135,7 @@ register_op(
         vjp=_index_vjp,
         attrs=IndexAttrs,
         samples=_index_samples,
+        saves=(),
         source=SOURCE,
         doc="Position i along axis: column i of (N, k) -> (N,).",
     )
@@ -173,6 +176,7 @@ register_op(
         vjp=_reshape_vjp,
         attrs=ReshapeAttrs,
         samples=_reshape_samples,
+        saves=(),
         source=SOURCE,
         doc="Reshape each data point: (N, ...) -> (N, *shape); -1 is inferred.",
     )

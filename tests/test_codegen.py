@@ -173,3 +173,18 @@ def test_generated_source_holds_no_names_from_the_graph():
     params = net.init_params(seed=0)
     inputs = {evil: np.ones(3), "t": np.zeros(3)}
     compare_paths(net, params, inputs)
+
+
+def test_values_no_vjp_reads_are_released_in_the_fast_path():
+    """Op notation: the add (z) and matmul outputs are dropped after the forward pass."""
+    G = graphdiff.mlp([2, 8, 1], "tanh", notation="op", loss="logistic")
+    net = graphdiff.compile(G, loss="E")
+    forward = net._program.source.split("E = L.mean()")[0]
+    z1 = net.nodes.index("z1")
+    assert f"del v{z1}" in forward  # tanh saves only its output, add saves nothing
+    params = net.init_params(seed=0)
+    rng = np.random.default_rng(0)
+    data = {"x": rng.normal(size=(5, 2)), "t": rng.choice([-1.0, 1.0], 5)}
+    fast, ref = net.backward(params, data), net.backward(params, data, deltas=True)
+    for k in ref.grads:
+        np.testing.assert_allclose(fast.grads[k], ref.grads[k], rtol=1e-13, atol=1e-15)

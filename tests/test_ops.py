@@ -497,3 +497,23 @@ def test_op_call_validates_attributes() -> None:
     np.testing.assert_array_equal(relu(np.array([99.0, 101.0]), shift=100), [0.0, 1.0])
     with pytest.raises(pydantic.ValidationError):
         relu(np.array([1.0]), scale=2.0)
+
+
+def test_check_op_catches_a_false_saves_declaration():
+    """An op that says its vjp reads nothing but reads its output gets zeros there."""
+    liar = graphdiff.Op(
+        name="tanh_liar",
+        forward=np.tanh,
+        vjp=lambda g, out, x: (g * (1.0 - out * out),),
+        elementwise=True,
+        saves=(),  # false: the vjp reads `out`
+        samples=lambda rng: [((rng.uniform(0.2, 2.0, (3, 2)),), {})],
+    )
+    with pytest.raises(OpContractError, match=r"'tanh_liar'.*central differences"):
+        check_op(liar)
+    honest = graphdiff.Op(
+        name="tanh_honest", forward=liar.forward, vjp=liar.vjp, elementwise=True,
+        saves=("out",), samples=liar.samples,
+    )
+    assert check_op(honest).samples == 1
+
