@@ -37,7 +37,16 @@ from typing import Any
 import numpy as np
 
 from .errors import OpContractError, ShapeError
-from .plan import ConstStep, InputStep, NeuronStep, OpStep, ParamStep, Step, unbroadcast
+from .plan import (
+    ConstStep,
+    InputStep,
+    NeuronStep,
+    OpStep,
+    ParamStep,
+    Step,
+    unbroadcast,
+    zeros_like,
+)
 from .registry import Op
 
 __all__ = ["Program", "generate"]
@@ -83,11 +92,6 @@ def _fit(g: Array | None, shape: tuple[int, ...], op: str, node: Hashable) -> Ar
             f"of shape {shape}"
         )
     return g
-
-
-def _placeholder(shape: tuple[int, ...]) -> Array:
-    """Read-only zeros standing in for a value the vjp declared it does not read."""
-    return np.broadcast_to(np.float64(0.0), shape)
 
 
 def _reads(op: Op, position: str | int) -> bool:
@@ -157,7 +161,7 @@ class _Gen:
             "_grads_of": _grads_of,
             "_fit": _fit,
             "_bad_loss": _bad_loss,
-            "_ph": _placeholder,
+            "_ph": zeros_like,
         }
         # the first neuron each non-neuron value feeds (named by shape checks)
         plain = {s.slot for s in steps if not isinstance(s, NeuronStep)}

@@ -8,6 +8,7 @@ gradients of its parameters (``backward``). The executor in
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -57,11 +58,17 @@ def vjp_args(op: Op, out: Array, xs: list[Array] | tuple[Array, ...]) -> tuple[A
     if op.saves is None:
         return (out, *xs)
     keep = op.saves
-    zero = np.float64(0.0)
     return (
-        out if "out" in keep else np.broadcast_to(zero, np.shape(out)),
-        *(x if i in keep else np.broadcast_to(zero, np.shape(x)) for i, x in enumerate(xs)),
+        out if "out" in keep else zeros_like(np.shape(out)),
+        *(x if i in keep else zeros_like(np.shape(x)) for i, x in enumerate(xs)),
     )
+
+
+@functools.lru_cache(maxsize=1024)
+def zeros_like(shape: tuple[int, ...]) -> Array:
+    """Read-only zeros of ``shape`` that take no memory (stride 0), made once per shape:
+    ``np.broadcast_to`` costs microseconds, which shows on one-sample networks."""
+    return np.broadcast_to(np.float64(0.0), shape)
 
 
 def accumulate(deltas: list[Array | None], slot: int, g: Array) -> None:
