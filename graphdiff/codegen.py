@@ -73,6 +73,13 @@ def _vector(x: Array, node: Hashable, neuron: Hashable) -> Array:
     return x
 
 
+def _seed(n: int, value: float) -> Array:
+    """dE/d(loss values): 1/N each for the mean (``np.full`` without its wrapper)."""
+    seed = np.empty(n)
+    seed.fill(value)
+    return seed
+
+
 def _grads_of(gs: Any, n: int, op: str, node: Hashable) -> Any:
     if not isinstance(gs, (tuple, list)) or len(gs) != n:
         got = len(gs) if isinstance(gs, (tuple, list)) else type(gs).__name__
@@ -149,7 +156,8 @@ class _Gen:
         self.ns: dict[str, Any] = {
             "_np": np,
             "_zeros": np.zeros,
-            "_full": np.full,
+            "_seed": _seed,
+            "_sum": np.add.reduce,
             "_ones": np.ones,
             "_cat": np.concatenate,
             "_reduceat": np.add.reduceat,
@@ -379,7 +387,7 @@ class _Gen:
             return []
         node = self.bind(self.by_slot[slot].node, "N", slot)
         first = self.bind(user.node, "N", user.slot)
-        return [f"_vector(v{slot}, {node}, {first})"]
+        return [f"if v{slot}.ndim != 1:", f"    _vector(v{slot}, {node}, {first})"]
 
     def _level_forward(self, lv: _Level) -> list[str]:
         b = lv.index
@@ -447,7 +455,7 @@ class _Gen:
         self.maybe_vars: set[str] = set()
         blocks: list[list[str]] = []
         lv0 = self.level_of.get(self.loss_slot)
-        seed = "_full(N, 1.0 / N)" if self.reduction == "mean" else "_ones(N)"
+        seed = "_seed(N, 1.0 / N)" if self.reduction == "mean" else "_seed(N, 1.0)"
         if lv0:
             self.allocated.add(lv0[0])
             b, row = lv0
@@ -525,7 +533,11 @@ class _Gen:
             name, node = self.bind(s.op.name, "O", i), self.bind(s.node, "N", i)
             args = ", ".join(self.arg(a) for a in s.args)
             out = f"_ph(d{i}.shape)" if self.released(i) else f"v{i}"
-            body = [f"gs = _grads_of({vjp}(d{i}, {out}, {args}), {len(s.args)}, {name}, {node})"]
+            body = [
+                f"gs = {vjp}(d{i}, {out}, {args})",
+                f"if type(gs) is not tuple or len(gs) != {len(s.args)}:",
+                f"    gs = _grads_of(gs, {len(s.args)}, {name}, {node})",
+            ]
             for j in wanted:
                 a, shape = s.args[j], self.shape(s.args[j])
                 # None from a vjp means a zero gradient; _fit makes it one, so the
@@ -539,11 +551,10 @@ class _Gen:
             return self._guarded(i, body)
         assert isinstance(s, NeuronStep) and s.act is not None
         attrs = s.act_attrs
-        vjp = self.bind(partial(s.act.vjp, **attrs) if attrs else s.act.vjp, "H", i)
         maybe = self.dstate.get(i) == "maybe"
         a_i = f"v{i}" if f"v{i}" in self.kept else f"_ph(d{i}.shape)"
         z_i = f"z{i}" if f"z{i}" in self.kept else f"_ph(d{i}.shape)"
-        body = [f"dz = {vjp}(d{i}, {a_i}, {z_i})[0]"]
+        body = [self._delta_z("dz", f"d{i}", s.act, attrs, z_i, a_i, i)]
         for a, w in zip(s.args, s.weights, strict=True):
             p = self.sidx[w]
             body += self._accumulate(self.gstate, f"g{p}", p, f"_dot(dz, {self.val(a)})", maybe)
@@ -553,6 +564,16 @@ class _Gen:
             body += self._accumulate(self.gstate, f"g{p}", p, "dz.sum()", maybe)
         return self._guarded(i, body)
 
+    def _delta_z(
+        self, out: str, delta: str, act: Op, attrs: dict[str, Any], z: str, a: str, i: int
+    ) -> str:
+        """``out = dE/dz``: delta · g'(z) when the activation gives g', else its vjp."""
+        if act.derivative is not None:
+            df = self.bind(partial(act.derivative, **attrs) if attrs else act.derivative, "D", i)
+            return f"{out} = {delta} * {df}({z}, {a})"
+        vjp = self.bind(partial(act.vjp, **attrs) if attrs else act.vjp, "H", i)
+        return f"{out} = {vjp}({delta}, {a}, {z})[0]"
+
     def _level_backward(self, lv: _Level) -> list[str]:
         b = lv.index
         if b not in self.allocated:
@@ -560,10 +581,9 @@ class _Gen:
         act = lv.members[0].act
         assert act is not None
         attrs = lv.members[0].act_attrs
-        vjp = self.bind(partial(act.vjp, **attrs) if attrs else act.vjp, "H", 100000 + b)
         v_b = f"V{b}" if f"V{b}" in self.kept else f"_ph(DV{b}.shape)"
         z_b = f"Z{b}" if f"Z{b}" in self.kept else f"_ph(DV{b}.shape)"
-        lines = [f"DZ = {vjp}(DV{b}, {v_b}, {z_b})[0]"]
+        lines = [self._delta_z("DZ", f"DV{b}", act, attrs, z_b, v_b, 100000 + b)]
         pi = self.ns[f"_PI{b}"]
         unique = len(set(pi.tolist())) == len(pi)
         if lv.dense:
@@ -626,7 +646,8 @@ class _Gen:
             f"L = {loss}",
             "if L.shape != (N,):",
             f"    _bad_loss({node}, L.shape, N)",
-            f"E = L.{'mean' if self.reduction == 'mean' else 'sum'}()",
+            # np.add.reduce is what L.mean()/L.sum() run, without their Python wrappers
+            f"E = _sum(L){' / N' if self.reduction == 'mean' else ''}",
         ]
         if not with_backward:
             return _function("error", [*body, "return E"])

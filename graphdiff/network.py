@@ -376,21 +376,27 @@ class Network:
         self, params: Mapping[str, Any], inputs: Mapping[Hashable, Any]
     ) -> tuple[Array, list[Array], list[Array], int]:
         """Arguments of the generated code; anything unusual takes the checking path."""
+        f64 = np.float64
         try:
-            scalars = np.array([params[n] for n in self._scalars], dtype=np.float64)
+            scalars = np.array([params[n] for n in self._scalars], dtype=f64)
             tensors = [params[n] for n in self._tensors]
             xs = [inputs[n] for n in self.inputs]
             ok = scalars.shape == (len(self._scalars),)
         except (KeyError, TypeError, ValueError):
             ok = False
+        # plain loops: this runs on every call, and generators cost more than the checks
         if ok:
-            ok = all(
-                type(t) is np.ndarray and t.dtype == np.float64 and t.shape == shape
-                for t, shape in zip(tensors, self._tensor_shapes, strict=True)
-            ) and all(type(x) is np.ndarray and x.dtype == np.float64 and x.ndim for x in xs)
-        if ok and xs:
-            n = xs[0].shape[0]
-            ok = all(x.shape[0] == n for x in xs)
+            for t, shape in zip(tensors, self._tensor_shapes, strict=True):
+                if type(t) is not np.ndarray or t.dtype != f64 or t.shape != shape:
+                    ok = False
+            n = -1
+            for x in xs:
+                if type(x) is not np.ndarray or x.dtype != f64 or not x.ndim:
+                    ok = False
+                elif n < 0:
+                    n = x.shape[0]
+                elif x.shape[0] != n:
+                    ok = False
         if not ok:  # the checking path raises the error that names the culprit
             checked = self._check_params(params)
             arrays = self._check_inputs(inputs, self.inputs)

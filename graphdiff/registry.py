@@ -93,6 +93,9 @@ class Op:
         ``check_shapes`` is given.
     check_shapes : for losses, ``check_shapes(pred_shape, target_shape)``
         returns an error text or ``None``.
+    derivative : for elementwise ops, ``derivative(x, out, **attrs)``, the local
+        derivative d out / d x elementwise (the lecture's g'(z)); then ``vjp`` must
+        equal ``g * derivative(x, out)``, and the engine may use either.
     saves : what the vjp reads: ``"out"`` and/or operand positions (``0``, ``1``,
         ...); ``None`` (the default) means all of them. The engine passes other
         arguments as read-only zeros of the right shape, which lets it release
@@ -115,6 +118,7 @@ class Op:
     check_shapes: Callable[[tuple[int, ...], tuple[int, ...]], str | None] | None = None
     samples: Callable[[np.random.Generator], list[Sample]] | None = None
     saves: tuple[str | int, ...] | None = None
+    derivative: Callable[..., Array] | None = None
     source: str = ""
     distribution: str | None = None
     version: str | None = None
@@ -345,7 +349,7 @@ def elementwise_op(
         return (g * df(x, out, **attrs),)
 
     meta.setdefault("source", getattr(f, "__module__", "") or "user")
-    return Op(name=name, forward=f, vjp=vjp, elementwise=True, arity=1, **meta)
+    return Op(name=name, forward=f, vjp=vjp, elementwise=True, arity=1, derivative=df, **meta)
 
 
 @contextmanager

@@ -180,6 +180,13 @@ def _check_sample(
             )
         analytic.append(np.asarray(summed, dtype=np.float64))
 
+    if op.derivative is not None and analytic[0] is not None:
+        # the engine may use g * derivative(x, out) in place of the vjp: they must agree
+        out_arg, x_arg = vjp_args(op, _read_only(out), xs)
+        local = _call(op.derivative, (x_arg, out_arg), attrs, "derivative", fail)
+        if not np.allclose(g * local, analytic[0], rtol=1e-12, atol=1e-15):
+            raise fail("derivative(x, out) times g differs from what vjp returns", 0)
+
     # (c) central differences
     worst = 0.0
     for i, a in enumerate(analytic):
