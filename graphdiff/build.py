@@ -47,6 +47,7 @@ from typing import Any, Literal
 import networkx as nx
 import numpy as np
 
+from .compile import default_param_name
 from .errors import GraphError, InputError, ShapeError, UnknownOpError
 from .registry import Op, get_op
 
@@ -239,10 +240,8 @@ def _ops(G: Any, sizes: list[int], act: str, out_act: str, bias: bool) -> None:
 
 
 def _edge_param(u: Hashable, v: Hashable, key: Any, data: Mapping[str, Any]) -> str:
-    # The parameter name compile gives this edge (see graphdiff.compile's docstring).
-    if "param" in data:
-        return str(data["param"])
-    return f"{u}->{v}" if key in (None, 0) else f"{u}->{v}#{key}"
+    # The parameter name compile gives this edge.
+    return str(data["param"]) if "param" in data else default_param_name(u, v, key)
 
 
 def write_params(G: Any, params: Mapping[str, Any], net: Any = None) -> None:

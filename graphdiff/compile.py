@@ -51,7 +51,7 @@ from .errors import CycleError, GraphError, UnknownOpError
 from .plan import ConstStep, InputStep, NeuronStep, OpStep, ParamStep, Step
 from .registry import ENGINE_OPS, Op, get_op
 
-__all__ = ["GraphWarning", "ParamSpec", "compile", "node_key"]
+__all__ = ["GraphWarning", "ParamSpec", "compile", "default_param_name", "node_key"]
 
 INITS = ("glorot", "zeros", "ones", "normal")
 
@@ -63,6 +63,16 @@ class GraphWarning(UserWarning):
 def node_key(n: Hashable) -> tuple[int, str]:
     """Canonical sort key of a node name: ints before strings, then by text."""
     return (0 if isinstance(n, int) else 1, str(n))
+
+
+def default_param_name(u: Hashable, v: Hashable, key: Any = None) -> str:
+    """The parameter name of an edge into a neuron that has no ``param``: ``"u->v"``
+    (``"u->v#k"`` for the k-th parallel edge of a MultiDiGraph, k > 0).
+
+    >>> default_param_name("x1", "h"), default_param_name("x", "y", 1)
+    ('x1->h', 'x->y#1')
+    """
+    return f"{u}->{v}" if key in (None, 0) else f"{u}->{v}#{key}"
 
 
 @dataclass(slots=True)
@@ -384,7 +394,7 @@ class _Builder:
             if "param" in d:
                 name = d["param"]
             else:
-                name = f"{u}->{v}" if k in (None, 0) else f"{u}->{v}#{k}"
+                name = default_param_name(u, v, k)
                 self.auto_names[name] = (u, v)
             value = d.get("weight")
             spec = params.get(name) if type(name) is str and name else None

@@ -31,11 +31,8 @@ from __future__ import annotations
 import argparse
 import difflib
 import time
-from collections.abc import Hashable
 from pathlib import Path
 from typing import Any
-
-import networkx as nx
 
 from .errors import GraphdiffError
 
@@ -187,17 +184,6 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 # -- train and draw -----------------------------------------------------------------------
 
 
-def _loss_node(G: nx.DiGraph[Any], given: str | None, saved: Hashable | None, file: str) -> Any:
-    loss = given if given is not None else saved
-    if loss is None:
-        raise CommandError(f"{file}: the file names no loss node; pass --loss NODE")
-    if loss not in G and isinstance(loss, str) and loss.lstrip("-").isdigit():
-        loss = int(loss)  # --loss 7 names the int node 7
-    if loss not in G:
-        raise CommandError(f"--loss {loss!r} is not a node of {file}")
-    return loss
-
-
 def _summary(metrics: dict[str, float], n: int) -> str:
     text = f"loss {metrics['loss']:.4g}"
     if "accuracy" in metrics:
@@ -209,12 +195,13 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from .compile import compile as compile_graph
     from .data import feed, load_data
     from .distributed import connect
-    from .io import load_model, save
+    from .io import load_model, loss_node, save
     from .optim import Adam
     from .train import evaluate, fit
 
-    G, stored, saved_loss = load_model(args.file)
-    loss = _loss_node(G, args.loss, saved_loss, args.file)
+    model = load_model(args.file)
+    G, stored = model.graph, model.params
+    loss = loss_node(model, args.loss, args.file)
     net = compile_graph(G, loss=loss)
     optimizer = Adam(lr=args.lr)
     data = feed(net, load_data(args.data, seed=args.seed))

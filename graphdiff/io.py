@@ -1380,18 +1380,28 @@ def _cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def loss_node(model: Model, given: str | None, file: str | os.PathLike[str]) -> Hashable:
+    """The loss node to compile a loaded model with: ``given`` (command-line text;
+    ``"7"`` names the int node 7 when there is no node ``"7"``) or the saved one."""
+    loss = given if given is not None else model.loss
+    if loss is None:
+        raise GraphFormatError("missing_node", f"{file}: the file names no loss node; "
+                               "pass --loss NODE")
+    if loss not in model.graph and isinstance(loss, str) and loss.lstrip("-").isdigit():
+        loss = int(loss)
+    if loss not in model.graph:
+        raise GraphFormatError("missing_node", f"--loss {_show(loss)} is not a node of {file}")
+    return loss
+
+
 def _cmd_gradcheck(args: argparse.Namespace) -> int:
     from .compile import compile as compile_graph
     from .data import feed, load_data
     from .numgrad import gradcheck
 
-    G, stored, saved_loss = load_model(args.file)
-    loss = args.loss if args.loss is not None else saved_loss
-    if loss is None:
-        raise GraphFormatError("missing_node", f"{args.file}: no loss node saved; pass --loss NODE")
-    if loss not in G and isinstance(loss, str) and loss.lstrip("-").isdigit():
-        loss = int(loss)  # --loss 7 names the int node 7
-    net = compile_graph(G, loss=loss)
+    model = load_model(args.file)
+    G, stored = model.graph, model.params
+    net = compile_graph(G, loss=loss_node(model, args.loss, args.file))
     params = {**net.init_params(seed=args.seed),
               **{k: v for k, v in stored.items() if k in net.params}}
     inputs = feed(net, load_data(args.data, n=args.n, seed=args.seed))
