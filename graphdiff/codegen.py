@@ -44,6 +44,7 @@ from .plan import (
     OpStep,
     ParamStep,
     Step,
+    check_loss,
     unbroadcast,
     zeros_like,
 )
@@ -106,13 +107,6 @@ def _reads(op: Op, position: str | int) -> bool:
     return op.saves is None or position in op.saves
 
 
-def _bad_loss(node: Hashable, shape: tuple[int, ...], n: int) -> None:
-    raise ShapeError(
-        f"loss node {node!r} must give one value per data point, shape ({n},); "
-        f"got shape {shape}"
-    )
-
-
 @dataclass
 class _Level:
     """Neurons of one depth and activation, run as one matrix step."""
@@ -168,7 +162,7 @@ class _Gen:
             "_vector": _vector,
             "_grads_of": _grads_of,
             "_fit": _fit,
-            "_bad_loss": _bad_loss,
+            "_check_loss": check_loss,
             "_ph": zeros_like,
         }
         # the first neuron each non-neuron value feeds (named by shape checks)
@@ -645,7 +639,7 @@ class _Gen:
         body += [
             f"L = {loss}",
             "if L.shape != (N,):",
-            f"    _bad_loss({node}, L.shape, N)",
+            f"    _check_loss({node}, L.shape, N)",
             # np.add.reduce is what L.mean()/L.sum() run, without their Python wrappers
             f"E = _sum(L){' / N' if self.reduction == 'mean' else ''}",
         ]

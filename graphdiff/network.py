@@ -26,7 +26,7 @@ import numpy as np
 from .codegen import generate
 from .compile import ParamSpec, build
 from .errors import GraphdiffError, InputError, NonFiniteError, ShapeError
-from .plan import InputStep, NeuronStep, OpStep, ParamStep, Step
+from .plan import InputStep, NeuronStep, OpStep, ParamStep, Step, check_loss
 from .schema import ModelFile
 
 __all__ = ["BackwardResult", "Network"]
@@ -311,11 +311,7 @@ class Network:
         vals, side = self._run_forward(self._steps, checked, arrays, check_finite)
         values = vals[self._loss_slot]
         n = next(iter(arrays.values())).shape[0] if arrays else values.shape[0]
-        if values.shape != (n,):
-            raise ShapeError(
-                f"loss node {self.loss!r} must give one value per data point, shape ({n},); "
-                f"got shape {values.shape}"
-            )
+        check_loss(self.loss, values.shape, n)
         if self.reduction == "mean":
             loss = np.float64(values.mean())
             seed = np.full(n, 1.0 / n)
@@ -432,11 +428,7 @@ class Network:
         """
         if self._program is None:
             values = self.forward(params, inputs, outputs=[self.loss])[self.loss]
-            if values.ndim != 1:
-                raise ShapeError(
-                    f"loss node {self.loss!r} must give one value per data point, shape "
-                    f"(N,); got shape {values.shape}"
-                )
+            check_loss(self.loss, values.shape, values.shape[0] if values.ndim else "N")
             return np.float64(values.mean() if self.reduction == "mean" else values.sum())
         scalars, tensors, xs, n = self._fast_args(params, inputs)
         try:

@@ -71,6 +71,15 @@ def zeros_like(shape: tuple[int, ...]) -> Array:
     return np.broadcast_to(np.float64(0.0), shape)
 
 
+def check_loss(node: Node, shape: tuple[int, ...], n: int | str) -> None:
+    """The loss node must give one value per data point: shape ``(n,)``."""
+    if shape != (n,):
+        raise ShapeError(
+            f"loss node {node!r} must give one value per data point, shape ({n},); "
+            f"got shape {shape}"
+        )
+
+
 def accumulate(deltas: list[Array | None], slot: int, g: Array) -> None:
     # Never in place: an op may hand the same array to two operands (add's (g, g)).
     old = deltas[slot]
