@@ -20,8 +20,10 @@ and timings.
 from __future__ import annotations
 
 import argparse
+import functools
 import itertools
 import time
+import timeit
 from collections.abc import Callable, Hashable
 from typing import Any
 
@@ -91,12 +93,7 @@ def multiplications(G: nx.DiGraph[Any], out: Hashable) -> tuple[int, int]:
 
 def fastest(repeats: int, run: Any, *args: Any) -> float:
     """The shortest of several timings of run(*args): the least disturbed by other work."""
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        run(*args)
-        times.append(time.perf_counter() - started)
-    return min(times)
+    return min(timeit.repeat(functools.partial(run, *args), number=1, repeat=repeats))
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:

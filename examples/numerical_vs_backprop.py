@@ -25,7 +25,8 @@ Prints a table for each part.
 from __future__ import annotations
 
 import argparse
-import time
+import functools
+import timeit
 from typing import Any, Literal
 
 import numpy as np
@@ -74,12 +75,7 @@ def central_errors(params: dict[str, np.ndarray], x: np.ndarray, t: np.ndarray, 
 
 def fastest(repeats: int, run: Any, *args: Any) -> float:
     """The shortest of several timings of run(*args): the least disturbed by other work."""
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        run(*args)
-        times.append(time.perf_counter() - started)
-    return min(times)
+    return min(timeit.repeat(functools.partial(run, *args), number=1, repeat=repeats))
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
