@@ -36,7 +36,6 @@ from typing import Any
 
 import numpy as np
 
-from .errors import OpContractError, ShapeError
 from .plan import (
     ConstStep,
     InputStep,
@@ -44,8 +43,10 @@ from .plan import (
     OpStep,
     ParamStep,
     Step,
+    check_grads,
     check_loss,
-    unbroadcast,
+    check_operand,
+    fit_gradient,
     zeros_like,
 )
 from .registry import Op
@@ -65,41 +66,11 @@ DENSE_FILL = 0.25
 RELEASABLE = re.compile(r"\b((?:v|z|V|Z|A|W|WE|d|DV)\d+)\b")
 
 
-def _vector(x: Array, node: Hashable, neuron: Hashable) -> Array:
-    if x.ndim != 1:
-        raise ShapeError(
-            f"neuron {neuron!r}: every operand must have one value per data point, "
-            f"shape (N,); got shape {x.shape} from {node!r}"
-        )
-    return x
-
-
 def _seed(n: int, value: float) -> Array:
     """dE/d(loss values): 1/N each for the mean (``np.full`` without its wrapper)."""
     seed = np.empty(n)
     seed.fill(value)
     return seed
-
-
-def _grads_of(gs: Any, n: int, op: str, node: Hashable) -> Any:
-    if not isinstance(gs, (tuple, list)) or len(gs) != n:
-        got = len(gs) if isinstance(gs, (tuple, list)) else type(gs).__name__
-        raise OpContractError(
-            f"op {op!r} at node {node!r}: vjp returned {got} gradients for {n} operands"
-        )
-    return gs
-
-
-def _fit(g: Array | None, shape: tuple[int, ...], op: str, node: Hashable) -> Array:
-    if g is None:
-        return np.zeros(shape)
-    g = unbroadcast(g, shape)
-    if g.shape != shape:
-        raise OpContractError(
-            f"op {op!r} at node {node!r}: gradient of shape {g.shape} for an operand "
-            f"of shape {shape}"
-        )
-    return g
 
 
 def _reads(op: Op, position: str | int) -> bool:
@@ -159,9 +130,9 @@ class _Gen:
             "_einsum": np.einsum,
             "_dot": np.dot,
             "_zeros_like": np.zeros_like,
-            "_vector": _vector,
-            "_grads_of": _grads_of,
-            "_fit": _fit,
+            "_vector": check_operand,
+            "_grads_of": check_grads,
+            "_fit": fit_gradient,
             "_check_loss": check_loss,
             "_ph": zeros_like,
         }

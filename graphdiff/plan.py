@@ -71,6 +71,43 @@ def zeros_like(shape: tuple[int, ...]) -> Array:
     return np.broadcast_to(np.float64(0.0), shape)
 
 
+def check_operand(x: Array, node: Node | None, neuron: Node) -> Array:
+    """A neuron's operand ``x`` (from ``node``, if known) must have one value per data point."""
+    if x.ndim != 1:
+        source = "" if node is None else f" from {node!r}"
+        raise ShapeError(
+            f"neuron {neuron!r}: every operand must have one value per data point, "
+            f"shape (N,); got shape {x.shape}{source}"
+        )
+    return x
+
+
+def check_grads(gs: Any, n: int, op: str, node: Node) -> Any:
+    """A vjp must return one gradient (or None) per operand."""
+    if not isinstance(gs, (tuple, list)) or len(gs) != n:
+        got = len(gs) if isinstance(gs, (tuple, list)) else type(gs).__name__
+        raise OpContractError(
+            f"op {op!r} at node {node!r}: vjp returned {got} gradients for {n} operands"
+        )
+    return gs
+
+
+def fit_gradient(g: Array | None, shape: tuple[int, ...], op: str, node: Node) -> Array:
+    """A vjp's gradient summed back to its operand's ``shape`` (None: zeros)."""
+    if g is None:
+        return np.zeros(shape)
+    try:
+        g = unbroadcast(g, shape)
+    except ValueError:
+        g = np.asarray(g)  # not even broadcastable: reported just below
+    if np.shape(g) != shape:
+        raise OpContractError(
+            f"op {op!r} at node {node!r}: gradient of shape {np.shape(g)} for an operand "
+            f"of shape {shape}"
+        )
+    return g
+
+
 def check_loss(node: Node, shape: tuple[int, ...], n: int | str) -> None:
     """The loss node must give one value per data point: shape ``(n,)``."""
     if shape != (n,):
@@ -194,25 +231,11 @@ class OpStep(Step):
         assert self.op is not None
         xs = [vals[a] for a in self.args]
         gs = self.op.vjp(g, *vjp_args(self.op, vals[self.slot], xs), **self.attrs)
-        if not isinstance(gs, (tuple, list)) or len(gs) != len(xs):
-            n = len(gs) if isinstance(gs, (tuple, list)) else type(gs).__name__
-            raise OpContractError(
-                f"op {self.op.name!r} at node {self.node!r}: vjp returned {n} "
-                f"gradients for {len(xs)} operands"
-            )
+        check_grads(gs, len(xs), self.op.name, self.node)
         for a, x, gx in zip(self.args, xs, gs, strict=True):
             if gx is None or not needs[a]:
                 continue
-            try:
-                gx = unbroadcast(gx, np.shape(x))
-            except ValueError:
-                gx = np.asarray(gx)  # not even broadcastable: reported just below
-            if np.shape(gx) != np.shape(x):
-                raise OpContractError(
-                    f"op {self.op.name!r} at node {self.node!r}: gradient of shape "
-                    f"{np.shape(gx)} for an operand of shape {np.shape(x)}"
-                )
-            accumulate(deltas, a, gx)
+            accumulate(deltas, a, fit_gradient(gx, np.shape(x), self.op.name, self.node))
 
 
 @dataclass(eq=False, slots=True)
@@ -228,12 +251,7 @@ class NeuronStep(Step):
         assert self.act is not None
         z: Array | None = None
         for a, w in zip(self.args, self.weights, strict=True):
-            x = vals[a]
-            if x.ndim != 1:
-                raise ShapeError(
-                    f"neuron {self.node!r}: every operand must have one value per data "
-                    f"point, shape (N,); got shape {x.shape}"
-                )
+            x = check_operand(vals[a], None, self.node)
             z = x * params[w] if z is None else z + x * params[w]
         assert z is not None
         if self.bias is not None:
