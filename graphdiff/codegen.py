@@ -32,6 +32,7 @@ import re
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from functools import partial
+from itertools import chain
 from typing import Any
 
 import numpy as np
@@ -85,6 +86,8 @@ class _Level:
     index: int
     members: list[NeuronStep]
     sources: list[int] = field(default_factory=list)  # distinct operand slots, row order of A
+    args: Array = field(default_factory=lambda: np.zeros(0, np.intp))  # members' operands
+    lens: Array = field(default_factory=lambda: np.zeros(0, np.intp))  # operands per member
     dense: bool = True
     groups: list[tuple[int | None, str, int, int]] | None = None  # see _Gen._groups
 
@@ -137,13 +140,17 @@ class _Gen:
             "_ph": zeros_like,
         }
         # the first neuron each non-neuron value feeds (named by shape checks)
-        plain = {s.slot for s in steps if not isinstance(s, NeuronStep)}
+        plain = [s.slot for s in steps if not isinstance(s, NeuronStep)]
+        is_plain = np.zeros(len(steps), dtype=bool)
+        is_plain[plain] = True
+        neurons = [s for s in steps if isinstance(s, NeuronStep)]
+        lens = np.fromiter(map(len, (s.args for s in neurons)), np.intp, len(neurons))
+        flat = np.fromiter(chain.from_iterable(s.args for s in neurons), np.intp, lens.sum())
+        owner = np.repeat(np.arange(len(neurons)), lens)
         self.first_neuron: dict[int, NeuronStep] = {}
-        for s in steps:
-            if isinstance(s, NeuronStep):
-                for a in s.args:
-                    if a in plain and a not in self.first_neuron:
-                        self.first_neuron[a] = s
+        hits = np.flatnonzero(is_plain[flat])
+        for a, o in zip(flat[hits].tolist(), owner[hits].tolist(), strict=True):
+            self.first_neuron.setdefault(a, neurons[o])
         self.levels: list[_Level] = []
         self.level_of: dict[int, tuple[int, int]] = {}  # slot -> (level, row)
         self.order: list[Step | _Level] = []
@@ -154,9 +161,10 @@ class _Gen:
     # -- planning -----------------------------------------------------------------
 
     def _plan_levels(self) -> None:
-        depth: dict[int, int] = {}
+        depth = [0] * len(self.steps)
+        at = depth.__getitem__
         for s in self.steps:
-            depth[s.slot] = 1 + max(map(depth.__getitem__, s.args), default=-1)
+            depth[s.slot] = 1 + max(map(at, s.args), default=-1)
         groups: dict[tuple[Any, ...], list[NeuronStep]] = {}
         for s in self.steps:
             if isinstance(s, NeuronStep) and s.act is not None:
@@ -164,20 +172,35 @@ class _Gen:
                 key = (depth[s.slot], s.act.name, attrs)
                 groups.setdefault(key, []).append(s)
         fused: dict[int, _Level] = {}
+        n = len(self.steps)
+        level_arr = np.full(n, -1, dtype=np.intp)  # slot -> its level, -1 outside levels
+        row_arr = np.zeros(n, dtype=np.intp)
         for members in groups.values():
             edges = sum(len(m.args) for m in members)
             if len(members) < MIN_LEVEL_NEURONS and edges < MIN_LEVEL_EDGES:
                 continue
             level = _Level(len(self.levels), members)
             self.levels.append(level)
-            for row, m in enumerate(members):
-                self.level_of[m.slot] = (level.index, row)
-                fused[m.slot] = level
+            slots = [m.slot for m in members]
+            level_arr[slots] = level.index
+            row_arr[slots] = np.arange(len(members))
+            self.level_of.update((m, (level.index, r)) for r, m in enumerate(slots))
+            fused.update(dict.fromkeys(slots, level))
+        # sources are sorted by (level, row), then the rest by slot: one int per slot
+        big = n + 1
+        self.level_arr, self.row_arr = level_arr, row_arr
+        self.row_key = np.where(
+            level_arr >= 0, level_arr * big + row_arr, len(self.levels) * big + np.arange(n)
+        )
         for level in self.levels:
-            srcs = sorted({a for m in level.members for a in m.args}, key=self._row_key)
-            level.sources = srcs
-            n_edges = sum(len(m.args) for m in level.members)
-            level.dense = n_edges >= DENSE_FILL * len(level.members) * len(srcs)
+            mem = level.members
+            level.lens = np.fromiter(map(len, (m.args for m in mem)), np.intp, len(mem))
+            level.args = np.fromiter(
+                chain.from_iterable(m.args for m in mem), np.intp, level.lens.sum()
+            )
+            srcs = np.unique(level.args)
+            level.sources = srcs[np.argsort(self.row_key[srcs], kind="stable")].tolist()
+            level.dense = len(level.args) >= DENSE_FILL * len(mem) * len(level.sources)
         items: list[tuple[tuple[int, int], Step | _Level]] = []
         for s in self.steps:
             home = fused.get(s.slot)
@@ -224,11 +247,14 @@ class _Gen:
         self.kept = kept
         # values released early: op outputs that no vjp reads, after their last forward use
         self.last_use: dict[int, list[int]] = {}
-        position = {}
+        position: dict[int, int] = {}
+        is_op = np.zeros(len(self.steps), dtype=bool)
+        is_op[[s.slot for s in self.steps if isinstance(s, OpStep)]] = True
         for n, item in enumerate(self.order):
-            for m in item.members if isinstance(item, _Level) else [item]:
-                for a in m.args:
-                    position[a] = n
+            if isinstance(item, _Level):
+                position.update(dict.fromkeys(item.args[is_op[item.args]].tolist(), n))
+            else:
+                position.update(dict.fromkeys(item.args, n))
         for s in self.steps:
             if isinstance(s, OpStep) and f"v{s.slot}" not in kept and s.slot in position:
                 self.last_use.setdefault(position[s.slot], []).append(s.slot)
@@ -244,10 +270,6 @@ class _Gen:
     def shape(self, slot: int) -> str:
         return f"sh{slot}" if self.released(slot) else f"{self.val(slot)}.shape"
 
-    def _row_key(self, slot: int) -> tuple[int, int, int]:
-        lv = self.level_of.get(slot)
-        return (lv[0], lv[1], slot) if lv else (len(self.levels), 0, slot)
-
     def _groups(self, lv: _Level) -> list[tuple[int | None, str, int, int]]:
         if lv.groups is None:
             lv.groups = self._find_groups(lv)
@@ -261,26 +283,21 @@ class _Gen:
         an index array bound in the namespace. Sources outside levels come alone
         with ``level = None`` and their slot number in ``rows``.
         """
+        src = np.array(lv.sources, dtype=np.intp)
+        blks, rows = self.level_arr[src], self.row_arr[src]
+        starts = np.flatnonzero(np.r_[True, (blks[1:] != blks[:-1]) | (blks[1:] < 0)])
         out: list[tuple[int | None, str, int, int]] = []
-        j = 0
-        slots = lv.sources
-        while j < len(slots):
-            where = self.level_of.get(slots[j])
-            if where is None:
-                out.append((None, str(slots[j]), j, j + 1))
-                j += 1
+        for j0, j1 in zip(starts.tolist(), [*starts[1:].tolist(), len(src)], strict=True):
+            blk = int(blks[j0])
+            if blk < 0:
+                out.append((None, str(lv.sources[j0]), j0, j1))
                 continue
-            blk = where[0]
-            j1 = j
-            while j1 < len(slots) and (self.level_of.get(slots[j1]) or (-1,))[0] == blk:
-                j1 += 1
-            rows = [self.level_of[a][1] for a in slots[j:j1]]
-            if rows == list(range(rows[0], rows[-1] + 1)):
-                sel = f"{rows[0]}:{rows[-1] + 1}"
+            r = rows[j0:j1]  # ascending and distinct: contiguous when the span fits
+            if r[-1] - r[0] == j1 - j0 - 1:
+                sel = f"{r[0]}:{r[-1] + 1}"
             else:
-                sel = self.bind(np.array(rows, dtype=np.intp), f"R{lv.index}_", blk)
-            out.append((blk, sel, j, j1))
-            j = j1
+                sel = self.bind(r.copy(), f"R{lv.index}_", blk)
+            out.append((blk, sel, j0, j1))
         return out
 
     def bind(self, value: Any, prefix: str, i: int) -> str:
@@ -368,17 +385,14 @@ class _Gen:
                 pieces.append(f"V{blk}[{sel}]")
         gather = pieces[0] if len(pieces) == 1 else f"_cat(({', '.join(pieces)},))"
         lines = [f"A{b} = {gather}"]
-        pos = {a: j for j, a in enumerate(lv.sources)}
-        sidx = self.sidx
-        tgt = [row for row, mem in enumerate(lv.members) for _ in mem.args]
-        src = [pos[a] for mem in lv.members for a in mem.args]
-        pidx = [sidx[w] for mem in lv.members for w in mem.weights]
-        ti = np.array(tgt, dtype=np.intp)
-        si = np.array(src, dtype=np.intp)
-        pi = np.array(pidx, dtype=np.intp)
+        keys = self.row_key[lv.sources]  # ascending: sources are sorted by it
+        ti = np.repeat(np.arange(k, dtype=np.intp), lv.lens)
+        si = np.searchsorted(keys, self.row_key[lv.args]).astype(np.intp)
+        weights = chain.from_iterable(mem.weights for mem in lv.members)
+        pi = np.fromiter(map(self.sidx.__getitem__, weights), np.intp, len(lv.args))
         self.ns[f"_TI{b}"], self.ns[f"_SI{b}"], self.ns[f"_PI{b}"] = ti, si, pi
         if lv.dense:
-            pairs_unique = len(set(zip(tgt, src, strict=True))) == len(tgt)
+            pairs_unique = np.unique(ti * m + si).size == ti.size
             put = (
                 f"W{b}[_TI{b}, _SI{b}] = PV[_PI{b}]"
                 if pairs_unique
@@ -550,7 +564,7 @@ class _Gen:
         z_b = f"Z{b}" if f"Z{b}" in self.kept else f"_ph(DV{b}.shape)"
         lines = [self._delta_z("DZ", f"DV{b}", act, attrs, z_b, v_b, 100000 + b)]
         pi = self.ns[f"_PI{b}"]
-        unique = len(set(pi.tolist())) == len(pi)
+        unique = np.unique(pi).size == pi.size
         if lv.dense:
             lines.append(f"GE = (DZ @ A{b}.T)[_TI{b}, _SI{b}]")
         else:
@@ -560,7 +574,7 @@ class _Gen:
             bi = self.ns[f"_BI{b}"]
             rows = f"[_BR{b}]" if f"_BR{b}" in self.ns else ""
             gb = f"DZ.sum(axis=1){rows}"
-            uniq = len(set(bi.tolist())) == len(bi)
+            uniq = np.unique(bi).size == bi.size
             lines.append(f"GS[_BI{b}] += {gb}" if uniq else f"_addat(GS, _BI{b}, {gb})")
         if any(self.needs[a] for a in lv.sources):
             if lv.dense:

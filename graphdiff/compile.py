@@ -39,7 +39,7 @@ import heapq
 import math
 import numbers
 import warnings
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from typing import Any, Literal, cast
 
@@ -119,26 +119,37 @@ def canonical_order(G: Any) -> list[Hashable]:
     inserted in. Kahn's algorithm with a heap, iterative (no recursion limit).
     Raises :class:`CycleError` with the cycle's path.
     """
-    keys = {n: node_key(n) for n in G}
-    node_of = {k: n for n, k in keys.items()}
-    indeg = dict(G.in_degree())
-    heap = [keys[n] for n, d in indeg.items() if d == 0]
+    return _canonical(G)[0]
+
+
+def _canonical(G: Any) -> tuple[list[Hashable], dict[Hashable, int]]:
+    """:func:`canonical_order`, and each node's rank by :func:`node_key` (ints
+    compare faster than keys: the heap holds ranks)."""
+    node_of = sorted(G._node, key=node_key)
+    rank = {n: i for i, n in enumerate(node_of)}
+    succ = G._succ  # the plain adjacency dict (see _in_edges)
+    multi = G.is_multigraph()
+    if multi:
+        indeg = {n: sum(map(len, p.values())) for n, p in G._pred.items()}
+    else:
+        indeg = {n: len(p) for n, p in G._pred.items()}
+    heap = [rank[n] for n, d in indeg.items() if d == 0]
     heapq.heapify(heap)
     order: list[Hashable] = []
-    multi = G.is_multigraph()
-    succ = G._succ  # the plain adjacency dict (see _in_edges)
+    push, pop = heapq.heappush, heapq.heappop
     while heap:
-        u = node_of[heapq.heappop(heap)]
+        u = node_of[pop(heap)]
         order.append(u)
         for v, edges in succ[u].items():
-            indeg[v] -= len(edges) if multi else 1
-            if indeg[v] == 0:
-                heapq.heappush(heap, keys[v])
-    if len(order) != len(keys):
+            d = indeg[v] - (len(edges) if multi else 1)
+            indeg[v] = d
+            if d == 0:
+                push(heap, rank[v])
+    if len(order) != len(node_of):
         cycle = nx.find_cycle(G)
         path = [e[0] for e in cycle] + [cycle[0][0]]
         raise CycleError("the graph has a cycle: " + " -> ".join(map(repr, path)))
-    return order
+    return order, rank
 
 
 def ancestors_and_self(G: Any, node: Hashable) -> set[Hashable]:
@@ -155,13 +166,14 @@ def ancestors_and_self(G: Any, node: Hashable) -> set[Hashable]:
 
 
 def _in_edges(
-    G: Any, v: Hashable, keys: dict[Hashable, tuple[int, str]] | None = None
+    G: Any, v: Hashable, key: Callable[[Hashable], Any] = node_key
 ) -> list[tuple[Hashable, dict[str, Any], Any]]:
-    """In-edges as (source, data, key), in a canonical order independent of insertion."""
+    """In-edges as (source, data, key), in a canonical order independent of insertion:
+    by ``key`` of the source (:func:`node_key`, or a rank in that order), then edge key.
+    """
     # G._pred is networkx's plain adjacency dict; its views cost ~10x more per edge,
     # which shows when compiling graphs of 100,000 neurons.
     pred = G._pred[v]
-    key = node_key if keys is None else keys.__getitem__
     if G.is_multigraph():
         edges = [(u, d, k) for u, ks in pred.items() for k, d in ks.items()]
         if len(edges) > 1:
@@ -229,25 +241,41 @@ def _ordered_operands(G: Any, v: Hashable, op: Op) -> list[Hashable]:
 
 
 class _Builder:
-    def __init__(self, G: Any, order: list[Hashable]) -> None:
+    def __init__(
+        self,
+        G: Any,
+        order: list[Hashable],
+        rank: dict[Hashable, int],
+    ) -> None:
         self.G = G
         self.slot = {n: i for i, n in enumerate(order)}
-        self.outdeg = dict(G.out_degree())
-        self.keys = {n: node_key(n) for n in order}
+        self.rank = rank
+        succ = G._succ
+        self.multi = G.is_multigraph()
+        if self.multi:
+            self.outdeg = {n: sum(map(len, succ[n].values())) for n in order}
+        else:
+            self.outdeg = {n: len(succ[n]) for n in order}
         # nodes without a data-point axis, which cannot feed a neuron
-        self.unbatched = {n for n in order if G._node[n].get("op") in ("param", "const")}
+        nodes = G._node
+        self.unbatched = {n for n in order if nodes[n].get("op") in ("param", "const")}
         self.acts: dict[str, tuple[Op, tuple[str, ...]]] = {}
         self.act_defaults: dict[str, dict[str, Any]] = {}
         self.params: dict[str, ParamSpec] = {}
+        # default names (edge "u->v", bias "<node>.bias") -> their one use
         self.auto_names: dict[str, tuple[Any, ...]] = {}
 
     def scalar(
-        self, name: object, value: object, use: tuple[Any, ...], fan_in: int, fan_out: int
+        self,
+        name: object,
+        value: object,
+        use: tuple[Any, ...],
+        fan_in: int,
+        fan_out: int,
+        auto: bool = False,
     ) -> str:
-        spec = self.params.get(name) if type(name) is str else None
-        if value is None and spec is not None and spec.kind == "scalar":
-            spec.uses.append(use)  # the common case of a shared name: nothing to check
-            return name  # type: ignore[return-value]
+        """Declare or reuse the scalar parameter ``name`` at ``use`` (an edge or a
+        neuron's bias), checking everything a shared or unusual name can get wrong."""
 
         def where() -> str:
             return f"edge {use[0]!r} -> {use[1]!r}" if len(use) == 2 else f"node {use[0]!r}"
@@ -269,11 +297,21 @@ class _Builder:
             )
             if value is not None:
                 spec.value = np.asarray(value, dtype=np.float64)
+            if auto:
+                self.auto_names[name] = use
             return name
         if spec.kind != "scalar":
             raise _fail(
                 f"{where()}: parameter {name!r} is used as a scalar weight here and is the "
                 f"tensor parameter node {spec.uses[0][0]!r}"
+            )
+        if auto or name in self.auto_names:
+            # a default name is never shared: it met another parameter of that name
+            mine = use if auto else self.auto_names[name]
+            others = [u for u in [*spec.uses, use] if u != mine]
+            raise _fail(
+                f"the default parameter name {name!r} of {mine!r} collides with the "
+                f"parameter name {name!r} used at {others!r}; give one of them a 'param'"
             )
         if value is not None:
             if spec.value is None:
@@ -333,11 +371,13 @@ class _Builder:
         return name
 
     def step(self, v: Hashable) -> Step:
-        G, data = self.G, self.G.nodes[v]
-        if "op" not in data:
+        G, data = self.G, self.G._node[v]
+        kind = data.get("op")
+        if kind == "neuron":
+            return self.neuron(v, data)
+        if kind is None:
             hint = " (inputs are declared with op='input')" if G.in_degree(v) == 0 else ""
             raise _fail(f"node {v!r} has no 'op' attribute{hint}")
-        kind = data["op"]
         slot = self.slot[v]
         if kind in ("input", "param", "const") and G.in_degree(v):
             raise _fail(f"node {v!r} is op={kind!r} and cannot have incoming edges")
@@ -354,8 +394,6 @@ class _Builder:
                 raise _fail(f"node {v!r}: 'value' is not a numeric array") from None
             value.flags.writeable = False
             return ConstStep(v, slot, value=value)
-        if kind == "neuron":
-            return self.neuron(v, data)
         op = _lookup(v, kind, "op")
         args = tuple(self.slot[u] for u in _ordered_operands(G, v, op))
         return OpStep(v, slot, args, op=op, attrs=_op_attrs(v, op, data, "op"))
@@ -369,7 +407,7 @@ class _Builder:
                 raise _fail(f"node {v!r}: activation {act.name!r} is not an elementwise op")
             known = self.acts[name] = (act, tuple(act.attrs.model_fields))
         act, fields = known
-        if any(k in data for k in fields):
+        if fields and any(k in data for k in fields):
             return act, _op_attrs(v, act, data, "activation")
         # the common case, no activation attributes: validated once per activation
         if name not in self.act_defaults:
@@ -379,32 +417,38 @@ class _Builder:
     def neuron(self, v: Hashable, data: dict[str, Any]) -> NeuronStep:
         G = self.G
         act, act_attrs = self.activation(v, data)
-        edges = _in_edges(G, v, self.keys)
+        if self.multi:
+            edges = _in_edges(G, v, self.rank.__getitem__)
+        else:  # _in_edges, inlined for the common case
+            pred = G._pred[v]
+            us = sorted(pred, key=self.rank.__getitem__) if len(pred) > 1 else pred
+            edges = [(u, pred[u], None) for u in us]
         if not edges:
             raise _fail(f"neuron {v!r} has no incoming edges")
         args, weights = [], []
         fan_in = len(edges)
-        nodes, outdeg, slot, params = G._node, self.outdeg, self.slot, self.params
+        outdeg, slot, params, unbatched = self.outdeg, self.slot, self.params, self.unbatched
+        auto_names = self.auto_names
         for u, d, k in edges:
-            if u in self.unbatched:
+            if u in unbatched:
                 raise _fail(
                     f"edge {u!r} -> {v!r}: a neuron's operands must have one value per data "
-                    f"point; {u!r} is a {nodes[u]['op']} node"
+                    f"point; {u!r} is a {G._node[u]['op']} node"
                 )
-            if "param" in d:
-                name = d["param"]
+            if "param" in d or "weight" in d:
+                auto = "param" not in d
+                name = default_param_name(u, v, k) if auto else d["param"]
+                name = self.scalar(name, d.get("weight"), (u, v), fan_in, outdeg[u], auto)
             else:
-                name = default_param_name(u, v, k)
-                self.auto_names[name] = (u, v)
-            value = d.get("weight")
-            spec = params.get(name) if type(name) is str and name else None
-            if value is None and spec is None and type(name) is str and name:
-                # the common case, a new parameter with no initial value: nothing to check
+                # the common case, a default name and no initial value
+                name = f"{u}->{v}" if k is None or k == 0 else default_param_name(u, v, k)
+                use = (u, v)
+                if name in params:  # taken: scalar() says by what
+                    self.scalar(name, None, use, fan_in, outdeg[u], True)
                 params[name] = ParamSpec(  # u has an edge, so outdeg[u] >= 1
-                    name, "scalar", (), None, "glorot", fan_in, outdeg[u], [(u, v)]
+                    name, "scalar", (), None, "glorot", fan_in, outdeg[u], [use]
                 )
-            else:
-                name = self.scalar(name, value, (u, v), fan_in, outdeg[u])
+                auto_names[name] = use
             weights.append(name)
             args.append(slot[u])
         bias = None
@@ -413,31 +457,20 @@ class _Builder:
             if isinstance(b, str):
                 bias = self.scalar(b, None, (v,), fan_in, 1)
             elif _is_number(b):
-                bias = self.scalar(f"{v}.bias", b, (v,), fan_in, 1)
-                self.auto_names[bias] = (v,)
+                bias = self.scalar(f"{v}.bias", b, (v,), fan_in, 1, auto=True)
             elif b is not None:
                 raise _fail(
                     f"node {v!r}: 'bias' must be a parameter name (str) or a number, got {b!r}"
                 )
         return NeuronStep(
             v,
-            self.slot[v],
+            slot[v],
             tuple(args),
             weights=tuple(weights),
             bias=bias,
             act=act,
             act_attrs=act_attrs,
         )
-
-    def check_auto_names(self) -> None:
-        for name, use in self.auto_names.items():
-            uses = self.params[name].uses
-            if len(uses) > 1 or uses[0] != use:
-                others = [u for u in uses if u != use]
-                raise _fail(
-                    f"the default parameter name {name!r} of {use!r} collides with the "
-                    f"parameter name {name!r} used at {others!r}; give one of them a 'param'"
-                )
 
 
 @dataclass
@@ -447,6 +480,7 @@ class Compiled:
     params: dict[str, ParamSpec]
     pruned: list[Hashable]
     inputs: list[Hashable]
+    slot: dict[Hashable, int]  # node -> its step's index
 
 
 def build(G: Any, loss: Hashable) -> Compiled:
@@ -458,12 +492,11 @@ def build(G: Any, loss: Hashable) -> Compiled:
     # Every in-edge of a kept node comes from a kept node, so the plan can read
     # the graph itself; a subgraph view would filter every access (10x slower).
     keep = ancestors_and_self(G, loss)
-    everything = canonical_order(G)
+    everything, rank = _canonical(G)
     order = [n for n in everything if n in keep]
-    pruned = sorted((n for n in everything if n not in keep), key=node_key)
-    builder = _Builder(G, order)
+    pruned = sorted((n for n in everything if n not in keep), key=rank.__getitem__)
+    builder = _Builder(G, order, rank)
     steps = [builder.step(v) for v in order]
-    builder.check_auto_names()
     unused = [n for n in pruned if G.nodes[n].get("op") == "input"]
     if unused:
         warnings.warn(
@@ -471,9 +504,9 @@ def build(G: Any, loss: Hashable) -> Compiled:
             GraphWarning,
             stacklevel=3,
         )
-    params = {name: builder.params[name] for name in sorted(builder.params)}
+    params = dict(sorted(builder.params.items()))  # names are distinct: sorted by name
     inputs = [s.node for s in steps if isinstance(s, InputStep)]
-    return Compiled(order, steps, params, pruned, inputs)
+    return Compiled(order, steps, params, pruned, inputs, builder.slot)
 
 
 def compile(G: Any, *, loss: Hashable, reduction: Literal["mean", "sum"] = "mean") -> Any:

@@ -80,10 +80,13 @@ class Network:
         self.nodes: tuple[Hashable, ...] = tuple(compiled.order)
         self.inputs: tuple[Hashable, ...] = tuple(compiled.inputs)
         self.params: dict[str, ParamSpec] = compiled.params
-        self.param_shapes = {n: p.shape for n, p in self.params.items()}
+        self._tensors = [n for n, p in self.params.items() if p.kind == "tensor"]
+        self._tensor_shapes = [self.params[n].shape for n in self._tensors]
+        self.param_shapes: dict[str, tuple[int, ...]] = dict.fromkeys(self.params, ())
+        self.param_shapes.update(zip(self._tensors, self._tensor_shapes, strict=True))
         self.pruned: tuple[Hashable, ...] = tuple(compiled.pruned)
         self._steps: list[Step] = compiled.steps
-        self._slot = {s.node: s.slot for s in self._steps}
+        self._slot = compiled.slot
         self._loss_slot = self._slot[loss]
         # needs[s]: does any parameter reach slot s (so its delta is worth computing)?
         needs = [False] * len(self._steps)
@@ -91,11 +94,16 @@ class Network:
             needs[s.slot] = isinstance(s, (ParamStep, NeuronStep)) or any(needs[a] for a in s.args)
         self._needs = needs
         self._forward_plans: dict[Any, list[Step]] = {}
-        self._scalars = [n for n, p in self.params.items() if p.kind == "scalar"]
-        self._tensors = [n for n, p in self.params.items() if p.kind == "tensor"]
-        self._tensor_shapes = [self.params[n].shape for n in self._tensors]
+        tensors = set(self._tensors)
+        self._scalars = [n for n in self.params if n not in tensors] if tensors else list(
+            self.params
+        )
         self._grad_names = self._scalars + self._tensors
-        self._grad_order = sorted(range(len(self._grad_names)), key=self._grad_names.__getitem__)
+        self._grad_order = (
+            sorted(range(len(self._grad_names)), key=self._grad_names.__getitem__)
+            if tensors
+            else range(len(self._scalars))
+        )
         self._program = generate(
             self._steps, self._scalars, self._tensors, self._loss_slot, reduction, needs
         )
