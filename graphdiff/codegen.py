@@ -87,6 +87,7 @@ class _Level:
     members: list[NeuronStep]
     sources: list[int] = field(default_factory=list)  # distinct operand slots, row order of A
     args: Array = field(default_factory=lambda: np.zeros(0, np.intp))  # members' operands
+    edges: Array = field(default_factory=lambda: np.zeros(0, np.intp))  # their edge numbers
     lens: Array = field(default_factory=lambda: np.zeros(0, np.intp))  # operands per member
     dense: bool = True
     groups: list[tuple[int | None, str, int, int]] | None = None  # see _Gen._groups
@@ -115,7 +116,8 @@ class _Gen:
         needs: list[bool],
     ) -> None:
         self.steps = steps
-        self.by_slot = {s.slot: s for s in steps}
+        self.by_slot = steps  # plans number their steps 0, 1, ... in order
+        assert all(s.slot == i for i, s in enumerate(steps))
         self.sidx = {n: i for i, n in enumerate(scalar_names)}
         self.tidx = {n: i for i, n in enumerate(tensor_names)}
         self.loss_slot = loss_slot
@@ -144,9 +146,11 @@ class _Gen:
         is_plain = np.zeros(len(steps), dtype=bool)
         is_plain[plain] = True
         neurons = [s for s in steps if isinstance(s, NeuronStep)]
+        self.neurons = neurons
         lens = np.fromiter(map(len, (s.args for s in neurons)), np.intp, len(neurons))
         flat = np.fromiter(chain.from_iterable(s.args for s in neurons), np.intp, lens.sum())
         owner = np.repeat(np.arange(len(neurons)), lens)
+        self.neuron_args = (lens, flat, owner)  # every neuron's operands, in one array
         self.first_neuron: dict[int, NeuronStep] = {}
         hits = np.flatnonzero(is_plain[flat])
         for a, o in zip(flat[hits].tolist(), owner[hits].tolist(), strict=True):
@@ -155,6 +159,7 @@ class _Gen:
         self.level_of: dict[int, tuple[int, int]] = {}  # slot -> (level, row)
         self.order: list[Step | _Level] = []
         self._forward: list[str] | None = None
+        self._weight_index: Array | None = None
         self._plan_levels()
         self._plan_reads()
 
@@ -192,15 +197,22 @@ class _Gen:
         self.row_key = np.where(
             level_arr >= 0, level_arr * big + row_arr, len(self.levels) * big + np.arange(n)
         )
+        # each level's operands: the neurons' operands grouped by level (a stable sort
+        # keeps members, and each member's operands, in order)
+        lens, flat, owner = self.neuron_args
+        owner_level = level_arr[np.fromiter((s.slot for s in self.neurons), np.intp)]
+        self.edge_order = np.argsort(owner_level[owner], kind="stable")
+        ends = np.cumsum(np.bincount(owner_level[owner] + 1, minlength=len(self.levels) + 1))
+        member_order = np.argsort(owner_level, kind="stable")
+        mends = np.cumsum(np.bincount(owner_level + 1, minlength=len(self.levels) + 1))
         for level in self.levels:
-            mem = level.members
-            level.lens = np.fromiter(map(len, (m.args for m in mem)), np.intp, len(mem))
-            level.args = np.fromiter(
-                chain.from_iterable(m.args for m in mem), np.intp, level.lens.sum()
-            )
+            b = level.index
+            level.edges = self.edge_order[ends[b] : ends[b + 1]]  # positions in flat
+            level.args = flat[level.edges]
+            level.lens = lens[member_order[mends[b] : mends[b + 1]]]
             srcs = np.unique(level.args)
             level.sources = srcs[np.argsort(self.row_key[srcs], kind="stable")].tolist()
-            level.dense = len(level.args) >= DENSE_FILL * len(mem) * len(level.sources)
+            level.dense = len(level.args) >= DENSE_FILL * len(level.members) * len(level.sources)
         items: list[tuple[tuple[int, int], Step | _Level]] = []
         for s in self.steps:
             home = fused.get(s.slot)
@@ -300,6 +312,14 @@ class _Gen:
             out.append((blk, sel, j0, j1))
         return out
 
+    def weight_index(self) -> Array:
+        """The scalar-parameter index of every neuron edge (numbered as in ``neuron_args``)."""
+        if self._weight_index is None:
+            lens, _, _ = self.neuron_args
+            weights = chain.from_iterable(s.weights for s in self.neurons)
+            self._weight_index = np.fromiter(map(self.sidx.__getitem__, weights), np.intp, lens.sum())
+        return self._weight_index
+
     def bind(self, value: Any, prefix: str, i: int) -> str:
         name = f"_{prefix}{i}"
         self.ns[name] = value
@@ -388,8 +408,7 @@ class _Gen:
         keys = self.row_key[lv.sources]  # ascending: sources are sorted by it
         ti = np.repeat(np.arange(k, dtype=np.intp), lv.lens)
         si = np.searchsorted(keys, self.row_key[lv.args]).astype(np.intp)
-        weights = chain.from_iterable(mem.weights for mem in lv.members)
-        pi = np.fromiter(map(self.sidx.__getitem__, weights), np.intp, len(lv.args))
+        pi = self.weight_index()[lv.edges]
         self.ns[f"_TI{b}"], self.ns[f"_SI{b}"], self.ns[f"_PI{b}"] = ti, si, pi
         if lv.dense:
             pairs_unique = np.unique(ti * m + si).size == ti.size

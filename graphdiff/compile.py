@@ -39,7 +39,7 @@ import heapq
 import math
 import numbers
 import warnings
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, cast
 
@@ -51,7 +51,7 @@ from .errors import CycleError, GraphError, UnknownOpError
 from .plan import ConstStep, InputStep, NeuronStep, OpStep, ParamStep, Step
 from .registry import ENGINE_OPS, Op, get_op
 
-__all__ = ["GraphWarning", "ParamSpec", "compile", "default_param_name", "node_key"]
+__all__ = ["GraphWarning", "ParamSpec", "ParamTable", "compile", "default_param_name", "node_key"]
 
 INITS = ("glorot", "zeros", "ones", "normal")
 
@@ -92,6 +92,55 @@ class ParamSpec:
     fan_in: int = 1
     fan_out: int = 1
     uses: list[tuple[Any, ...]] = field(default_factory=list)
+
+
+def _degree(adj: dict[Hashable, Any], n: Hashable, multi: bool) -> int:
+    """Edges of node ``n`` in one networkx adjacency dict (``_pred`` or ``_succ``)."""
+    return sum(map(len, adj[n].values())) if multi else len(adj[n])
+
+
+def _edge_weight(name: str, use: tuple[Any, Any], G: Any) -> ParamSpec:
+    """The spec of a default-named edge weight without an initial value, used once."""
+    multi = G.is_multigraph()
+    fan_in = _degree(G._pred, use[1], multi)
+    fan_out = max(_degree(G._succ, use[0], multi), 1)
+    return ParamSpec(name, "scalar", (), None, "glorot", fan_in, fan_out, [use])
+
+
+class ParamTable(Mapping[str, ParamSpec]):
+    """``Network.params``: parameter name -> :class:`ParamSpec`, iterated sorted by name.
+
+    A read-only mapping. Most edges of a large neuron graph carry a default-named
+    weight used exactly once; compile records just the edge for those, and their
+    spec is made (from the compiled graph's degrees) when it is first looked up.
+    """
+
+    __slots__ = ("_graph", "_names", "_records")
+
+    def __init__(
+        self, records: dict[str, ParamSpec | tuple[Any, Any]], names: list[str], graph: Any
+    ) -> None:
+        self._records = records
+        self._names = names
+        self._graph = graph
+
+    def __getitem__(self, name: str) -> ParamSpec:
+        rec = self._records[name]
+        if type(rec) is tuple:
+            rec = self._records[name] = _edge_weight(name, rec, self._graph)
+        return rec  # type: ignore[return-value]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._names)
+
+    def __len__(self) -> int:
+        return len(self._names)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._records
+
+    def __repr__(self) -> str:
+        return f"<ParamTable: {len(self)} parameters>"
 
 
 def _fail(msg: str) -> GraphError:
@@ -250,18 +299,14 @@ class _Builder:
         self.G = G
         self.slot = {n: i for i, n in enumerate(order)}
         self.rank = rank
-        succ = G._succ
         self.multi = G.is_multigraph()
-        if self.multi:
-            self.outdeg = {n: sum(map(len, succ[n].values())) for n in order}
-        else:
-            self.outdeg = {n: len(succ[n]) for n in order}
         # nodes without a data-point axis, which cannot feed a neuron
         nodes = G._node
         self.unbatched = {n for n in order if nodes[n].get("op") in ("param", "const")}
         self.acts: dict[str, tuple[Op, tuple[str, ...]]] = {}
         self.act_defaults: dict[str, dict[str, Any]] = {}
-        self.params: dict[str, ParamSpec] = {}
+        # name -> spec; a bare edge (u, v) for a default-named weight used once
+        self.params: dict[str, ParamSpec | tuple[Any, Any]] = {}
         # default names (edge "u->v", bias "<node>.bias") -> their one use
         self.auto_names: dict[str, tuple[Any, ...]] = {}
 
@@ -290,7 +335,7 @@ class _Builder:
             value = float(value)  # type: ignore[arg-type]
         if value is not None and not math.isfinite(value):
             raise _fail(f"{where()}: initial value {value!r} is not finite")
-        spec = self.params.get(name)
+        spec = self.spec(name)
         if spec is None:
             spec = self.params[name] = ParamSpec(
                 name, "scalar", (), None, "glorot", fan_in, max(fan_out, 1), [use]
@@ -324,10 +369,18 @@ class _Builder:
         spec.uses.append(use)
         return name
 
+    def spec(self, name: str) -> ParamSpec | None:
+        """The spec of ``name`` if declared (a bare edge record becomes a spec here)."""
+        rec = self.params.get(name)
+        if type(rec) is tuple:
+            rec = self.params[name] = _edge_weight(name, rec, self.G)
+            self.auto_names[name] = rec.uses[0]
+        return rec  # type: ignore[return-value]
+
     def tensor(self, v: Hashable, data: dict[str, Any]) -> str:
         name = str(v)
-        if name in self.params:
-            other = self.params[name]
+        other = self.spec(name)
+        if other is not None:
             if other.kind == "tensor":
                 raise _fail(
                     f"node {v!r}: parameter nodes {other.uses[0][0]!r} and {v!r} are both "
@@ -427,8 +480,7 @@ class _Builder:
             raise _fail(f"neuron {v!r} has no incoming edges")
         args, weights = [], []
         fan_in = len(edges)
-        outdeg, slot, params, unbatched = self.outdeg, self.slot, self.params, self.unbatched
-        auto_names = self.auto_names
+        slot, params, unbatched = self.slot, self.params, self.unbatched
         for u, d, k in edges:
             if u in unbatched:
                 raise _fail(
@@ -438,17 +490,14 @@ class _Builder:
             if "param" in d or "weight" in d:
                 auto = "param" not in d
                 name = default_param_name(u, v, k) if auto else d["param"]
-                name = self.scalar(name, d.get("weight"), (u, v), fan_in, outdeg[u], auto)
+                fan_out = max(_degree(G._succ, u, self.multi), 1)
+                name = self.scalar(name, d.get("weight"), (u, v), fan_in, fan_out, auto)
             else:
                 # the common case, a default name and no initial value
                 name = f"{u}->{v}" if k is None or k == 0 else default_param_name(u, v, k)
-                use = (u, v)
                 if name in params:  # taken: scalar() says by what
-                    self.scalar(name, None, use, fan_in, outdeg[u], True)
-                params[name] = ParamSpec(  # u has an edge, so outdeg[u] >= 1
-                    name, "scalar", (), None, "glorot", fan_in, outdeg[u], [use]
-                )
-                auto_names[name] = use
+                    self.scalar(name, None, (u, v), fan_in, 1, True)
+                params[name] = (u, v)  # its spec is made when needed (ParamTable)
             weights.append(name)
             args.append(slot[u])
         bias = None
@@ -477,7 +526,9 @@ class _Builder:
 class Compiled:
     order: list[Hashable]
     steps: list[Step]
-    params: dict[str, ParamSpec]
+    records: dict[str, ParamSpec | tuple[Any, Any]]  # see ParamTable
+    names: list[str]  # every parameter, sorted
+    tensors: list[str]  # the tensor parameters, sorted
     pruned: list[Hashable]
     inputs: list[Hashable]
     slot: dict[Hashable, int]  # node -> its step's index
@@ -504,9 +555,10 @@ def build(G: Any, loss: Hashable) -> Compiled:
             GraphWarning,
             stacklevel=3,
         )
-    params = dict(sorted(builder.params.items()))  # names are distinct: sorted by name
     inputs = [s.node for s in steps if isinstance(s, InputStep)]
-    return Compiled(order, steps, params, pruned, inputs, builder.slot)
+    names = sorted(builder.params)
+    tensors = sorted(s.name for s in steps if isinstance(s, ParamStep))
+    return Compiled(order, steps, builder.params, names, tensors, pruned, inputs, builder.slot)
 
 
 def compile(G: Any, *, loss: Hashable, reduction: Literal["mean", "sum"] = "mean") -> Any:

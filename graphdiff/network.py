@@ -24,7 +24,7 @@ import networkx as nx
 import numpy as np
 
 from .codegen import generate
-from .compile import ParamSpec, build
+from .compile import ParamSpec, ParamTable, build
 from .errors import GraphdiffError, InputError, NonFiniteError, ShapeError
 from .plan import InputStep, NeuronStep, OpStep, ParamStep, Step, check_loss
 from .schema import ModelFile
@@ -66,7 +66,8 @@ class Network:
     loss : the loss node.
     nodes : the nodes the loss depends on, in execution (topological) order.
     inputs : the input nodes the loss depends on.
-    params : name -> :class:`~graphdiff.compile.ParamSpec`, sorted by name.
+    params : name -> :class:`~graphdiff.compile.ParamSpec`, sorted by name (a read-only
+        mapping, :class:`~graphdiff.compile.ParamTable`).
     param_shapes : name -> shape (``()`` for scalar weights and biases).
     pruned : nodes that do not lead to the loss (left out of the plan).
     graph : a copy of the graph it was compiled from.
@@ -79,10 +80,10 @@ class Network:
         self.reduction = reduction
         self.nodes: tuple[Hashable, ...] = tuple(compiled.order)
         self.inputs: tuple[Hashable, ...] = tuple(compiled.inputs)
-        self.params: dict[str, ParamSpec] = compiled.params
-        self._tensors = [n for n, p in self.params.items() if p.kind == "tensor"]
+        self.params = ParamTable(compiled.records, compiled.names, self.graph)
+        self._tensors = compiled.tensors
         self._tensor_shapes = [self.params[n].shape for n in self._tensors]
-        self.param_shapes: dict[str, tuple[int, ...]] = dict.fromkeys(self.params, ())
+        self.param_shapes: dict[str, tuple[int, ...]] = dict.fromkeys(compiled.names, ())
         self.param_shapes.update(zip(self._tensors, self._tensor_shapes, strict=True))
         self.pruned: tuple[Hashable, ...] = tuple(compiled.pruned)
         self._steps: list[Step] = compiled.steps
@@ -95,9 +96,8 @@ class Network:
         self._needs = needs
         self._forward_plans: dict[Any, list[Step]] = {}
         tensors = set(self._tensors)
-        self._scalars = [n for n in self.params if n not in tensors] if tensors else list(
-            self.params
-        )
+        names = compiled.names
+        self._scalars = [n for n in names if n not in tensors] if tensors else names
         self._grad_names = self._scalars + self._tensors
         self._grad_order = (
             sorted(range(len(self._grad_names)), key=self._grad_names.__getitem__)

@@ -25,6 +25,7 @@ from graphdiff import (
     ShapeError,
     UnknownOpError,
 )
+from graphdiff.compile import default_param_name
 
 
 def base(multi: bool = False) -> nx.DiGraph:
@@ -688,3 +689,28 @@ def test_compile_does_not_modify_the_graph():
 def test_every_error_is_a_graphdiff_error_and_a_builtin(err_type):
     assert issubclass(err_type, GraphdiffError)
     assert issubclass(err_type, (ValueError, KeyError, TypeError, FloatingPointError))
+
+
+def test_param_table_specs_of_default_weights_follow_the_graph():
+    # Default-named weights get their spec on first lookup: fan-in is the target's
+    # in-degree, fan-out the source's out-degree (parallel edges counted), as Glorot's
+    # rule for a dense layer reads them; later edits of G change nothing.
+    G = nx.MultiDiGraph()
+    G.add_nodes_from(["x1", "x2"], op="input")
+    G.add_nodes_from(["h1", "h2"], op="neuron", activation="tanh")
+    G.add_edges_from([("x1", "h1"), ("x1", "h1"), ("x2", "h1"), ("x1", "h2"), ("h1", "h2")])
+    G.add_edge("x2", "h2", param="shared")
+    G.add_edge("h1", "h2", param="shared")
+    net = graphdiff.compile(G, loss="h2")
+    G.add_edge("x1", "h2")  # after compiling: the network keeps its own copy
+    names = list(net.params)
+    assert names == sorted(names) and len(net.params) == len(names) == 6
+    assert "x1->h1#1" in net.params and "nope" not in net.params
+    for u, v, k in [("x1", "h1", 0), ("x1", "h1", 1), ("x2", "h1", 0), ("x1", "h2", 0)]:
+        spec = net.params[default_param_name(u, v, k)]
+        assert spec.kind == "scalar" and spec.shape == () and spec.uses == [(u, v)]
+        assert (spec.fan_in, spec.fan_out) == ({"h1": 3, "h2": 4}[v], {"x1": 3, "x2": 2}[u])
+    assert net.params["shared"].uses == [("h1", "h2"), ("x2", "h2")]
+    assert dict(net.params.items()).keys() == set(names)
+    with pytest.raises(TypeError):
+        net.params["x1->h1"] = net.params["shared"]  # type: ignore[index]
