@@ -317,7 +317,8 @@ class _Gen:
         if self._weight_index is None:
             lens, _, _ = self.neuron_args
             weights = chain.from_iterable(s.weights for s in self.neurons)
-            self._weight_index = np.fromiter(map(self.sidx.__getitem__, weights), np.intp, lens.sum())
+            index = map(self.sidx.__getitem__, weights)
+            self._weight_index = np.fromiter(index, np.intp, lens.sum())
         return self._weight_index
 
     def bind(self, value: Any, prefix: str, i: int) -> str:
