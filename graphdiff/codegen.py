@@ -118,7 +118,7 @@ class _Gen:
         self.steps = steps
         self.by_slot = steps  # plans number their steps 0, 1, ... in order
         assert all(s.slot == i for i, s in enumerate(steps))
-        self.sidx = {n: i for i, n in enumerate(scalar_names)}
+        self.sidx = dict(zip(scalar_names, range(len(scalar_names)), strict=True))
         self.tidx = {n: i for i, n in enumerate(tensor_names)}
         self.loss_slot = loss_slot
         self.reduction = reduction
@@ -168,14 +168,17 @@ class _Gen:
     def _plan_levels(self) -> None:
         depth = [0] * len(self.steps)
         at = depth.__getitem__
-        for s in self.steps:
-            depth[s.slot] = 1 + max(map(at, s.args), default=-1)
         groups: dict[tuple[Any, ...], list[NeuronStep]] = {}
         for s in self.steps:
-            if isinstance(s, NeuronStep) and s.act is not None:
+            d = depth[s.slot] = 1 + max(map(at, s.args), default=-1)
+            if type(s) is NeuronStep and s.act is not None:
                 attrs = repr(sorted(s.act_attrs.items())) if s.act_attrs else ""
-                key = (depth[s.slot], s.act.name, attrs)
-                groups.setdefault(key, []).append(s)
+                key = (d, s.act.name, attrs)
+                members = groups.get(key)
+                if members is None:
+                    groups[key] = [s]
+                else:
+                    members.append(s)
         fused: dict[int, _Level] = {}
         n = len(self.steps)
         level_arr = np.full(n, -1, dtype=np.intp)  # slot -> its level, -1 outside levels

@@ -467,39 +467,51 @@ class _Builder:
             self.act_defaults[name] = _op_attrs(v, act, data, "activation")
         return act, self.act_defaults[name]
 
+    def edge_param(
+        self, u: Hashable, v: Hashable, d: dict[str, Any], k: Any, fan_in: int
+    ) -> str:
+        """Declare or reuse the weight parameter of edge u -> v (``k``: its key, if any)."""
+        auto = "param" not in d
+        name = default_param_name(u, v, k) if auto else d["param"]
+        fan_out = max(_degree(self.G._succ, u, self.multi), 1)
+        return self.scalar(name, d.get("weight"), (u, v), fan_in, fan_out, auto)
+
     def neuron(self, v: Hashable, data: dict[str, Any]) -> NeuronStep:
         G = self.G
         act, act_attrs = self.activation(v, data)
         if self.multi:
             edges = _in_edges(G, v, self.rank.__getitem__)
+            us = [u for u, _, _ in edges]
         else:  # _in_edges, inlined for the common case
             pred = G._pred[v]
-            us = sorted(pred, key=self.rank.__getitem__) if len(pred) > 1 else pred
-            edges = [(u, pred[u], None) for u in us]
-        if not edges:
+            us = sorted(pred, key=self.rank.__getitem__) if len(pred) > 1 else list(pred)
+        if not us:
             raise _fail(f"neuron {v!r} has no incoming edges")
-        args, weights = [], []
-        fan_in = len(edges)
-        slot, params, unbatched = self.slot, self.params, self.unbatched
-        for u, d, k in edges:
-            if u in unbatched:
-                raise _fail(
-                    f"edge {u!r} -> {v!r}: a neuron's operands must have one value per data "
-                    f"point; {u!r} is a {G._node[u]['op']} node"
-                )
-            if "param" in d or "weight" in d:
-                auto = "param" not in d
-                name = default_param_name(u, v, k) if auto else d["param"]
-                fan_out = max(_degree(G._succ, u, self.multi), 1)
-                name = self.scalar(name, d.get("weight"), (u, v), fan_in, fan_out, auto)
-            else:
-                # the common case, a default name and no initial value
-                name = f"{u}->{v}" if k is None or k == 0 else default_param_name(u, v, k)
-                if name in params:  # taken: scalar() says by what
-                    self.scalar(name, None, (u, v), fan_in, 1, True)
-                params[name] = (u, v)  # its spec is made when needed (ParamTable)
-            weights.append(name)
-            args.append(slot[u])
+        fan_in = len(us)
+        unbatched = self.unbatched
+        if unbatched and not unbatched.isdisjoint(us):
+            u = next(u for u in us if u in unbatched)
+            raise _fail(
+                f"edge {u!r} -> {v!r}: a neuron's operands must have one value per data "
+                f"point; {u!r} is a {G._node[u]['op']} node"
+            )
+        params = self.params
+        weights = []
+        if self.multi:
+            for u, d, k in edges:
+                weights.append(self.edge_param(u, v, d, k, fan_in))
+        else:
+            for u in us:
+                d = pred[u]
+                if d and ("param" in d or "weight" in d):
+                    name = self.edge_param(u, v, d, None, fan_in)
+                else:  # the common case: a default name and no initial value
+                    name = f"{u}->{v}"
+                    if name in params:  # taken: edge_param says by what
+                        self.edge_param(u, v, d, None, fan_in)
+                    params[name] = (u, v)  # its spec is made when needed (ParamTable)
+                weights.append(name)
+        slot = self.slot
         bias = None
         if "bias" in data:
             b = data["bias"]
@@ -514,7 +526,7 @@ class _Builder:
         return NeuronStep(
             v,
             slot[v],
-            tuple(args),
+            tuple(map(slot.__getitem__, us)),
             weights=tuple(weights),
             bias=bias,
             act=act,
