@@ -50,7 +50,7 @@ from .plan import (
     fit_gradient,
     zeros_like,
 )
-from .registry import Op
+from .registry import Op, identity, identity_vjp
 
 __all__ = ["Program", "generate"]
 
@@ -72,6 +72,11 @@ def _seed(n: int, value: float) -> Array:
     seed = np.empty(n)
     seed.fill(value)
     return seed
+
+
+def _passes(op: Op, attrs: dict[str, Any]) -> bool:
+    """Is ``op`` the identity (its value is its operand, its delta passes through)?"""
+    return op.forward is identity and op.vjp is identity_vjp and not attrs
 
 
 def _reads(op: Op, position: str | int) -> bool:
@@ -151,6 +156,7 @@ class _Gen:
         flat = np.fromiter(chain.from_iterable(s.args for s in neurons), np.intp, lens.sum())
         owner = np.repeat(np.arange(len(neurons)), lens)
         self.neuron_args = (lens, flat, owner)  # every neuron's operands, in one array
+        self._per_point: dict[int, bool] = {}
         self.first_neuron: dict[int, NeuronStep] = {}
         hits = np.flatnonzero(is_plain[flat])
         for a, o in zip(flat[hits].tolist(), owner[hits].tolist(), strict=True):
@@ -379,6 +385,8 @@ class _Gen:
             terms.append(f"{self._operand(a, s)} * S{self.sidx[w]}")
         if s.bias is not None:
             terms.append(f"S{self.sidx[s.bias]}")
+        if _passes(s.act, s.act_attrs):
+            return [f"z{i} = {' + '.join(terms)}", f"v{i} = z{i}"]
         act = partial(s.act.forward, **s.act_attrs) if s.act_attrs else s.act.forward
         lines = [f"z{i} = {' + '.join(terms)}", f"v{i} = {self.bind(act, 'G', i)}(z{i})"]
         return lines if f"z{i}" in self.kept else [*lines, f"del z{i}"]
@@ -442,6 +450,9 @@ class _Gen:
         assert act is not None
         attrs = lv.members[0].act_attrs
         fwd = partial(act.forward, **attrs) if attrs else act.forward
+        if _passes(act, attrs):
+            lines.append(f"V{b} = Z{b}")
+            return lines
         lines.append(f"V{b} = {self.bind(fwd, 'G', 100000 + b)}(Z{b})")
         if f"Z{b}" not in self.kept:
             lines.append(f"del Z{b}")
@@ -554,8 +565,12 @@ class _Gen:
         assert isinstance(s, NeuronStep) and s.act is not None
         attrs = s.act_attrs
         maybe = self.dstate.get(i) == "maybe"
-        a_i = f"v{i}" if f"v{i}" in self.kept else f"_ph(d{i}.shape)"
-        z_i = f"z{i}" if f"z{i}" in self.kept else f"_ph(d{i}.shape)"
+        kept_a, kept_z = f"v{i}" in self.kept, f"z{i}" in self.kept
+        if _passes(s.act, attrs) or (kept_a and kept_z):
+            a_i, z_i = f"v{i}", f"z{i}"
+        else:  # zeros in place of what the activation does not read
+            zeros = "ZN" if self.per_point(i) else f"_ph(d{i}.shape)"
+            a_i, z_i = f"v{i}" if kept_a else zeros, f"z{i}" if kept_z else zeros
         body = [self._delta_z("dz", f"d{i}", s.act, attrs, z_i, a_i, i)]
         for a, w in zip(s.args, s.weights, strict=True):
             p = self.sidx[w]
@@ -566,10 +581,34 @@ class _Gen:
             body += self._accumulate(self.gstate, f"g{p}", p, "dz.sum()", maybe)
         return self._guarded(i, body)
 
+    def per_point(self, slot: int) -> bool:
+        """Is this neuron's value certainly of shape (N,)? Yes when each operand is an
+        input (checked one value per point where it feeds a neuron) or such a neuron."""
+        memo, stack = self._per_point, [slot]
+        while stack:
+            x = stack[-1]
+            if x in memo:
+                stack.pop()
+                continue
+            s = self.by_slot[x]
+            if not isinstance(s, NeuronStep):
+                memo[x] = isinstance(s, InputStep)
+                stack.pop()
+                continue
+            pending = [a for a in s.args if a not in memo]
+            if pending:
+                stack += pending
+            else:
+                memo[x] = all(memo[a] for a in s.args)
+                stack.pop()
+        return memo[slot]
+
     def _delta_z(
         self, out: str, delta: str, act: Op, attrs: dict[str, Any], z: str, a: str, i: int
     ) -> str:
         """``out = dE/dz``: delta · g'(z) when the activation gives g', else its vjp."""
+        if _passes(act, attrs):
+            return f"{out} = {delta}"
         if act.derivative is not None:
             df = self.bind(partial(act.derivative, **attrs) if attrs else act.derivative, "D", i)
             return f"{out} = {delta} * {df}({z}, {a})"
@@ -639,6 +678,8 @@ class _Gen:
         pro += [ln for s in inputs for ln in self._vector_check(s.slot)]
         pro += [f"S{j} = P[{j}]" for j in _ids("S", text)]
         pro += [f"T{j} = Q[{j}]" for j in _ids("T", text)]
+        if re.search(r"\bZN\b", text):
+            pro.append("ZN = _ph((N,))")
         if self.levels:
             pro.append("PV = P")
         body = pro + fwd

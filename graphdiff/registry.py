@@ -328,6 +328,17 @@ def list_ops() -> list[OpInfo]:
     return REGISTRY.infos()
 
 
+def identity(x: Array) -> Array:
+    """The identity op's forward: ``x`` itself (ops never write into their operands)."""
+    return x
+
+
+def identity_vjp(g: Array, out: Array, x: Array) -> tuple[Array]:
+    """The identity op's vjp: ``g`` passes through. The generated code recognises an
+    op made of these two functions and writes neither call (``z`` is the value)."""
+    return (g,)
+
+
 def elementwise_op(
     name: str,
     f: Callable[..., Array],

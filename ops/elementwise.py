@@ -24,7 +24,7 @@ import numpy as np
 from numpy.typing import NDArray
 from pydantic import BaseModel, ConfigDict
 
-from graphdiff.registry import Op, Sample, elementwise_op, register_op
+from graphdiff.registry import Op, Sample, elementwise_op, identity, identity_vjp, register_op
 
 SOURCE = "graphdiff (built-in)"
 Array = NDArray[np.float64]
@@ -68,19 +68,11 @@ def _zero(x: Array, out: Array, **attrs: Any) -> Array:
 # --- identity, neg ---------------------------------------------------------------
 
 
-def _identity(x: Array) -> Array:
-    return x  # ops never write into arrays they are given, so no copy is needed
-
-
-def _identity_vjp(g: Array, out: Array, x: Array) -> tuple[Array]:
-    return (g,)
-
-
 register_op(
     Op(
         name="identity",
-        forward=_identity,
-        vjp=_identity_vjp,
+        forward=identity,
+        vjp=identity_vjp,
         elementwise=True,
         samples=_samples_real,
         saves=(),

@@ -39,7 +39,7 @@ def _per_point(a: Array) -> Array:
 
 def _like(g: Array, x: Array) -> Array:
     """g of shape (N,), with size-1 axes appended to broadcast against x."""
-    return g.reshape(g.shape + (1,) * (x.ndim - g.ndim))
+    return g if g.ndim == x.ndim else g.reshape(g.shape + (1,) * (x.ndim - g.ndim))
 
 
 def _signs(rng: np.random.Generator, shape: tuple[int, ...]) -> Array:
@@ -64,9 +64,9 @@ def _hinge(z: Array, t: Array) -> Array:
 
 
 def _hinge_vjp(g: Array, out: Array, z: Array, t: Array) -> tuple[Array, Array]:
-    # g where the point is a mistake (z t <= 0: the boundary counts), else 0
-    active = np.where(z * t <= 0, _like(g, z), 0.0)
-    return active * -t, active * -z
+    # -g where the point is a mistake (z t <= 0: the boundary counts), else 0
+    active = np.where(z * t <= 0, -_like(g, z), 0.0)
+    return active * t, active * z
 
 
 register_op(

@@ -188,3 +188,69 @@ def test_values_no_vjp_reads_are_released_in_the_fast_path():
     fast, ref = net.backward(params, data), net.backward(params, data, deltas=True)
     for k in ref.grads:
         np.testing.assert_allclose(fast.grads[k], ref.grads[k], rtol=1e-13, atol=1e-15)
+
+
+def lecture_like():
+    """x -> h (tanh) -> y (identity) -> E = (y - t)^2, with a second input feeding y."""
+    G = nx.DiGraph()
+    G.add_nodes_from(["x", "u", "t"], op="input")
+    G.add_node("h", op="neuron", activation="tanh")
+    G.add_node("y", op="neuron", activation="identity")
+    G.add_edges_from([("x", "h"), ("h", "y"), ("u", "y")])
+    G.add_node("E", op="squared_error")
+    G.add_edge("y", "E", port=0)
+    G.add_edge("t", "E", port=1)
+    return G
+
+
+def test_identity_neurons_are_not_called_and_their_delta_passes_through():
+    net = graphdiff.compile(lecture_like(), loss="E")
+    src = net._program.source
+    y = net.nodes.index("y")
+    assert f"v{y} = z{y}" in src and f"_G{y}" not in src and f"_H{y}" not in src
+    params = net.init_params(seed=0)
+    inputs = data(net, n=5)
+    res = compare_paths(net, params, inputs)
+    # dE/dw(h->y) = mean 2 (y - t) h, with y = w_hy h + w_uy u, h = tanh(w_xh x)
+    x, u, t = inputs["x"], inputs["u"], inputs["t"]
+    h = np.tanh(params["x->h"] * x)
+    y_val = params["h->y"] * h + params["u->y"] * u
+    assert res.grads["h->y"] == pytest.approx(np.mean(2 * (y_val - t) * h), rel=1e-12)
+
+
+def test_an_op_named_identity_is_recognised_by_its_functions_not_its_name():
+    from graphdiff import Op, register_op
+    from graphdiff.registry import scoped_registry
+
+    with scoped_registry():
+        register_op(
+            Op(name="identity", forward=lambda x: 2.0 * x, vjp=lambda g, out, x: (2.0 * g,),
+               elementwise=True),
+            replace=True,
+        )
+        net = graphdiff.compile(lecture_like(), loss="E")
+        y = net.nodes.index("y")
+        assert f"_G{y}(z{y})" in net._program.source  # called: it is not the identity
+        params = net.init_params(seed=0)
+        inputs = data(net, n=5)
+        res = compare_paths(net, params, inputs)
+        x, u, t = inputs["x"], inputs["u"], inputs["t"]
+        h = np.tanh(params["x->h"] * x)
+        y_val = 2.0 * (params["h->y"] * h + params["u->y"] * u)
+        assert res.grads["h->y"] == pytest.approx(np.mean(2 * (y_val - t) * 2.0 * h), rel=1e-12)
+
+
+def test_placeholders_for_unread_values_have_the_value_shape():
+    # h reads only its output (tanh); where h is fed by inputs and neurons its shape is
+    # certainly (N,) and one shared zeros array stands in for z; where an op feeds it,
+    # the shape is taken from its delta
+    G = lecture_like()
+    net = graphdiff.compile(G, loss="E")
+    assert "ZN = _ph((N,))" in net._program.source
+    G.add_node("s", op="mul")
+    G.remove_edge("x", "h")
+    G.add_edges_from([("x", "s"), ("u", "s"), ("s", "h")])
+    net = graphdiff.compile(G, loss="E")
+    h = net.nodes.index("h")
+    assert f"_ph(d{h}.shape)" in net._program.source and "ZN" not in net._program.source
+    compare_paths(net, net.init_params(seed=1), data(net, n=4))
