@@ -542,21 +542,31 @@ class _Gen:
             wanted = [j for j, a in enumerate(s.args) if self.needs[a]]
             if not wanted:
                 return []
-            vjp = self.bind(partial(s.op.vjp, **s.attrs) if s.attrs else s.op.vjp, "B", i)
             name, node = self.bind(s.op.name, "O", i), self.bind(s.node, "N", i)
             args = ", ".join(self.arg(a) for a in s.args)
             out = f"_ph(d{i}.shape)" if self.released(i) else f"v{i}"
-            body = [
-                f"gs = {vjp}(d{i}, {out}, {args})",
-                f"if type(gs) is not tuple or len(gs) != {len(s.args)}:",
-                f"    gs = _grads_of(gs, {len(s.args)}, {name}, {node})",
-            ]
+            parts = s.op.vjps is not None and len(wanted) < len(s.args)
+            if parts:  # only the gradients something needs
+                body = []
+            else:
+                vjp = self.bind(partial(s.op.vjp, **s.attrs) if s.attrs else s.op.vjp, "B", i)
+                body = [
+                    f"gs = {vjp}(d{i}, {out}, {args})",
+                    f"if type(gs) is not tuple or len(gs) != {len(s.args)}:",
+                    f"    gs = _grads_of(gs, {len(s.args)}, {name}, {node})",
+                ]
             for j in wanted:
                 a, shape = s.args[j], self.shape(s.args[j])
+                if parts:
+                    assert s.op.vjps is not None
+                    fn = partial(s.op.vjps[j], **s.attrs) if s.attrs else s.op.vjps[j]
+                    grad = f"{self.bind(fn, f'P{j}_', i)}(d{i}, {out}, {args})"
+                else:
+                    grad = f"gs[{j}]"
                 # None from a vjp means a zero gradient; _fit makes it one, so the
                 # delta downstream certainly exists and needs no run-time tests.
                 body += [
-                    f"t = gs[{j}]",
+                    f"t = {grad}",
                     f"if t is None or t.shape != {shape}:",
                     f"    t = _fit(t, {shape}, {name}, {node})",
                 ]

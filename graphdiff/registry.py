@@ -96,6 +96,10 @@ class Op:
     derivative : for elementwise ops, ``derivative(x, out, **attrs)``, the local
         derivative d out / d x elementwise (the lecture's g'(z)); then ``vjp`` must
         equal ``g * derivative(x, out)``, and the engine may use either.
+    vjps : optional, one function per operand, ``vjps[i](g, out, *xs, **attrs)``
+        returning entry ``i`` of ``vjp``'s result; the engine then computes only
+        the gradients something needs (a loss's target is usually data and needs
+        none). Needs a fixed ``arity``; reads what ``vjp`` reads (``saves``).
     saves : what the vjp reads: ``"out"`` and/or operand positions (``0``, ``1``,
         ...); ``None`` (the default) means all of them. The engine passes other
         arguments as read-only zeros of the right shape, which lets it release
@@ -119,6 +123,7 @@ class Op:
     samples: Callable[[np.random.Generator], list[Sample]] | None = None
     saves: tuple[str | int, ...] | None = None
     derivative: Callable[..., Array] | None = None
+    vjps: tuple[Callable[..., Array | None], ...] | None = None
     source: str = ""
     distribution: str | None = None
     version: str | None = None
@@ -176,6 +181,15 @@ class Registry:
             raise RegistryError(f"op {op.name!r}: a loss takes (prediction, target)")
         if not callable(op.forward) or not callable(op.vjp):
             raise RegistryError(f"op {op.name!r}: forward and vjp must be callables")
+        if op.vjps is not None and (
+            not isinstance(op.vjps, tuple)
+            or len(op.vjps) != op.arity
+            or not all(map(callable, op.vjps))
+        ):
+            raise RegistryError(
+                f"op {op.name!r}: vjps must be a tuple of one callable per operand "
+                f"(arity {op.arity})"
+            )
         if not self._loading_builtins:
             self._load_builtins()
         old = self._ops.get(op.name)

@@ -60,6 +60,7 @@ def check_op(
     2. ``vjp`` runs with a random cotangent ``g`` (read-only, as are ``out``
        and the operands); it must return one entry per operand, each ``None``
        or finite and, summed back over broadcast axes, of its operand's shape.
+       ``derivative`` and each of ``vjps``, where given, must agree with it.
     3. Every non-``None`` gradient is compared, element by element, with the
        float64 central difference of ``sum(g * forward(...))``; it passes
        where ``|analytic - numeric| <= atol + rtol |numeric|``.
@@ -179,6 +180,19 @@ def _check_sample(
                 i,
             )
         analytic.append(np.asarray(summed, dtype=np.float64))
+
+    if op.vjps is not None:
+        # the engine may call vjps[i] alone in place of the vjp: they must agree
+        args = (g, *vjp_args(op, _read_only(out), xs))
+        for i, (part, whole) in enumerate(zip(op.vjps, grads, strict=True)):
+            gi = _call(part, args, attrs, f"vjps[{i}]", fail)
+            same = (gi is None and whole is None) or (
+                gi is not None and whole is not None
+                and np.shape(gi) == np.shape(whole)
+                and np.allclose(gi, whole, rtol=1e-12, atol=1e-15)
+            )
+            if not same:
+                raise fail(f"vjps[{i}] differs from entry {i} of what vjp returns", i)
 
     if op.derivative is not None and analytic[0] is not None:
         # the engine may use g * derivative(x, out) in place of the vjp: they must agree

@@ -63,10 +63,22 @@ def _hinge(z: Array, t: Array) -> Array:
     return _per_point(np.maximum(0.0, -z * t))
 
 
+def _hinge_active(g: Array, z: Array, t: Array) -> Array:
+    """-g where the point is a mistake (z t <= 0: the boundary counts), else 0."""
+    return np.where(z * t <= 0, -_like(g, z), 0.0)
+
+
 def _hinge_vjp(g: Array, out: Array, z: Array, t: Array) -> tuple[Array, Array]:
-    # -g where the point is a mistake (z t <= 0: the boundary counts), else 0
-    active = np.where(z * t <= 0, -_like(g, z), 0.0)
+    active = _hinge_active(g, z, t)
     return active * t, active * z
+
+
+def _hinge_dz(g: Array, out: Array, z: Array, t: Array) -> Array:
+    return _hinge_active(g, z, t) * t
+
+
+def _hinge_dt(g: Array, out: Array, z: Array, t: Array) -> Array:
+    return _hinge_active(g, z, t) * z
 
 
 register_op(
@@ -74,6 +86,7 @@ register_op(
         name="hinge",
         forward=_hinge,
         vjp=_hinge_vjp,
+        vjps=(_hinge_dz, _hinge_dt),
         arity=2,
         loss=True,
         samples=_pm1_samples,
@@ -95,11 +108,20 @@ def _logistic_vjp(g: Array, out: Array, z: Array, t: Array) -> tuple[Array, Arra
     return -t * s, -z * s
 
 
+def _logistic_dz(g: Array, out: Array, z: Array, t: Array) -> Array:
+    return -t * (sigmoid(-t * z) * _like(g, z))
+
+
+def _logistic_dt(g: Array, out: Array, z: Array, t: Array) -> Array:
+    return -z * (sigmoid(-t * z) * _like(g, z))
+
+
 register_op(
     Op(
         name="logistic",
         forward=_logistic,
         vjp=_logistic_vjp,
+        vjps=(_logistic_dz, _logistic_dt),
         arity=2,
         loss=True,
         samples=_pm1_samples,
@@ -117,8 +139,16 @@ def _squared_error(z: Array, t: Array) -> Array:
 
 
 def _squared_error_vjp(g: Array, out: Array, z: Array, t: Array) -> tuple[Array, Array]:
-    d = 2.0 * (z - t) * _like(g, z)
+    d = _squared_error_dz(g, out, z, t)
     return d, -d
+
+
+def _squared_error_dz(g: Array, out: Array, z: Array, t: Array) -> Array:
+    return 2.0 * (z - t) * _like(g, z)
+
+
+def _squared_error_dt(g: Array, out: Array, z: Array, t: Array) -> Array:
+    return -_squared_error_dz(g, out, z, t)
 
 
 def _real_samples(rng: np.random.Generator) -> list[Sample]:
@@ -131,6 +161,7 @@ register_op(
         name="squared_error",
         forward=_squared_error,
         vjp=_squared_error_vjp,
+        vjps=(_squared_error_dz, _squared_error_dt),
         arity=2,
         loss=True,
         samples=_real_samples,

@@ -125,6 +125,10 @@ def test_engine_names_are_reserved(fresh_registry, name):
     [
         ({"elementwise": True, "arity": 2}, r"'bad': an elementwise op takes exactly one"),
         ({"loss": True, "arity": 1}, r"'bad': a loss takes \(prediction, target\)"),
+        ({"vjps": (triple_vjp, triple_vjp)}, r"'bad': vjps must be a tuple of one callable"),
+        ({"vjps": [triple_vjp]}, r"'bad': vjps must be a tuple of one callable"),
+        ({"vjps": (1,)}, r"'bad': vjps must be a tuple of one callable"),
+        ({"vjps": (triple_vjp,), "arity": None}, r"'bad': vjps must be a tuple"),
     ],
 )
 def test_inconsistent_definitions_are_refused(fresh_registry, kwargs, match):
