@@ -19,22 +19,36 @@ def _matmul(a: Array, b: Array) -> Array:
     return np.asarray(np.matmul(a, b))
 
 
-def _matmul_vjp(g: Array, out: Array, a: Array, b: Array) -> tuple[Array, Array]:
-    if a.ndim == 1 and b.ndim == 1:
-        return g * b, g * a
-    # Treat a 1-D operand as a one-row (a) or one-column (b) matrix, and give
-    # g the axis matmul dropped for it; then drop that axis from the results.
+def _as_matrices(g: Array, a: Array, b: Array) -> tuple[Array, Array, Array]:
+    """Treat a 1-D operand as a one-row (a) or one-column (b) matrix, and give g the
+    axis matmul dropped for it."""
     a2 = a[np.newaxis, :] if a.ndim == 1 else a
     b2 = b[:, np.newaxis] if b.ndim == 1 else b
     g2 = g[..., np.newaxis, :] if a.ndim == 1 else g
     g2 = g2[..., np.newaxis] if b.ndim == 1 else g2
-    ga = g2 @ np.swapaxes(b2, -1, -2)
-    gb = np.swapaxes(a2, -1, -2) @ g2
-    if a.ndim == 1:
-        ga = ga[..., 0, :]
+    return a2, b2, g2
+
+
+def _matmul_da(g: Array, out: Array, a: Array, b: Array) -> Array:
     if b.ndim == 1:
-        gb = gb[..., 0]
-    return ga, gb
+        # an outer product: one multiplication per entry, exactly what the matrix
+        # product with an inner dimension of 1 computes, without its overhead
+        return g * b if a.ndim == 1 else g[..., np.newaxis] * b
+    _, b2, g2 = _as_matrices(g, a, b)
+    ga = g2 @ np.swapaxes(b2, -1, -2)
+    return ga[..., 0, :] if a.ndim == 1 else ga
+
+
+def _matmul_db(g: Array, out: Array, a: Array, b: Array) -> Array:
+    if a.ndim == 1 and b.ndim == 1:
+        return g * a
+    a2, _, g2 = _as_matrices(g, a, b)
+    gb = np.swapaxes(a2, -1, -2) @ g2
+    return gb[..., 0] if b.ndim == 1 else gb
+
+
+def _matmul_vjp(g: Array, out: Array, a: Array, b: Array) -> tuple[Array, Array]:
+    return _matmul_da(g, out, a, b), _matmul_db(g, out, a, b)
 
 
 def _samples(rng: np.random.Generator) -> list[Sample]:
@@ -54,6 +68,7 @@ register_op(
         name="matmul",
         forward=_matmul,
         vjp=_matmul_vjp,
+        vjps=(_matmul_da, _matmul_db),
         arity=2,
         samples=_samples,
         saves=(0, 1),
