@@ -297,7 +297,7 @@ class _Builder:
         rank: dict[Hashable, int],
     ) -> None:
         self.G = G
-        self.slot = {n: i for i, n in enumerate(order)}
+        self.slot = dict(zip(order, range(len(order)), strict=True))
         self.rank = rank
         self.multi = G.is_multigraph()
         # nodes without a data-point axis, which cannot feed a neuron
@@ -556,8 +556,11 @@ def build(G: Any, loss: Hashable) -> Compiled:
     # the graph itself; a subgraph view would filter every access (10x slower).
     keep = ancestors_and_self(G, loss)
     everything, rank = _canonical(G)
-    order = [n for n in everything if n in keep]
-    pruned = sorted((n for n in everything if n not in keep), key=rank.__getitem__)
+    if len(keep) == len(everything):
+        order, pruned = everything, []
+    else:
+        order = [n for n in everything if n in keep]
+        pruned = sorted((n for n in everything if n not in keep), key=rank.__getitem__)
     builder = _Builder(G, order, rank)
     steps = [builder.step(v) for v in order]
     unused = [n for n in pruned if G.nodes[n].get("op") == "input"]

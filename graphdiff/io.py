@@ -898,9 +898,31 @@ def _compact(v: Any) -> str:
     return json.dumps(v, ensure_ascii=True, allow_nan=False, separators=(",", ":"))
 
 
-def _layout(doc: Any, expand: set[tuple[str, ...]], path: tuple[str, ...] = ()) -> Iterator[str]:
+_BASE64 = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/="
+
+
+def _tensor_text(doc: dict[str, Any]) -> Iterator[str | bytes]:
+    """A parameter's tensor document, as ``_compact`` writes it, with its base64 data
+    as bytes: JSON-escaping megabytes of text that needs no escape cost more than
+    the rest of a save. Data with any other character goes through ``_compact``."""
+    data = doc["data"]
+    raw = data.encode("ascii") if isinstance(data, str) and data.isascii() else None
+    if raw is None or raw.translate(None, _BASE64) or list(doc) != ["dtype", "shape", "data"]:
+        yield _compact(doc)
+        return
+    yield _compact({"dtype": doc["dtype"], "shape": doc["shape"]})[:-1] + ',"data":"'
+    yield raw
+    yield '"}'
+
+
+def _layout(
+    doc: Any, expand: set[tuple[str, ...]], path: tuple[str, ...] = ()
+) -> Iterator[str | bytes]:
     """JSON text in pieces: containers at the paths in ``expand`` one item per line, the
     rest compact. Pieces, so that a large file is never held twice in memory."""
+    if len(path) == 2 and path[0] == "params" and isinstance(doc, dict) and "data" in doc:
+        yield from _tensor_text(doc)
+        return
     if path not in expand or not isinstance(doc, (dict, list)) or not doc:
         yield _compact(doc)
         return
@@ -939,7 +961,7 @@ def _graph_doc(g: GraphSpec) -> dict[str, Any]:
     }
 
 
-def _model_text(spec: ModelFile) -> Iterator[str]:
+def _model_text(spec: ModelFile) -> Iterator[str | bytes]:
     doc = {
         "format": MODEL_FORMAT,
         "format_version": FORMAT_VERSION,
@@ -968,9 +990,9 @@ def graph_fingerprint(G: nx.DiGraph[Any]) -> str:
     return "sha256:" + hashlib.sha256(text.encode("ascii")).hexdigest()
 
 
-def _atomic_write(path: str | os.PathLike[str], text: Iterable[str]) -> None:
-    """Write ``text`` (ASCII pieces) to ``path`` so that a crash leaves either the old or
-    the new file.
+def _atomic_write(path: str | os.PathLike[str], text: Iterable[str | bytes]) -> None:
+    """Write ``text`` (ASCII pieces, str or bytes) to ``path`` so that a crash leaves
+    either the old or the new file.
 
     A temporary file in the same directory is written, fsynced and renamed over
     ``path``, then the directory is fsynced. Temporary files left by an earlier
@@ -990,6 +1012,11 @@ def _atomic_write(path: str | os.PathLike[str], text: Iterable[str]) -> None:
             chunk: list[str] = []
             size = 0
             for piece in text:  # written in chunks of about 1 MiB
+                if isinstance(piece, bytes):  # ASCII already: written as it is
+                    _write_all(fd, "".join(chunk).encode("ascii"))
+                    _write_all(fd, piece)
+                    chunk, size = [], 0
+                    continue
                 chunk.append(piece)
                 size += len(piece)
                 if size >= 1 << 20:

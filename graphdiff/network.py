@@ -92,7 +92,9 @@ class Network:
         # needs[s]: does any parameter reach slot s (so its delta is worth computing)?
         needs = [False] * len(self._steps)
         for s in self._steps:
-            needs[s.slot] = isinstance(s, (ParamStep, NeuronStep)) or any(needs[a] for a in s.args)
+            needs[s.slot] = type(s) is NeuronStep or isinstance(s, ParamStep) or any(
+                needs[a] for a in s.args
+            )
         self._needs = needs
         self._forward_plans: dict[Any, list[Step]] = {}
         tensors = set(self._tensors)
