@@ -166,6 +166,7 @@ class _Gen:
         self.order: list[Step | _Level] = []
         self._forward: list[str] | None = None
         self._weight_index: Array | None = None
+        self._weight_uses: Array | None = None
         self._plan_levels()
         self._plan_reads()
 
@@ -214,12 +215,15 @@ class _Gen:
         ends = np.cumsum(np.bincount(owner_level[owner] + 1, minlength=len(self.levels) + 1))
         member_order = np.argsort(owner_level, kind="stable")
         mends = np.cumsum(np.bincount(owner_level + 1, minlength=len(self.levels) + 1))
+        mark = np.zeros(n, dtype=bool)
         for level in self.levels:
             b = level.index
             level.edges = self.edge_order[ends[b] : ends[b + 1]]  # positions in flat
             level.args = flat[level.edges]
             level.lens = lens[member_order[mends[b] : mends[b + 1]]]
-            srcs = np.unique(level.args)
+            mark[level.args] = True  # distinct sources, cheaper than np.unique
+            srcs = np.flatnonzero(mark)
+            mark[srcs] = False
             level.sources = srcs[np.argsort(self.row_key[srcs], kind="stable")].tolist()
             level.dense = len(level.args) >= DENSE_FILL * len(level.members) * len(level.sources)
         items: list[tuple[tuple[int, int], Step | _Level]] = []
@@ -329,6 +333,12 @@ class _Gen:
             index = map(self.sidx.__getitem__, weights)
             self._weight_index = np.fromiter(index, np.intp, lens.sum())
         return self._weight_index
+
+    def weight_uses(self) -> Array:
+        """How many neuron edges use each scalar parameter."""
+        if self._weight_uses is None:
+            self._weight_uses = np.bincount(self.weight_index(), minlength=len(self.sidx))
+        return self._weight_uses
 
     def bind(self, value: Any, prefix: str, i: int) -> str:
         name = f"_{prefix}{i}"
@@ -636,7 +646,8 @@ class _Gen:
         z_b = f"Z{b}" if f"Z{b}" in self.kept else f"_ph(DV{b}.shape)"
         lines = [self._delta_z("DZ", f"DV{b}", act, attrs, z_b, v_b, 100000 + b)]
         pi = self.ns[f"_PI{b}"]
-        unique = np.unique(pi).size == pi.size
+        # no weight twice in the level: certain when none is used twice at all
+        unique = self.weight_uses()[pi].max() <= 1 or np.unique(pi).size == pi.size
         if lv.dense:
             lines.append(f"GE = (DZ @ A{b}.T)[_TI{b}, _SI{b}]")
         else:
