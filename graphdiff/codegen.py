@@ -675,10 +675,8 @@ class _Gen:
                 if blk is None:
                     lines += self.add_to(int(sel), f"DA[{j0}]")
                     continue
-                members = self.levels[blk].members
-                rows_used = [self.level_of[a][1] for a in lv.sources[j0:j1]]
-                if not any(self.needs[members[r].slot] for r in rows_used):
-                    continue
+                if not any(map(self.needs.__getitem__, lv.sources[j0:j1])):
+                    continue  # no parameter reaches these rows
                 if sel == f"0:{len(self.levels[blk].members)}" and blk not in self.allocated:
                     self.allocated.add(blk)  # DA is this call's own array: adopt its rows
                     lines.append(f"DV{blk} = DA[{j0}:{j1}]")
