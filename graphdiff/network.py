@@ -468,18 +468,24 @@ def snapshot(G: Any) -> Any:
     """
     H = G.__class__()
     H.graph.update(G.graph)
-    H._node.update((n, dict(d)) for n, d in G._node.items())
-    H._pred.update((n, {}) for n in G._node)
+    copy = dict.copy  # mapped in C: no Python frame per node or edge
+    H._node.update(zip(G._node, map(copy, G._node.values()), strict=True))
     if G.is_multigraph():
-        for u, nbrs in G._adj.items():
-            mine = H._adj[u] = {v: {k: dict(d) for k, d in kd.items()} for v, kd in nbrs.items()}
-            for v, kd in mine.items():
-                H._pred[v][u] = kd
+        adj = {
+            u: {v: {k: copy(d) for k, d in kd.items()} for v, kd in nbrs.items()}
+            for u, nbrs in G._adj.items()
+        }
     else:
-        for u, nbrs in G._adj.items():
-            mine = H._adj[u] = {v: dict(d) for v, d in nbrs.items()}
-            for v, d in mine.items():
-                H._pred[v][u] = d
+        adj = {
+            u: dict(zip(nbrs, map(copy, nbrs.values()), strict=True))
+            for u, nbrs in G._adj.items()
+        }
+    pred: dict[Any, dict[Any, Any]] = {n: {} for n in G._node}
+    for u, nbrs in adj.items():
+        for v, d in nbrs.items():
+            pred[v][u] = d
+    H._adj.update(adj)
+    H._pred.update(pred)
     return H
 
 
