@@ -300,6 +300,10 @@ class _Builder:
         self.slot = dict(zip(order, range(len(order)), strict=True))
         self.rank = rank
         self.multi = G.is_multigraph()
+        # in-edges are sorted by their source's node_key: for string names that is
+        # the names' own order, which sorts without calling a key function
+        only_str = set(map(type, G._node)) <= {str}
+        self.in_key: Callable[[Hashable], Any] | None = None if only_str else rank.__getitem__
         # nodes without a data-point axis, which cannot feed a neuron
         nodes = G._node
         self.unbatched = {n for n in order if nodes[n].get("op") in ("param", "const")}
@@ -484,7 +488,7 @@ class _Builder:
             us = [u for u, _, _ in edges]
         else:  # _in_edges, inlined for the common case
             pred = G._pred[v]
-            us = sorted(pred, key=self.rank.__getitem__) if len(pred) > 1 else list(pred)
+            us = sorted(pred, key=self.in_key) if len(pred) > 1 else list(pred)
         if not us:
             raise _fail(f"neuron {v!r} has no incoming edges")
         fan_in = len(us)
