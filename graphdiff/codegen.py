@@ -122,7 +122,7 @@ class _Gen:
     ) -> None:
         self.steps = steps
         self.by_slot = steps  # plans number their steps 0, 1, ... in order
-        assert all(s.slot == i for i, s in enumerate(steps))
+        assert not steps or steps[-1].slot == len(steps) - 1
         self.sidx = dict(zip(scalar_names, range(len(scalar_names)), strict=True))
         self.tidx = {n: i for i, n in enumerate(tensor_names)}
         self.loss_slot = loss_slot
@@ -162,7 +162,6 @@ class _Gen:
         for a, o in zip(flat[hits].tolist(), owner[hits].tolist(), strict=True):
             self.first_neuron.setdefault(a, neurons[o])
         self.levels: list[_Level] = []
-        self.level_of: dict[int, tuple[int, int]] = {}  # slot -> (level, row)
         self.order: list[Step | _Level] = []
         self._forward: list[str] | None = None
         self._weight_index: Array | None = None
@@ -186,7 +185,6 @@ class _Gen:
                     groups[key] = [s]
                 else:
                     members.append(s)
-        fused: dict[int, _Level] = {}
         n = len(self.steps)
         level_arr = np.full(n, -1, dtype=np.intp)  # slot -> its level, -1 outside levels
         row_arr = np.zeros(n, dtype=np.intp)
@@ -199,8 +197,6 @@ class _Gen:
             slots = [m.slot for m in members]
             level_arr[slots] = level.index
             row_arr[slots] = np.arange(len(members))
-            self.level_of.update((m, (level.index, r)) for r, m in enumerate(slots))
-            fused.update(dict.fromkeys(slots, level))
         # sources are sorted by (level, row), then the rest by slot: one int per slot
         big = n + 1
         self.level_arr, self.row_arr = level_arr, row_arr
@@ -226,13 +222,14 @@ class _Gen:
             mark[srcs] = False
             level.sources = srcs[np.argsort(self.row_key[srcs], kind="stable")].tolist()
             level.dense = len(level.args) >= DENSE_FILL * len(level.members) * len(level.sources)
+        self.lvl, self.row = level_arr.tolist(), row_arr.tolist()  # fast lookups by slot
         items: list[tuple[tuple[int, int], Step | _Level]] = []
         for s in self.steps:
-            home = fused.get(s.slot)
-            if home is None:
+            b = self.lvl[s.slot]
+            if b < 0:
                 items.append(((depth[s.slot], s.slot), s))
-            elif home.members[0] is s:
-                items.append(((depth[s.slot], s.slot), home))
+            elif self.levels[b].members[0] is s:
+                items.append(((depth[s.slot], s.slot), self.levels[b]))
         self.order = [it for _, it in sorted(items, key=lambda p: p[0])]
 
     def _plan_reads(self) -> None:
@@ -345,9 +342,14 @@ class _Gen:
         self.ns[name] = value
         return name
 
+    def level_of(self, slot: int) -> tuple[int, int] | None:
+        """(level, row) of a neuron run in a level, else None."""
+        b = self.lvl[slot]
+        return None if b < 0 else (b, self.row[slot])
+
     def val(self, slot: int) -> str:
         """Expression for a node's value."""
-        lv = self.level_of.get(slot)
+        lv = self.level_of(slot)
         return f"V{lv[0]}[{lv[1]}]" if lv else f"v{slot}"
 
     # -- forward ------------------------------------------------------------------
@@ -477,7 +479,7 @@ class _Gen:
         self.gstate: dict[int, str] = {}
         self.maybe_vars: set[str] = set()
         blocks: list[list[str]] = []
-        lv0 = self.level_of.get(self.loss_slot)
+        lv0 = self.level_of(self.loss_slot)
         seed = "_seed(N, 1.0 / N)" if self.reduction == "mean" else "_seed(N, 1.0)"
         if lv0:
             self.allocated.add(lv0[0])
@@ -504,7 +506,7 @@ class _Gen:
         """
         if not self.needs[slot]:
             return []
-        lv = self.level_of.get(slot)
+        lv = self.level_of(slot)
         if lv is not None:
             return [*self._alloc(lv[0]), f"DV{lv[0]}[{lv[1]}] += {expr}"]
         return self._accumulate(self.dstate, f"d{slot}", slot, expr, maybe)

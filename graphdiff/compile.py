@@ -558,7 +558,10 @@ def build(G: Any, loss: Hashable) -> Compiled:
         raise _fail(f"loss node {loss!r} is op={loss_kind!r}; it must compute something")
     # Every in-edge of a kept node comes from a kept node, so the plan can read
     # the graph itself; a subgraph view would filter every access (10x slower).
-    keep = ancestors_and_self(G, loss)
+    # In a DAG every node leads to a sink: when the loss is the only one, every node
+    # leads to the loss (a cycle, which could break that, fails the sort below).
+    only_sink = G.out_degree(loss) == 0 and sum(not s for s in G._succ.values()) == 1
+    keep = G._node if only_sink else ancestors_and_self(G, loss)
     everything, rank = _canonical(G)
     if len(keep) == len(everything):
         order, pruned = everything, []
