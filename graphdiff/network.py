@@ -384,10 +384,11 @@ class Network:
         """Arguments of the generated code; anything unusual takes the checking path."""
         f64 = _F64  # native float64: `is` tells it apart faster than `==`
         try:
-            scalars = np.array(list(map(params.__getitem__, self._scalars)), dtype=np.float64)
+            # no dtype: float64 only when every value is a number (not None or text)
+            scalars = np.array(list(map(params.__getitem__, self._scalars)))
             tensors = list(map(params.__getitem__, self._tensors))
             xs = list(map(inputs.__getitem__, self.inputs))
-            ok = scalars.shape == (len(self._scalars),)
+            ok = scalars.dtype is f64 and scalars.shape == (len(self._scalars),)
         except (KeyError, TypeError, ValueError):
             ok = False
         # plain loops: this runs on every call, and generators cost more than the checks
@@ -494,10 +495,22 @@ def snapshot(G: Any) -> Any:
 
 
 def _numeric(value: Any, what: str) -> Array:
+    """``value`` as float64; numbers only (float64 would turn None into NaN and
+    the text "0.5" into 0.5 without a word)."""
     try:
-        return np.asarray(value, dtype=np.float64)
+        arr = np.asarray(value)
     except (TypeError, ValueError) as e:
         raise InputError(f"{what} is not a numeric array: {e}") from None
+    if arr.dtype.kind not in "biuf":
+        raise InputError(
+            f"{what} is not a numeric array: it holds {arr.dtype} values ({_show(value)})"
+        )
+    return arr.astype(np.float64, copy=False)
+
+
+def _show(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _draw(spec: ParamSpec, rng: np.random.Generator) -> Array:

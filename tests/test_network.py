@@ -793,3 +793,14 @@ def test_compile_and_backward_scale_linearly():
 
     small, large = calls(2_000), calls(20_000)
     assert large < 13 * small, (small, large)  # linear is 10x, quadratic 100x
+
+@pytest.mark.parametrize("bad", [None, "0.5", 1 + 2j, [None, 1.0, 2.0]])
+@pytest.mark.parametrize("deltas", [False, True])
+def test_values_that_are_not_numbers_are_refused_not_turned_into_nan(net, bad, deltas):
+    # float64 conversion would make None NaN and "0.5" 0.5; both paths refuse them
+    scalar = bad if not isinstance(bad, list) else None
+    with pytest.raises(InputError, match="parameter 'u' is not a numeric array"):
+        net.backward({**PARAMS, "u": scalar}, {"x": X, "t": T}, deltas=deltas)
+    t = bad if isinstance(bad, list) else [bad] * len(T)
+    with pytest.raises(InputError, match="input 't' is not a numeric array"):
+        net.backward(PARAMS, {"x": X, "t": t}, deltas=deltas)
