@@ -26,7 +26,7 @@ import numpy as np
 from .codegen import generate
 from .compile import ParamSpec, ParamTable, build
 from .errors import GraphdiffError, InputError, NonFiniteError, ShapeError
-from .plan import InputStep, NeuronStep, OpStep, ParamStep, Step, check_loss
+from .plan import InputStep, NeuronStep, OpStep, ParamStep, Step, as_numbers, check_loss
 from .schema import ModelFile
 
 __all__ = ["BackwardResult", "Network"]
@@ -173,7 +173,7 @@ class Network:
             raise InputError(f"missing parameter(s) {missing!r}")
         checked: dict[str, Any] = {}
         for name in names:
-            spec, value = self.params[name], _numeric(params[name], f"parameter {name!r}")
+            spec, value = self.params[name], as_numbers(params[name], f"parameter {name!r}")
             if spec.kind == "scalar":
                 if np.ndim(value) != 0:
                     raise ShapeError(
@@ -198,7 +198,7 @@ class Network:
             raise InputError(f"missing input(s) {missing!r}")
         arrays = {}
         for n in needed:
-            arr = _numeric(inputs[n], f"input {n!r}")
+            arr = as_numbers(inputs[n], f"input {n!r}")
             if arr.ndim == 0:
                 raise ShapeError(
                     f"input {n!r} must have a first axis over data points, got a scalar"
@@ -492,25 +492,6 @@ def snapshot(G: Any) -> Any:
     H._adj.update(adj)
     H._pred.update(pred)
     return H
-
-
-def _numeric(value: Any, what: str) -> Array:
-    """``value`` as float64; numbers only (float64 would turn None into NaN and
-    the text "0.5" into 0.5 without a word)."""
-    try:
-        arr = np.asarray(value)
-    except (TypeError, ValueError) as e:
-        raise InputError(f"{what} is not a numeric array: {e}") from None
-    if arr.dtype.kind not in "biuf":
-        raise InputError(
-            f"{what} is not a numeric array: it holds {arr.dtype} values ({_show(value)})"
-        )
-    return arr.astype(np.float64, copy=False)
-
-
-def _show(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _draw(spec: ParamSpec, rng: np.random.Generator) -> Array:

@@ -50,6 +50,7 @@ from numpy.typing import NDArray
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from .errors import GraphdiffError, InputError, ShapeError
+from .plan import as_numbers
 
 __all__ = [
     "SGD",
@@ -229,8 +230,8 @@ class Optimizer:
         ps: dict[str, Array] = {}
         gs: dict[str, Array] = {}
         for n in params:
-            ps[n] = np.asarray(params[n], dtype=np.float64)
-            gs[n] = np.asarray(grads[n], dtype=np.float64)
+            ps[n] = as_numbers(params[n], f"parameter {n!r}")
+            gs[n] = as_numbers(grads[n], f"the gradient of parameter {n!r}")
             if gs[n].shape != ps[n].shape:
                 raise ShapeError(
                     f"the gradient of parameter {n!r} has shape {gs[n].shape}, "

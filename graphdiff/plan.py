@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import GraphdiffError, OpContractError, ShapeError
+from .errors import GraphdiffError, InputError, OpContractError, ShapeError
 from .registry import Op
 
 __all__ = ["ConstStep", "InputStep", "NeuronStep", "OpStep", "ParamStep", "Step", "unbroadcast"]
@@ -62,6 +62,27 @@ def vjp_args(op: Op, out: Array, xs: list[Array] | tuple[Array, ...]) -> tuple[A
         out if "out" in keep else zeros_like(np.shape(out)),
         *(x if i in keep else zeros_like(np.shape(x)) for i, x in enumerate(xs)),
     )
+
+
+def as_numbers(value: Any, what: str) -> Array:
+    """``value`` as a float64 array, refusing what is not numbers (a plain float64
+    conversion would turn None into NaN and the text "0.5" into 0.5 without a word).
+
+    >>> as_numbers([1, 2.5], "input 'x'")
+    array([1. , 2.5])
+    >>> as_numbers(None, "parameter 'w'")
+    Traceback (most recent call last):
+    ...
+    graphdiff.errors.InputError: parameter 'w' is not a numeric array: it holds object values (None)
+    """
+    try:
+        arr = np.asarray(value)
+    except (TypeError, ValueError) as e:
+        raise InputError(f"{what} is not a numeric array: {e}") from None
+    if arr.dtype.kind not in "biuf":
+        shown = repr(value) if len(repr(value)) <= 60 else repr(value)[:57] + "..."
+        raise InputError(f"{what} is not a numeric array: it holds {arr.dtype} values ({shown})")
+    return arr.astype(np.float64, copy=False)
 
 
 @functools.lru_cache(maxsize=1024)

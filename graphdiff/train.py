@@ -40,6 +40,7 @@ from .errors import GraphdiffError, InputError, NonFiniteError, ShapeError
 from .io import Checkpoint, graph_fingerprint, load_checkpoint, save_checkpoint
 from .network import BackwardResult, Network
 from .optim import SGD, Optimizer, OptimizerError
+from .plan import as_numbers
 
 if TYPE_CHECKING:
     from .distributed import DataParallel
@@ -241,7 +242,7 @@ def _as_inputs(net: Network, data: Mapping[Hashable, Any], what: str) -> Data:
     missing = [n for n in net.inputs if n not in data]
     if missing:
         raise InputError(f"{what} lacks input(s) {missing!r} of the network")
-    arrays = {n: np.asarray(data[n], dtype=np.float64) for n in net.inputs}
+    arrays = {n: as_numbers(data[n], f"{what}: input {n!r}") for n in net.inputs}
     sizes = {n: (a.shape[0] if a.ndim else None) for n, a in arrays.items()}
     if len(set(sizes.values())) != 1 or None in sizes.values():
         raise ShapeError(f"{what}: inputs must share a first axis over data points, got {sizes!r}")

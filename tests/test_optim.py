@@ -233,3 +233,12 @@ def test_step_never_mutates_its_arguments(make) -> None:
         assert new["w"] is not p["w"]
         for d, c in [(p, p_copy), (g, g_copy)]:
             assert np.array_equal(d["w"], c["w"]) and d["b"] == c["b"]
+
+
+def test_step_refuses_values_that_are_not_numbers():
+    # a float64 conversion would turn None into NaN: the step names the parameter
+    opt = SGD(lr=0.1)
+    with pytest.raises(InputError, match="parameter 'w' is not a numeric array"):
+        opt.step({"w": None}, {"w": 1.0})
+    with pytest.raises(InputError, match="gradient of parameter 'w' is not a numeric"):
+        opt.step({"w": 1.0}, {"w": "0.5"})
