@@ -435,13 +435,21 @@ class _Gen:
         pi = self.weight_index()[lv.edges]
         self.ns[f"_TI{b}"], self.ns[f"_SI{b}"], self.ns[f"_PI{b}"] = ti, si, pi
         if lv.dense:
-            pairs_unique = np.unique(ti * m + si).size == ti.size
-            put = (
-                f"W{b}[_TI{b}, _SI{b}] = PV[_PI{b}]"
-                if pairs_unique
-                else f"_addat(W{b}, (_TI{b}, _SI{b}), PV[_PI{b}])"
-            )
-            lines += [f"W{b} = _zeros(({k}, {m}))", put, f"Z{b} = W{b} @ A{b}"]
+            cells = ti * m + si
+            pairs_unique = np.unique(cells).size == ti.size
+            if pairs_unique and ti.size == k * m:
+                # every (target, source) pair once: W is one gather of the parameters
+                pw = np.empty(k * m, dtype=np.intp)
+                pw[cells] = pi
+                self.ns[f"_PW{b}"] = pw.reshape(k, m)
+                lines += [f"W{b} = PV[_PW{b}]", f"Z{b} = W{b} @ A{b}"]
+            else:
+                put = (
+                    f"W{b}[_TI{b}, _SI{b}] = PV[_PI{b}]"
+                    if pairs_unique
+                    else f"_addat(W{b}, (_TI{b}, _SI{b}), PV[_PI{b}])"
+                )
+                lines += [f"W{b} = _zeros(({k}, {m}))", put, f"Z{b} = W{b} @ A{b}"]
         else:
             # edges are in target order, so each target's edges are one segment
             starts = np.flatnonzero(np.r_[True, ti[1:] != ti[:-1]])
@@ -650,11 +658,16 @@ class _Gen:
         pi = self.ns[f"_PI{b}"]
         # no weight twice in the level: certain when none is used twice at all
         unique = self.weight_uses()[pi].max() <= 1 or np.unique(pi).size == pi.size
-        if lv.dense:
+        if f"_PW{b}" in self.ns:  # a full block: its gradient scatters the same way
+            index = f"_PW{b}"
+            lines.append(f"GE = DZ @ A{b}.T")
+        elif lv.dense:
+            index = f"_PI{b}"
             lines.append(f"GE = (DZ @ A{b}.T)[_TI{b}, _SI{b}]")
         else:
+            index = f"_PI{b}"
             lines.append(f"GE = _einsum('ij,ij->i', DZ[_TI{b}], A{b}[_SI{b}])")
-        lines.append(f"GS[_PI{b}] += GE" if unique else f"_addat(GS, _PI{b}, GE)")
+        lines.append(f"GS[{index}] += GE" if unique else f"_addat(GS, {index}, GE)")
         if f"_BI{b}" in self.ns:
             bi = self.ns[f"_BI{b}"]
             rows = f"[_BR{b}]" if f"_BR{b}" in self.ns else ""

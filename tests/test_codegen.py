@@ -254,3 +254,19 @@ def test_placeholders_for_unread_values_have_the_value_shape():
     h = net.nodes.index("h")
     assert f"_ph(d{h}.shape)" in net._program.source and "ZN" not in net._program.source
     compare_paths(net, net.init_params(seed=1), data(net, n=4))
+
+
+@pytest.mark.parametrize(
+    ("kw", "forward", "backward"),
+    [
+        ({}, "= PV[_PW", "GS[_PW"),  # a full block: one gather, one scatter
+        ({"shared_every": 3}, "= PV[_PW", "_addat(GS, _PW"),  # shared names add up
+        ({"multi": True}, "_TI", "_PI"),  # parallel edges: not a plain block
+    ],
+)
+def test_full_dense_blocks_gather_and_scatter_in_one_go(kw, forward, backward):
+    net = graphdiff.compile(layered([3, 6, 5], **kw), loss="E")
+    src = net._program.source
+    assert forward in src and backward in src
+    params = net.init_params(seed=2)
+    compare_paths(net, params, data(net, n=6, seed=2))
