@@ -120,8 +120,7 @@ class _Gen:
         reduction: str,
         needs: list[bool],
     ) -> None:
-        self.steps = steps
-        self.by_slot = steps  # plans number their steps 0, 1, ... in order
+        self.steps = steps  # numbered 0, 1, ... in order: steps[slot] is that slot's step
         assert not steps or steps[-1].slot == len(steps) - 1
         self.sidx = dict(zip(scalar_names, range(len(scalar_names)), strict=True))
         self.tidx = {n: i for i, n in enumerate(tensor_names)}
@@ -207,14 +206,15 @@ class _Gen:
         # keeps members, and each member's operands, in order)
         lens, flat, owner = self.neuron_args
         owner_level = level_arr[np.fromiter((s.slot for s in self.neurons), np.intp)]
-        self.edge_order = np.argsort(owner_level[owner], kind="stable")
-        ends = np.cumsum(np.bincount(owner_level[owner] + 1, minlength=len(self.levels) + 1))
+        edge_level = owner_level[owner]
+        edge_order = np.argsort(edge_level, kind="stable")
+        ends = np.cumsum(np.bincount(edge_level + 1, minlength=len(self.levels) + 1))
         member_order = np.argsort(owner_level, kind="stable")
         mends = np.cumsum(np.bincount(owner_level + 1, minlength=len(self.levels) + 1))
         mark = np.zeros(n, dtype=bool)
         for level in self.levels:
             b = level.index
-            level.edges = self.edge_order[ends[b] : ends[b + 1]]  # positions in flat
+            level.edges = edge_order[ends[b] : ends[b + 1]]  # positions in flat
             level.args = flat[level.edges]
             level.lens = lens[member_order[mends[b] : mends[b + 1]]]
             mark[level.args] = True  # distinct sources, cheaper than np.unique
@@ -283,7 +283,7 @@ class _Gen:
 
     def released(self, slot: int) -> bool:
         """Is this an op's output that the forward code releases (no vjp reads it)?"""
-        return isinstance(self.by_slot[slot], OpStep) and f"v{slot}" not in self.kept
+        return isinstance(self.steps[slot], OpStep) and f"v{slot}" not in self.kept
 
     def arg(self, slot: int) -> str:
         """A value as a backward argument: itself, or zeros of its shape once released."""
@@ -411,7 +411,7 @@ class _Gen:
         user = self.first_neuron.get(slot)
         if user is None:
             return []
-        node = self.bind(self.by_slot[slot].node, "N", slot)
+        node = self.bind(self.steps[slot].node, "N", slot)
         first = self.bind(user.node, "N", user.slot)
         return [f"if v{slot}.ndim != 1:", f"    _vector(v{slot}, {node}, {first})"]
 
@@ -469,10 +469,10 @@ class _Gen:
         act = lv.members[0].act
         assert act is not None
         attrs = lv.members[0].act_attrs
-        fwd = partial(act.forward, **attrs) if attrs else act.forward
         if _passes(act, attrs):
             lines.append(f"V{b} = Z{b}")
             return lines
+        fwd = partial(act.forward, **attrs) if attrs else act.forward
         lines.append(f"V{b} = {self.bind(fwd, 'G', 100000 + b)}(Z{b})")
         if f"Z{b}" not in self.kept:
             lines.append(f"del Z{b}")
@@ -620,7 +620,7 @@ class _Gen:
             if x in memo:
                 stack.pop()
                 continue
-            s = self.by_slot[x]
+            s = self.steps[x]
             if not isinstance(s, NeuronStep):
                 memo[x] = isinstance(s, InputStep)
                 stack.pop()
@@ -718,7 +718,7 @@ class _Gen:
             pro.append("PV = P")
         body = pro + fwd
         loss = self.val(self.loss_slot)
-        node = self.bind(self.by_slot[self.loss_slot].node, "N", self.loss_slot)
+        node = self.bind(self.steps[self.loss_slot].node, "N", self.loss_slot)
         body += [
             f"L = {loss}",
             "if L.shape != (N,):",

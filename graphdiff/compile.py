@@ -107,6 +107,15 @@ def _edge_weight(name: str, use: tuple[Any, Any], G: Any) -> ParamSpec:
     return ParamSpec(name, "scalar", (), None, "glorot", fan_in, fan_out, [use])
 
 
+def _spec(records: dict[str, Any], name: str, graph: Any) -> ParamSpec | None:
+    """The spec of ``name`` in ``records``, None if absent; a bare edge record (see
+    :class:`ParamTable`) is replaced by its spec on the way."""
+    rec = records.get(name)
+    if type(rec) is tuple:
+        rec = records[name] = _edge_weight(name, rec, graph)
+    return rec
+
+
 class ParamTable(Mapping[str, ParamSpec]):
     """``Network.params``: parameter name -> :class:`ParamSpec`, iterated sorted by name.
 
@@ -125,10 +134,10 @@ class ParamTable(Mapping[str, ParamSpec]):
         self._graph = graph
 
     def __getitem__(self, name: str) -> ParamSpec:
-        rec = self._records[name]
-        if type(rec) is tuple:
-            rec = self._records[name] = _edge_weight(name, rec, self._graph)
-        return rec  # type: ignore[return-value]
+        spec = _spec(self._records, name, self._graph)
+        if spec is None:
+            raise KeyError(name)
+        return spec
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._names)
@@ -377,9 +386,8 @@ class _Builder:
         """The spec of ``name`` if declared (a bare edge record becomes a spec here)."""
         rec = self.params.get(name)
         if type(rec) is tuple:
-            rec = self.params[name] = _edge_weight(name, rec, self.G)
-            self.auto_names[name] = rec.uses[0]
-        return rec  # type: ignore[return-value]
+            self.auto_names[name] = rec  # only default names are recorded bare
+        return _spec(self.params, name, self.G)
 
     def tensor(self, v: Hashable, data: dict[str, Any]) -> str:
         name = str(v)

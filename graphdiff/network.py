@@ -419,16 +419,16 @@ class Network:
         assert self._program is not None
         scalars, tensors, xs, n = self._fast_args(params, inputs)
         loss, gs, gt = self._program.backward(scalars, tensors, xs, n)
+        loss = loss if type(loss) is np.float64 else np.float64(loss)
         names = self._grad_names
         if not gt:  # scalars only: they come sorted by name
-            loss = loss if type(loss) is np.float64 else np.float64(loss)
             return BackwardResult(loss=loss, grads=dict(zip(names, gs, strict=True)))
         values = list(gs)
         for shape, g in zip(self._tensor_shapes, gt, strict=True):
             # a copy: add's vjp gives both operands one array, so two grads may alias
             values.append(np.zeros(shape) if g is None else np.array(g))
         grads = {names[i]: values[i] for i in self._grad_order}  # sorted by name
-        return BackwardResult(loss=np.float64(loss), grads=grads)
+        return BackwardResult(loss=loss, grads=grads)
 
     def error(self, params: Mapping[str, Any], inputs: Mapping[Hashable, Any]) -> np.float64:
         """The error E alone (the loss node reduced over data points), without gradients.

@@ -80,7 +80,8 @@ def as_numbers(value: Any, what: str) -> Array:
     except (TypeError, ValueError) as e:
         raise InputError(f"{what} is not a numeric array: {e}") from None
     if arr.dtype.kind not in "biuf":
-        shown = repr(value) if len(repr(value)) <= 60 else repr(value)[:57] + "..."
+        shown = repr(value)
+        shown = shown if len(shown) <= 60 else shown[:57] + "..."
         raise InputError(f"{what} is not a numeric array: it holds {arr.dtype} values ({shown})")
     return arr.astype(np.float64, copy=False)
 

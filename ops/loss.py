@@ -103,17 +103,22 @@ def _logistic(z: Array, t: Array) -> Array:
     return _per_point(np.logaddexp(0.0, -t * z))
 
 
+def _logistic_scale(g: Array, z: Array, t: Array) -> Array:
+    """g sigmoid(-t z): each operand's gradient is minus the other operand times it."""
+    return sigmoid(-t * z) * _like(g, z)
+
+
 def _logistic_vjp(g: Array, out: Array, z: Array, t: Array) -> tuple[Array, Array]:
-    s = sigmoid(-t * z) * _like(g, z)
+    s = _logistic_scale(g, z, t)
     return -t * s, -z * s
 
 
 def _logistic_dz(g: Array, out: Array, z: Array, t: Array) -> Array:
-    return -t * (sigmoid(-t * z) * _like(g, z))
+    return -t * _logistic_scale(g, z, t)
 
 
 def _logistic_dt(g: Array, out: Array, z: Array, t: Array) -> Array:
-    return -z * (sigmoid(-t * z) * _like(g, z))
+    return -z * _logistic_scale(g, z, t)
 
 
 register_op(
