@@ -34,7 +34,7 @@ from .io import (
     save_params,
     to_spec,
 )
-from .network import BackwardResult, Network
+from .network import BackwardResult, Grads, Network
 from .numgrad import GradcheckReport, gradcheck
 from .optim import SGD, Adam, Optimizer, Schedule
 from .registry import NoAttrs, Op, elementwise_op, get_op, list_ops, register_op, unregister_op
@@ -56,6 +56,7 @@ __all__ = [
     "DataError",
     "FitResult",
     "GradcheckReport",
+    "Grads",
     "GraphError",
     "GraphFormatError",
     "GraphWarning",

@@ -139,6 +139,8 @@ class _Gen:
             "_einsum": np.einsum,
             "_dot": np.dot,
             "_zeros_like": np.zeros_like,
+            "_fromiter": np.fromiter,
+            "_F64": np.float64,
             "_vector": check_operand,
             "_grads_of": check_grads,
             "_fit": fit_gradient,
@@ -747,7 +749,7 @@ class _Gen:
                     f"g{p}" if state == "sure" else "_ZERO" if state == "none"
                     else f"(_ZERO if g{p} is None else g{p})"
                 )
-            body.append(f"GS = ({', '.join(terms)}{',' if len(terms) == 1 else ''})")
+            body.append(f"GS = _fromiter(({''.join(t + ', ' for t in terms)}), _F64, {len(terms)})")
         grads_t = ", ".join(f"GT{j}" for j in range(len(self.tidx)))
         body.append(f"return E, GS, ({grads_t}{',' if len(self.tidx) == 1 else ''})")
         return _function("backward", body)

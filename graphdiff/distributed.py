@@ -228,7 +228,7 @@ def _shard_sums(
     batch = shard if pick is None else {k: a[pick] for k, a in shard.items()}
     with np.errstate(**_QUIET):
         res = batch_gradient(_network(key, text), params, batch)
-    return res.loss, res.grads, _points(batch)
+    return res.loss, dict(res.grads), _points(batch)
 
 
 def _shard_metrics(
@@ -352,8 +352,8 @@ class DataParallel:
             )
         scale = count if self.net.reduction == "mean" else 1
         loss = np.float64(loss / scale)
-        grads = {p: g / scale for p, g in sorted(grads.items())}
-        if not (np.isfinite(loss) and all(np.all(np.isfinite(g)) for g in grads.values())):
+        grads = self.net._as_grads({p: g / scale for p, g in grads.items()})
+        if not (np.isfinite(loss) and grads.all_finite()):
             raise NonFiniteError(
                 f"the loss {self.net.loss!r} or a gradient summed over the shards is not "
                 f"finite ({loss})", node=self.net.loss, phase="backward",

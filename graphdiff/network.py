@@ -16,8 +16,9 @@
 from __future__ import annotations
 
 import zlib
-from collections.abc import Hashable, Iterable, Mapping
+from collections.abc import Hashable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import Any, Literal
 
 import networkx as nx
@@ -29,9 +30,57 @@ from .errors import GraphdiffError, InputError, NonFiniteError, ShapeError
 from .plan import InputStep, NeuronStep, OpStep, ParamStep, Step, as_numbers, check_loss
 from .schema import ModelFile
 
-__all__ = ["BackwardResult", "Network"]
+__all__ = ["BackwardResult", "Grads", "Network"]
 
 Array = np.ndarray
+
+
+class Grads(Mapping[str, Any]):
+    """``dE/dθ`` by parameter name: a read-only mapping, iterated in name order.
+
+    The gradients of scalar parameters stay in one float64 vector, so making this
+    costs nothing per parameter; looking one up gives a numpy float. Tensor
+    parameters' gradients are arrays of their shape (the caller's to keep).
+    ``dict(grads)`` is a plain, writable copy.
+
+    >>> import networkx as nx, numpy as np, graphdiff
+    >>> G = nx.DiGraph([("x", "y")]); G.nodes["x"]["op"] = "input"
+    >>> G.nodes["y"].update(op="neuron", activation="identity")
+    >>> g = graphdiff.compile(G, loss="y").backward({"x->y": 3.0}, {"x": np.ones(2)}).grads
+    >>> g, g["x->y"], g.all_finite()
+    (Grads({'x->y': np.float64(1.0)}), np.float64(1.0), True)
+    """
+
+    __slots__ = ("_names", "_scalars", "_tensors", "_where")
+
+    def __init__(
+        self, names: Sequence[str], where: Mapping[str, int], scalars: Array,
+        tensors: Sequence[Array],
+    ) -> None:
+        # names sorted; where[name] = i: scalars[i] for i >= 0, else tensors[~i]
+        self._names, self._where, self._scalars, self._tensors = names, where, scalars, tensors
+
+    def __getitem__(self, name: str) -> Any:
+        i = self._where[name]
+        return self._scalars[i] if i >= 0 else self._tensors[~i]
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._where
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._names)
+
+    def __len__(self) -> int:
+        return len(self._names)
+
+    def __repr__(self) -> str:
+        return f"Grads({dict(self)!r})"
+
+    def all_finite(self) -> bool:
+        """Is every gradient finite (no NaN, no infinity)?"""
+        return bool(np.isfinite(self._scalars).all()) and all(
+            np.isfinite(t).all() for t in self._tensors
+        )
 
 
 @dataclass
@@ -41,8 +90,9 @@ class BackwardResult:
     Attributes
     ----------
     loss : the scalar error E (a numpy float).
-    grads : ``dE/dθ`` for every parameter, summed over all its uses; arrays of the
-        parameter's shape, numpy floats for scalar parameters.
+    grads : ``dE/dθ`` for every parameter, summed over all its uses, by name (a
+        read-only mapping, :class:`Grads`); arrays of the parameter's shape, numpy
+        floats for scalar parameters.
     values : with ``deltas=True``, every node's value (for neurons, ``a = g(z)``).
     deltas : with ``deltas=True``, every node's δ = dE/d(value), shape of the value.
         With the mean reduction each data point's δ carries the factor 1/N.
@@ -51,7 +101,7 @@ class BackwardResult:
     """
 
     loss: np.float64
-    grads: dict[str, Any]
+    grads: Grads
     values: dict[Hashable, Array] = field(default_factory=dict)
     deltas: dict[Hashable, Array] = field(default_factory=dict)
     z: dict[Hashable, Array] = field(default_factory=dict)
@@ -100,11 +150,12 @@ class Network:
         tensors = set(self._tensors)
         names = compiled.names
         self._scalars = [n for n in names if n not in tensors] if tensors else names
-        self._grad_names = self._scalars + self._tensors
-        self._grad_order = (
-            sorted(range(len(self._grad_names)), key=self._grad_names.__getitem__)
-            if tensors
-            else range(len(self._scalars))
+        self._names = names  # sorted
+        self._where: dict[str, int] | None = None  # made by the first backward
+        # itemgetter with one name gives the value itself, not a 1-tuple
+        self._get_scalars = (
+            itemgetter(*self._scalars) if len(self._scalars) > 1
+            else (lambda p, n=self._scalars: tuple(map(p.__getitem__, n)))
         )
         self._program = generate(
             self._steps, self._scalars, self._tensors, self._loss_slot, reduction, needs
@@ -347,20 +398,14 @@ class Network:
                     phase="backward",
                 )
             s.backward(g, vals, dl, grads, checked, side, needs)
-        for name, spec in self.params.items():
-            gr = grads.get(name)
-            if gr is None:
-                gr = np.zeros(spec.shape)
-            grads[name] = np.float64(gr) if spec.kind == "scalar" else np.array(gr)
-        if check_finite:
-            bad = [k for k, v in grads.items() if not np.all(np.isfinite(v))]
-            if bad:
-                raise NonFiniteError(
-                    f"backward: the gradient of parameter(s) {bad!r} is not finite",
-                    node=bad[0],
-                    phase="backward",
-                )
-        result = BackwardResult(loss=loss, grads=dict(sorted(grads.items())))
+        result = BackwardResult(loss=loss, grads=self._as_grads(grads))
+        if check_finite and not result.grads.all_finite():
+            bad = [k for k, v in result.grads.items() if not np.all(np.isfinite(v))]
+            raise NonFiniteError(
+                f"backward: the gradient of parameter(s) {bad!r} is not finite",
+                node=bad[0],
+                phase="backward",
+            )
         if deltas:
             # Copies: values alias the caller's inputs and params, and deltas alias
             # each other (add hands one array to both operands).
@@ -385,7 +430,7 @@ class Network:
         f64 = _F64  # native float64: `is` tells it apart faster than `==`
         try:
             # no dtype: float64 only when every value is a number (not None or text)
-            scalars = np.array(list(map(params.__getitem__, self._scalars)))
+            scalars = np.array(self._get_scalars(params))
             tensors = list(map(params.__getitem__, self._tensors))
             xs = list(map(inputs.__getitem__, self.inputs))
             ok = scalars.dtype is f64 and scalars.shape == (len(self._scalars),)
@@ -420,15 +465,25 @@ class Network:
         scalars, tensors, xs, n = self._fast_args(params, inputs)
         loss, gs, gt = self._program.backward(scalars, tensors, xs, n)
         loss = loss if type(loss) is np.float64 else np.float64(loss)
-        names = self._grad_names
-        if not gt:  # scalars only: they come sorted by name
-            return BackwardResult(loss=loss, grads=dict(zip(names, gs, strict=True)))
-        values = list(gs)
-        for shape, g in zip(self._tensor_shapes, gt, strict=True):
-            # a copy: add's vjp gives both operands one array, so two grads may alias
-            values.append(np.zeros(shape) if g is None else np.array(g))
-        grads = {names[i]: values[i] for i in self._grad_order}  # sorted by name
-        return BackwardResult(loss=loss, grads=grads)
+        # a copy: add's vjp gives both operands one array, so two grads may alias
+        copies = [np.zeros(sh) if g is None else np.array(g)
+                  for sh, g in zip(self._tensor_shapes, gt, strict=True)] if gt else ()
+        return BackwardResult(loss=loss, grads=self._grads(gs, copies))
+
+    def _as_grads(self, grads: Mapping[str, Any]) -> Grads:
+        """Gradients by name (0 where missing) as :class:`Grads`, copied."""
+        scalars = np.array([grads.get(n, 0.0) for n in self._scalars], dtype=np.float64)
+        tensors = [np.zeros(sh) if (g := grads.get(n)) is None else np.array(g)
+                   for n, sh in zip(self._tensors, self._tensor_shapes, strict=True)]
+        return self._grads(scalars, tensors)
+
+    def _grads(self, scalars: Array, tensors: Sequence[Array]) -> Grads:
+        where = self._where
+        if where is None:
+            where = dict(zip(self._scalars, range(len(self._scalars)), strict=True))
+            where.update((n, ~j) for j, n in enumerate(self._tensors))
+            self._where = where
+        return Grads(self._names, where, scalars, tensors)
 
     def error(self, params: Mapping[str, Any], inputs: Mapping[Hashable, Any]) -> np.float64:
         """The error E alone (the loss node reduced over data points), without gradients.

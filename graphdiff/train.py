@@ -127,7 +127,7 @@ class EpochRecord:
     epoch: int
     step: int
     params: Params
-    grads: Params
+    grads: Mapping[str, Any]
     loss: float
     accuracy: float | None
     history: list[dict[str, float]]
@@ -167,7 +167,7 @@ def batch_gradient(net: Network, params: Params, batch: Data) -> BackwardResult:
     node whose value or delta went non-finite.
     """
     res = net.backward(params, batch)
-    if np.isfinite(res.loss) and all(np.all(np.isfinite(g)) for g in res.grads.values()):
+    if np.isfinite(res.loss) and res.grads.all_finite():
         return res
     net.backward(params, batch, check_finite=True)  # raises, naming the node
     raise NonFiniteError(  # only an op that is not a pure function gets here
@@ -471,7 +471,7 @@ def fit(
         while epoch < epochs:
             epoch += 1
             started = time.perf_counter()
-            grads: Params = {}
+            grads: Mapping[str, Any] = {}
             for idx in _batches(engine.n, batch_size, shuffle, rng):
                 with np.errstate(**_QUIET):
                     try:

@@ -8,6 +8,7 @@ from graphdiff itself.
 from __future__ import annotations
 
 import copy
+from collections.abc import Mapping
 import sys
 import warnings
 
@@ -130,6 +131,37 @@ def test_grad_types_and_shapes(net):
         assert isinstance(res.grads[name], np.float64) and res.grads[name].shape == ()
     assert isinstance(res.grads["W"], np.ndarray) and res.grads["W"].shape == (2, 2)
     assert res.values == {} and res.deltas == {}  # only with deltas=True
+
+
+@pytest.mark.parametrize("deltas", [False, True], ids=["fast path", "interpreter"])
+def test_grads_is_a_read_only_mapping_sorted_by_name(net, deltas):
+    import pickle
+
+    g = net.backward(PARAMS, {"x": X, "t": T}, deltas=deltas).grads
+    assert isinstance(g, graphdiff.Grads) and isinstance(g, Mapping)
+    assert list(g) == sorted(net.params) and len(g) == len(net.params)
+    assert "u" in g and "nope" not in g and g.get("nope") is None
+    with pytest.raises(KeyError):
+        g["nope"]
+    with pytest.raises(TypeError):
+        g["u"] = 1.0  # type: ignore[index]
+    plain = dict(g)
+    assert type(plain) is dict and list(plain) == list(g)
+    back = pickle.loads(pickle.dumps(g))
+    assert list(back) == list(g)
+    for k in g:
+        np.testing.assert_array_equal(back[k], g[k])
+    assert repr(g).startswith("Grads({'W': array(")
+    assert g.all_finite()
+
+
+def test_grads_all_finite_sees_scalars_and_tensors(net):
+    x = X.copy()
+    x[0, 0] = np.inf
+    with np.errstate(all="ignore"):
+        g = net.backward(PARAMS, {"x": x, "t": T}).grads
+    bad = [k for k, v in g.items() if not np.all(np.isfinite(v))]
+    assert bad and not g.all_finite()
 
 
 def test_every_node_has_a_value_and_delta_of_its_shape(net):
