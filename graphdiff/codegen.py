@@ -31,7 +31,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
-from functools import partial
+from functools import lru_cache, partial
 from itertools import chain
 from typing import Any
 
@@ -67,11 +67,11 @@ DENSE_FILL = 0.25
 RELEASABLE = re.compile(r"\b((?:v|z|V|Z|A|W|WE|d|DV)\d+)\b")
 
 
+@lru_cache(maxsize=64)
 def _seed(n: int, value: float) -> Array:
-    """dE/d(loss values): 1/N each for the mean (``np.full`` without its wrapper)."""
-    seed = np.empty(n)
-    seed.fill(value)
-    return seed
+    """dE/d(loss values), 1/N each for the mean: one number broadcast over the batch
+    (read-only, stride 0, like the placeholders), so no array of N is filled per call."""
+    return np.broadcast_to(np.float64(value), (n,))
 
 
 def _passes(op: Op, attrs: dict[str, Any]) -> bool:

@@ -80,7 +80,9 @@ class Op:
     vjp : ``vjp(g, out, *xs, **attrs) -> tuple``: given ``g = dE/d(out)``, one
         entry per operand, ``dE/d(x_i)`` or ``None`` when the operand gets no
         gradient (integer targets, indices). An entry may have the broadcast
-        shape of ``out``; the engine sums it back to the operand's shape. Pure.
+        shape of ``out``; the engine sums it back to the operand's shape. Pure:
+        ``g`` may be read-only (the loss's seed is one number broadcast over the
+        batch).
     attrs : a frozen pydantic model of the op's attributes; node attributes
         named like its fields are validated by it, other node attributes are
         left to the user.
