@@ -488,6 +488,12 @@ class _Gen:
         self.dstate: dict[int, str] = {self.loss_slot: "sure"}
         self.gstate: dict[int, str] = {}
         self.maybe_vars: set[str] = set()
+        self.scale: dict[int, str] = {}
+        # how many times each value is an operand (each use adds to its delta)
+        self.uses = np.bincount(self.neuron_args[1], minlength=len(self.steps))
+        for s in self.steps:
+            if not isinstance(s, NeuronStep):
+                np.add.at(self.uses, list(s.args), 1)
         blocks: list[list[str]] = []
         lv0 = self.level_of(self.loss_slot)
         seed = "_seed(N, 1.0 / N)" if self.reduction == "mean" else "_seed(N, 1.0)"
@@ -597,6 +603,8 @@ class _Gen:
         assert isinstance(s, NeuronStep) and s.act is not None
         attrs = s.act_attrs
         maybe = self.dstate.get(i) == "maybe"
+        # d<i> may stand for c * d<i> with a number c (see _deferred): so then does dz
+        c = self.scale.get(i)
         kept_a, kept_z = f"v{i}" in self.kept, f"z{i}" in self.kept
         if _passes(s.act, attrs) or (kept_a and kept_z):
             a_i, z_i = f"v{i}", f"z{i}"
@@ -604,14 +612,36 @@ class _Gen:
             zeros = "ZN" if self.per_point(i) else f"_ph(d{i}.shape)"
             a_i, z_i = f"v{i}" if kept_a else zeros, f"z{i}" if kept_z else zeros
         body = [self._delta_z("dz", f"d{i}", s.act, attrs, z_i, a_i, i)]
+        times = f"{c} * " if c else ""
         for a, w in zip(s.args, s.weights, strict=True):
             p = self.sidx[w]
-            body += self._accumulate(self.gstate, f"g{p}", p, f"_dot(dz, {self.val(a)})", maybe)
-            body += self.add_to(a, f"dz * S{p}", maybe=maybe)
+            grad = f"{times}_dot(dz, {self.val(a)})"
+            body += self._accumulate(self.gstate, f"g{p}", p, grad, maybe)
+            factor = f"{c} * S{p}" if c else f"S{p}"
+            if not maybe and self._deferred(a):
+                # a's only delta is dz times a number: keep the number apart, so
+                # that no array is scaled here (a's backward folds it in later)
+                if c:
+                    body.append(f"c{a} = {factor}")
+                self.scale[a] = f"c{a}" if c else factor
+                body += self.add_to(a, "dz")
+            else:
+                body += self.add_to(a, f"dz * ({factor})" if c else f"dz * {factor}", maybe=maybe)
         if s.bias is not None:
             p = self.sidx[s.bias]
-            body += self._accumulate(self.gstate, f"g{p}", p, "dz.sum()", maybe)
+            body += self._accumulate(self.gstate, f"g{p}", p, f"{times}dz.sum()", maybe)
         return self._guarded(i, body)
+
+    def _deferred(self, a: int) -> bool:
+        """Can ``d<a>`` be kept as an unscaled array and a number? Yes when ``a`` is a
+        neuron of its own (not in a level) whose delta comes from this one use alone,
+        and whose activation's dE/dz is linear in its delta (g' or passing through)."""
+        s = self.steps[a]
+        return (
+            isinstance(s, NeuronStep) and self.lvl[a] < 0 and self.uses[a] == 1
+            and self.needs[a] and s.act is not None
+            and (_passes(s.act, s.act_attrs) or s.act.derivative is not None)
+        )
 
     def per_point(self, slot: int) -> bool:
         """Is this neuron's value certainly of shape (N,)? Yes when each operand is an

@@ -218,6 +218,39 @@ def test_identity_neurons_are_not_called_and_their_delta_passes_through():
     assert res.grads["h->y"] == pytest.approx(np.mean(2 * (y_val - t) * h), rel=1e-12)
 
 
+def test_a_delta_from_one_use_is_kept_unscaled_with_its_weight_apart():
+    # x -> a -> b -> c -> y (chain, biases, mixed activations) and x -> y: the deltas
+    # of a, b and c each come from one use, so no array is multiplied by a weight;
+    # the weights multiply into numbers (c<slot>) and into each gradient instead
+    G = nx.DiGraph()
+    G.add_nodes_from(["x", "t"], op="input")
+    for n, act in [("a", "tanh"), ("b", "identity"), ("c", "sigmoid"), ("y", "identity")]:
+        G.add_node(n, op="neuron", activation=act, bias=f"{n}.bias")
+    G.add_edges_from([("x", "a"), ("a", "b"), ("b", "c"), ("c", "y"), ("x", "y")])
+    G.add_node("E", op="squared_error")
+    G.add_edge("y", "E", port=0)
+    G.add_edge("t", "E", port=1)
+    net = graphdiff.compile(G, loss="E")
+    src = net._program.source
+    a, b, c = (net.nodes.index(n) for n in "abc")
+    for n in (a, b, c):
+        assert f"d{n} = dz\n" in src, n  # an alias, not dz * S<p>
+    assert f"c{b} = " in src and f"c{a} = " in src  # weights along the chain, multiplied
+    params = {k: np.float64(v) for k, v in zip(sorted(net.params), np.linspace(-1.3, 1.1, 9))}
+    inputs = data(net, n=7)
+    compare_paths(net, params, inputs, rtol=1e-13)
+    assert graphdiff.gradcheck(net, params, inputs).ok
+    # by hand: dE/dw(x->a) = mean 2 (y - t) w_cy s'(zc) w_bc w_ab tanh'(za) x
+    x, t, p = inputs["x"], inputs["t"], params
+    ha = np.tanh(p["x->a"] * x + p["a.bias"])
+    zb = p["a->b"] * ha + p["b.bias"]
+    hc = 1 / (1 + np.exp(-(p["b->c"] * zb + p["c.bias"])))
+    y = p["c->y"] * hc + p["x->y"] * x + p["y.bias"]
+    want = np.mean(2 * (y - t) * p["c->y"] * hc * (1 - hc) * p["b->c"] * p["a->b"]
+                   * (1 - ha**2) * x)
+    assert net.backward(params, inputs).grads["x->a"] == pytest.approx(want, rel=1e-13)
+
+
 def test_an_op_named_identity_is_recognised_by_its_functions_not_its_name():
     from graphdiff import Op, register_op
     from graphdiff.registry import scoped_registry
