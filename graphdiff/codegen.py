@@ -148,9 +148,9 @@ class _Gen:
             "_ph": zeros_like,
         }
         # the first neuron each non-neuron value feeds (named by shape checks)
-        plain = [s.slot for s in steps if not isinstance(s, NeuronStep)]
+        self.plain = [s for s in steps if not isinstance(s, NeuronStep)]
         is_plain = np.zeros(len(steps), dtype=bool)
-        is_plain[plain] = True
+        is_plain[[s.slot for s in self.plain]] = True
         neurons = [s for s in steps if isinstance(s, NeuronStep)]
         self.neurons = neurons
         lens = np.fromiter(map(len, (s.args for s in neurons)), np.intp, len(neurons))
@@ -491,9 +491,8 @@ class _Gen:
         self.scale: dict[int, str] = {}
         # how many times each value is an operand (each use adds to its delta)
         self.uses = np.bincount(self.neuron_args[1], minlength=len(self.steps))
-        for s in self.steps:
-            if not isinstance(s, NeuronStep):
-                np.add.at(self.uses, list(s.args), 1)
+        for s in self.plain:
+            np.add.at(self.uses, list(s.args), 1)
         blocks: list[list[str]] = []
         lv0 = self.level_of(self.loss_slot)
         seed = "_seed(N, 1.0 / N)" if self.reduction == "mean" else "_seed(N, 1.0)"
