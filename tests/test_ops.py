@@ -567,3 +567,25 @@ def test_losses_with_per_operand_vjps_compute_only_the_prediction_gradient(name)
     ref = net.backward(params, inputs, deltas=True)
     for k in ref.grads:
         assert fast.grads[k] == pytest.approx(ref.grads[k], rel=1e-12, abs=1e-15)
+
+
+@pytest.mark.parametrize(
+    ("name", "textbook"),
+    [("tanh", lambda out: 1.0 - out * out), ("sigmoid", lambda out: out * (1.0 - out))],
+)
+def test_activation_derivatives_are_the_textbook_formulas_bit_for_bit(name, textbook) -> None:
+    # tanh and sigmoid build g * g' in one new array; the numbers must not change
+    op = graphdiff.get_op(name)
+    rng = np.random.default_rng(5)
+    x = rng.uniform(-4.0, 4.0, (64, 3))
+    out = op.forward(x)
+    g = rng.standard_normal(x.shape)
+    for arr in (x, out, g):
+        arr.flags.writeable = False  # neither may be written to
+    d = op.derivative(x, out)
+    np.testing.assert_array_equal(d, textbook(out))
+    (got,) = op.vjp(g, out, x)
+    np.testing.assert_array_equal(got, g * textbook(out))
+    assert not np.shares_memory(got, out) and not np.shares_memory(got, g)
+    seed = np.broadcast_to(0.25, x.shape)  # the engine's loss seed is such a view
+    np.testing.assert_array_equal(op.vjp(seed, out, x)[0], 0.25 * textbook(out))
