@@ -665,13 +665,17 @@ class _Gen:
         return memo[slot]
 
     def _delta_z(
-        self, out: str, delta: str, act: Op, attrs: dict[str, Any], z: str, a: str, i: int
+        self, out: str, delta: str, act: Op, attrs: dict[str, Any], z: str, a: str, i: int,
+        owned: bool = False,
     ) -> str:
-        """``out = dE/dz``: delta · g'(z) when the activation gives g', else its vjp."""
+        """``out = dE/dz``: delta · g'(z) when the activation gives g', else its vjp.
+        An ``owned`` delta is this call's own array, dead after this: scaled in place."""
         if _passes(act, attrs):
             return f"{out} = {delta}"
         if act.derivative is not None:
             df = self.bind(partial(act.derivative, **attrs) if attrs else act.derivative, "D", i)
+            if owned:
+                return f"{delta} *= {df}({z}, {a}); {out} = {delta}"
             return f"{out} = {delta} * {df}({z}, {a})"
         vjp = self.bind(partial(act.vjp, **attrs) if attrs else act.vjp, "H", i)
         return f"{out} = {vjp}({delta}, {a}, {z})[0]"
@@ -685,7 +689,8 @@ class _Gen:
         attrs = lv.members[0].act_attrs
         v_b = f"V{b}" if f"V{b}" in self.kept else f"_ph(DV{b}.shape)"
         z_b = f"Z{b}" if f"Z{b}" in self.kept else f"_ph(DV{b}.shape)"
-        lines = [self._delta_z("DZ", f"DV{b}", act, attrs, z_b, v_b, 100000 + b)]
+        # DV<b> is made here (zeros, or rows of a product): never an input's or a vjp's
+        lines = [self._delta_z("DZ", f"DV{b}", act, attrs, z_b, v_b, 100000 + b, owned=True)]
         pi = self.ns[f"_PI{b}"]
         # no weight twice in the level: certain when none is used twice at all
         unique = self.weight_uses()[pi].max() <= 1 or np.unique(pi).size == pi.size
