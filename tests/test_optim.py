@@ -242,3 +242,54 @@ def test_step_refuses_values_that_are_not_numbers():
         opt.step({"w": None}, {"w": 1.0})
     with pytest.raises(InputError, match="gradient of parameter 'w' is not a numeric"):
         opt.step({"w": 1.0}, {"w": "0.5"})
+
+
+@pytest.mark.parametrize(
+    ("base", "hyper"),
+    [
+        (SGD, {"lr": 0.1}),
+        (SGD, {"lr": 0.1, "momentum": 0.9, "nesterov": True, "clip_norm": 0.5,
+               "weight_decay": 0.01, "schedule": Schedule(kind="step", gamma=0.5, every=2)}),
+        (SGD, {"lr": 0.05, "clip_norm": 100.0}),  # the clip is never reached
+        (Adam, {"lr": 0.1}),
+        (Adam, {"lr": 0.1, "clip_norm": 0.5, "weight_decay": 0.01,
+                "schedule": Schedule(kind="exponential", gamma=0.9)}),
+    ],
+    ids=["sgd", "sgd momentum+clip+decay+schedule", "sgd clip not reached", "adam",
+         "adam clip+decay+schedule"],
+)
+def test_scalars_in_one_vector_give_the_same_bits_as_one_by_one(base, hyper) -> None:
+    # elementwise optimizers update a neuron graph's scalar weights as one vector;
+    # a subclass that says it is not elementwise takes them one by one
+    one_by_one = type("OneByOne", (base,), {"elementwise": False})
+    fast, slow = base(**hyper), one_by_one(**hyper)
+    rng = np.random.default_rng(9)
+    params = {f"w{i}": np.float64(v) for i, v in enumerate(rng.standard_normal(40))}
+    params["T"] = rng.standard_normal((3, 2))  # a tensor among them
+    params["w_py"] = 0.25  # and a Python float
+    pf, pslow = dict(params), dict(params)
+    for _ in range(5):
+        grads = {k: (rng.standard_normal(np.shape(v)) if np.ndim(v) else
+                     np.float64(rng.standard_normal())) for k, v in params.items()}
+        pf, pslow = fast.step(pf, grads), slow.step(pslow, grads)
+        assert list(pf) == list(params) == list(pslow)
+        for k in params:
+            assert type(pf[k]) is type(pslow[k]), k
+            np.testing.assert_array_equal(pf[k], pslow[k], err_msg=k)
+    a, b = fast.state_dict()["state"], slow.state_dict()["state"]
+    assert a.keys() == b.keys()
+    for k in a:
+        for s in a[k]:
+            np.testing.assert_array_equal(a[k][s], b[k][s], err_msg=f"{k}/{s}")
+
+
+def test_unusual_scalars_take_the_checked_path_and_name_the_culprit() -> None:
+    opt = SGD(lr=0.1)
+    params = {"a": np.float64(1.0), "b": np.float64(2.0), "c": np.float64(3.0)}
+    with pytest.raises(InputError, match="'b'"):
+        opt.step(params, {"a": np.float64(1.0), "b": None, "c": np.float64(1.0)})
+    with pytest.raises(ShapeError, match="'c'"):
+        opt.step(params, {"a": np.float64(1.0), "b": np.float64(1.0), "c": np.ones(2)})
+    opt.state["a"] = {"velocity": np.ones(3)}  # a saved state of the wrong shape
+    with pytest.raises(ShapeError, match="'a'"):
+        opt.step(params, {k: np.float64(1.0) for k in params})
