@@ -233,10 +233,13 @@ class Optimizer:
         if missing:
             raise InputError(f"no gradient given for parameter(s) {missing!r}")
         batch = self._scalar_batch(params, grads) if self.elementwise else None
+        # names (a dict, for `in`), values, gradients and state slots of the scalars
+        # updated as one vector; nothing when there is no such batch
+        names, pb, gb, sb = batch or ({}, np.zeros(0), np.zeros(0), {})
         ps: dict[str, Array] = {}
         gs: dict[str, Array] = {}
         for n in params:
-            if batch and n in batch[0]:
+            if n in names:
                 continue
             ps[n] = as_numbers(params[n], f"parameter {n!r}")
             gs[n] = as_numbers(grads[n], f"the gradient of parameter {n!r}")
@@ -248,26 +251,21 @@ class Optimizer:
         cfg = self.config
         if cfg.clip_norm is not None:
             # summed parameter by parameter, in the order of params, either way
-            squares: dict[str, float] = {}
-            if batch:
-                squares = dict(zip(batch[0], (batch[2] * batch[2]).tolist(), strict=True))
+            squares = dict(zip(names, (gb * gb).tolist(), strict=True))
             norm = math.sqrt(sum(
                 squares[n] if n in squares else float(np.sum(gs[n] * gs[n])) for n in params
             ))
             if norm > cfg.clip_norm:
                 gs = {n: g * (cfg.clip_norm / norm) for n, g in gs.items()}
-                if batch:
-                    batch = (batch[0], batch[1], batch[2] * (cfg.clip_norm / norm), batch[3])
+                gb = gb * (cfg.clip_norm / norm)
         if cfg.weight_decay:
             gs = {n: g + cfg.weight_decay * ps[n] for n, g in gs.items()}
-            if batch:
-                batch = (batch[0], batch[1], batch[2] + cfg.weight_decay * batch[1], batch[3])
+            gb = gb + cfg.weight_decay * pb
         lr = cfg.lr * (cfg.schedule.factor(self.steps) if cfg.schedule else 1.0)
         new: dict[str, Any] = {}
         new_state: dict[str, dict[str, Array]] = {}
-        if batch:
-            names, p, g, slots = batch
-            value, vectors = self.update(p, g, slots, lr, self.steps + 1)
+        if names:
+            value, vectors = self.update(pb, gb, sb, lr, self.steps + 1)
             new.update(zip(names, np.asarray(value, dtype=np.float64), strict=True))
             columns = [np.asarray(vectors[k], dtype=np.float64) for k in self.slots]
             rows = zip(*columns, strict=True) if columns else ((),) * len(names)
@@ -285,7 +283,7 @@ class Optimizer:
             new[n] = np.float64(value) if p.ndim == 0 else np.asarray(value, dtype=np.float64)
         self.state.update(new_state)
         self.steps += 1
-        return {n: new[n] for n in params} if batch and ps else new  # in the order of params
+        return {n: new[n] for n in params} if names and ps else new  # in the order of params
 
     def _scalar_batch(
         self, params: Mapping[str, Any], grads: Mapping[str, Any]
