@@ -465,25 +465,25 @@ class Network:
         scalars, tensors, xs, n = self._fast_args(params, inputs)
         loss, gs, gt = self._program.backward(scalars, tensors, xs, n)
         loss = loss if type(loss) is np.float64 else np.float64(loss)
-        # a copy: add's vjp gives both operands one array, so two grads may alias
-        copies = [np.zeros(sh) if g is None else np.array(g)
-                  for sh, g in zip(self._tensor_shapes, gt, strict=True)] if gt else ()
-        return BackwardResult(loss=loss, grads=self._grads(gs, copies))
+        return BackwardResult(loss=loss, grads=self._grads(gs, gt))
 
     def _as_grads(self, grads: Mapping[str, Any]) -> Grads:
         """Gradients by name (0 where missing) as :class:`Grads`, copied."""
         scalars = np.array([grads.get(n, 0.0) for n in self._scalars], dtype=np.float64)
-        tensors = [np.zeros(sh) if (g := grads.get(n)) is None else np.array(g)
-                   for n, sh in zip(self._tensors, self._tensor_shapes, strict=True)]
-        return self._grads(scalars, tensors)
+        return self._grads(scalars, [grads.get(n) for n in self._tensors])
 
-    def _grads(self, scalars: Array, tensors: Sequence[Array]) -> Grads:
+    def _grads(self, scalars: Array, tensors: Sequence[Array | None]) -> Grads:
+        """:class:`Grads` of the scalars' vector and the tensors' gradients (in
+        ``self._tensors`` order, None for zeros), which are copied: add's vjp gives
+        both operands one array, so two gradients may alias."""
+        copies = [np.zeros(sh) if g is None else np.array(g)
+                  for sh, g in zip(self._tensor_shapes, tensors, strict=True)] if tensors else ()
         where = self._where
         if where is None:
             where = dict(zip(self._scalars, range(len(self._scalars)), strict=True))
             where.update((n, ~j) for j, n in enumerate(self._tensors))
             self._where = where
-        return Grads(self._names, where, scalars, tensors)
+        return Grads(self._names, where, scalars, copies)
 
     def error(self, params: Mapping[str, Any], inputs: Mapping[Hashable, Any]) -> np.float64:
         """The error E alone (the loss node reduced over data points), without gradients.
