@@ -22,15 +22,22 @@ True
 
 from __future__ import annotations
 
+import math
 from collections.abc import Hashable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
 
-__all__ = ["GradcheckReport", "GradcheckRow", "gradcheck"]
+from .errors import GraphdiffError
+
+__all__ = ["GradcheckError", "GradcheckReport", "GradcheckRow", "gradcheck"]
 
 TOLERANCES = {"central": (1e-6, 1e-5), "forward": (1e-4, 1e-3)}
+
+
+class GradcheckError(GraphdiffError, ValueError):
+    """Arguments of :func:`gradcheck` that would check nothing or make no sense."""
 
 
 @dataclass(frozen=True)
@@ -103,14 +110,24 @@ def gradcheck(
     directions : check this many random unit directions instead of every entry.
     names : check only these parameters (default all).
     """
-    if mode not in TOLERANCES:
-        raise ValueError(f"mode must be 'central' or 'forward', got {mode!r}")
-    eps = eps if eps is not None else (1e-6 if mode == "central" else 1e-7)
-    atol = atol if atol is not None else TOLERANCES[mode][0]
-    rtol = rtol if rtol is not None else TOLERANCES[mode][1]
-    base = {k: np.array(v, dtype=np.float64) for k, v in params.items() if k in net.params}
+    if not isinstance(mode, str) or mode not in TOLERANCES:
+        raise GradcheckError(f"mode must be 'central' or 'forward', got {mode!r}")
+    eps = _positive("eps", eps, 1e-6 if mode == "central" else 1e-7)
+    atol = _positive("atol", atol, TOLERANCES[mode][0], zero=True)
+    rtol = _positive("rtol", rtol, TOLERANCES[mode][1], zero=True)
+    if directions is not None and (
+        isinstance(directions, bool) or not isinstance(directions, int) or directions < 1
+    ):
+        # 0 or fewer directions would check nothing and report ok
+        raise GradcheckError(f"directions must be a whole number >= 1, got {directions!r}")
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise GradcheckError(f"seed must be a whole number >= 0, got {seed!r}")
+    names = _names(net, names)
+    if not isinstance(params, Mapping):
+        raise GradcheckError(f"params must be a mapping of name -> value, got "
+                             f"{type(params).__name__}")
+    base = net._check_params(params)  # float64; names a missing or malformed parameter
     analytic = net.backward(base, inputs).grads
-    names = list(net.params) if names is None else names
     counter = [0]
 
     def error(p: dict[str, np.ndarray]) -> float:
@@ -147,6 +164,39 @@ def gradcheck(
             rows.append(_row(k, max(numeric.size, 1), np.asarray(analytic[k]), numeric,
                              atol, rtol))
     return GradcheckReport(mode, eps, atol, rtol, rows, counter[0])
+
+
+def _positive(what: str, value: object, default: float, zero: bool = False) -> float:
+    """``value`` (default ``default``) as a finite float > 0 (>= 0 with ``zero``)."""
+    if value is None:
+        return default
+    ok = isinstance(value, (int, float, np.floating, np.integer)) and not isinstance(value, bool)
+    try:
+        x = float(value) if ok else math.nan  # type: ignore[arg-type]
+    except OverflowError:
+        x = math.inf
+    if not (math.isfinite(x) and (x >= 0 if zero else x > 0)):
+        bound = ">= 0" if zero else "> 0"
+        raise GradcheckError(f"{what} must be a finite number {bound}, got {value!r}")
+    return x
+
+
+def _names(net: Any, names: object) -> list[str]:
+    """The parameters to check: all (``None``) or the given names; never none at all,
+    which would report ok having checked nothing."""
+    if names is None:
+        chosen = list(net.params)
+        if not chosen:
+            raise GradcheckError("the network has no parameters: there is nothing to check")
+        return chosen
+    if isinstance(names, str) or not isinstance(names, (list, tuple)):
+        raise GradcheckError(f"names must be a list of parameter names, got {names!r}")
+    unknown = [n for n in names if not isinstance(n, str) or n not in net.params]
+    if unknown:
+        raise GradcheckError(f"names: {unknown!r} are not parameters of the network")
+    if not names:
+        raise GradcheckError("names is empty: there is nothing to check")
+    return list(names)
 
 
 def _row(
