@@ -478,5 +478,5 @@ def _check_data(net: Network, data: Mapping[Hashable, Any]) -> dict[Hashable, An
                 ".compute_chunk_sizes() first"
             )
     if 0 in sizes.values():
-        raise ShapeError("data holds no data points")
+        raise InputError("data holds no data points")
     return arrays

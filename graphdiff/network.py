@@ -218,6 +218,7 @@ class Network:
     def _check_params(
         self, params: Mapping[str, Any], names: Iterable[str] | None = None
     ) -> dict[str, Any]:
+        _mapping(params, "params")
         names = list(self.params if names is None else names)
         missing = [n for n in names if n not in params]
         if missing:
@@ -243,6 +244,7 @@ class Network:
     def _check_inputs(
         self, inputs: Mapping[Hashable, Any], needed: Iterable[Hashable]
     ) -> dict[Hashable, Array]:
+        _mapping(inputs, "inputs")
         needed = list(needed)
         missing = [n for n in needed if n not in inputs]
         if missing:
@@ -258,6 +260,8 @@ class Network:
         sizes = {n: a.shape[0] for n, a in arrays.items()}
         if len(set(sizes.values())) > 1:
             raise ShapeError(f"inputs disagree on the number of data points: {sizes!r}")
+        if 0 in sizes.values():
+            raise _no_data_points(arrays)
         return arrays
 
     # -- running ------------------------------------------------------------------
@@ -300,14 +304,17 @@ class Network:
         needed (predicting needs no target). By default every node that can be
         computed from the given inputs is returned.
         """
+        _mapping(inputs, "inputs")
         if outputs is None:
             given = frozenset(n for n in self.inputs if n in inputs)
             steps = self._plan_for(("available", given))
         else:
+            if isinstance(outputs, (str, bytes)) or not isinstance(outputs, Iterable):
+                raise InputError(f"outputs must be a list of node names, got {outputs!r}")
             wanted = tuple(outputs)
-            unknown = [n for n in wanted if n not in self._slot]
+            unknown = [n for n in wanted if not isinstance(n, Hashable) or n not in self._slot]
             if unknown:
-                raise InputError(f"unknown or pruned output node(s) {unknown!r}")
+                raise InputError(f"outputs: unknown or pruned output node(s) {unknown!r}")
             steps = self._plan_for(("outputs", wanted))
         needed = [s.node for s in steps if isinstance(s, InputStep)]
         arrays = self._check_inputs(inputs, needed)
@@ -357,6 +364,8 @@ class Network:
         check_finite : raise :class:`~graphdiff.errors.NonFiniteError` naming the
             first node whose value or delta is NaN or infinite.
         """
+        _mapping(params, "params")
+        _mapping(inputs, "inputs")
         if not deltas and not check_finite and self._program is not None:
             try:
                 return self._fast_backward(params, inputs)
@@ -449,6 +458,8 @@ class Network:
                     n = x.shape[0]
                 elif x.shape[0] != n:
                     ok = False
+            if n == 0:
+                ok = False  # the checking path says there are no data points
         if not ok:  # the checking path raises the error that names the culprit
             checked = self._check_params(params)
             arrays = self._check_inputs(inputs, self.inputs)
@@ -495,6 +506,8 @@ class Network:
         >>> float(graphdiff.compile(G, loss="E").error({}, {"x": np.ones(2), "t": np.zeros(2)}))
         1.0
         """
+        _mapping(params, "params")
+        _mapping(inputs, "inputs")
         if self._program is None:
             values = self.forward(params, inputs, outputs=[self.loss])[self.loss]
             check_loss(self.loss, values.shape, values.shape[0] if values.ndim else "N")
@@ -510,6 +523,18 @@ class Network:
 
 
 _F64 = np.dtype(np.float64)
+
+
+def _mapping(value: object, what: str) -> Mapping[Any, Any]:
+    """``value`` if it is a mapping; else an :class:`InputError` naming the argument."""
+    if type(value) is dict or isinstance(value, Mapping):
+        return value
+    raise InputError(f"{what} must be a mapping (a dict of name -> value), got "
+                     f"{type(value).__name__}")
+
+
+def _no_data_points(arrays: Mapping[Hashable, Array]) -> InputError:
+    return InputError(f"no data points: input(s) {sorted(map(str, arrays))!r} have 0 rows")
 
 
 def snapshot(G: Any) -> Any:

@@ -247,7 +247,7 @@ def _as_inputs(net: Network, data: Mapping[Hashable, Any], what: str) -> Data:
     if len(set(sizes.values())) != 1 or None in sizes.values():
         raise ShapeError(f"{what}: inputs must share a first axis over data points, got {sizes!r}")
     if 0 in sizes.values():
-        raise ShapeError(f"{what} holds no data points")
+        raise InputError(f"{what} holds no data points")
     return arrays
 
 
