@@ -47,6 +47,7 @@ import networkx as nx
 import numpy as np
 from pydantic import ValidationError
 
+from .attrs_check import check_numbers, check_size, show_number
 from .errors import CycleError, GraphError, UnknownOpError
 from .plan import ConstStep, InputStep, NeuronStep, OpStep, ParamStep, Step
 from .registry import ENGINE_OPS, Op, get_op
@@ -244,7 +245,7 @@ def _op_attrs(node: Hashable, op: Op, data: dict[str, Any], what: str) -> dict[s
     fields = op.attrs.model_fields
     given = {k: v for k, v in data.items() if k in fields}
     try:
-        return op.attrs(**given).model_dump()
+        return check_numbers(node, op.attrs(**given).model_dump())
     except ValidationError as e:
         errs = "; ".join(
             f"{'.'.join(map(str, err['loc']))}: {err['msg']}" for err in e.errors()
@@ -345,7 +346,11 @@ class _Builder:
                 what = "'weight'" if len(use) == 2 else "'bias'"
                 msg = f"{what} must be a number (the initial value), got {value!r}"
                 raise _fail(f"{where()}: {msg}")
-            value = float(value)  # type: ignore[arg-type]
+            try:
+                value = float(value)  # type: ignore[arg-type]
+            except OverflowError:  # an int beyond float range, such as 10**400
+                raise _fail(f"{where()}: initial value {show_number(value)} is too large "
+                            "for a float") from None
         if value is not None and not math.isfinite(value):
             raise _fail(f"{where()}: initial value {value!r} is not finite")
         spec = self.spec(name)
@@ -408,6 +413,8 @@ class _Builder:
         if value is not None:
             try:
                 arr = np.array(value, dtype=np.float64)
+            except OverflowError:
+                raise _fail(f"node {v!r}: 'value' has entries too large for a float") from None
             except (TypeError, ValueError):
                 raise _fail(f"node {v!r}: 'value' is not a numeric array") from None
             if not np.all(np.isfinite(arr)):
@@ -423,6 +430,7 @@ class _Builder:
         ):
             raise _fail(f"node {v!r}: 'shape' must be a tuple of non-negative ints, got {shape!r}")
         shape = tuple(shape)
+        check_size(v, shape)
         if arr is not None and arr.shape != shape:
             raise _fail(f"node {v!r}: 'value' has shape {arr.shape}, 'shape' says {shape}")
         init = data.get("init", "glorot" if len(shape) >= 2 else "zeros")
@@ -455,6 +463,8 @@ class _Builder:
                 raise _fail(f"node {v!r}: a const node needs 'value'")
             try:
                 value = np.array(data["value"], dtype=np.float64)
+            except OverflowError:
+                raise _fail(f"node {v!r}: 'value' has entries too large for a float") from None
             except (TypeError, ValueError):
                 raise _fail(f"node {v!r}: 'value' is not a numeric array") from None
             value.flags.writeable = False
