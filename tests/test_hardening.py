@@ -1,0 +1,211 @@
+"""Bad input that used to pass silently or escape as a Python exception (issue 13).
+
+Each case is refused with a :class:`~graphdiff.errors.GraphdiffError` that names
+the culprit (node, edge, argument); before the fixes they returned a report that
+checked nothing, NaN, or raised ``ZeroDivisionError``, ``OverflowError``,
+numpy's ``ValueError`` or ``TypeError``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import networkx as nx
+import numpy as np
+import pytest
+
+import graphdiff
+from graphdiff.cli import main
+from graphdiff.errors import GraphdiffError, GraphError, InputError
+from graphdiff.numgrad import GradcheckError
+
+
+def small_graph() -> nx.DiGraph:
+    G = nx.DiGraph()
+    G.add_nodes_from(["x", "t"], op="input")
+    G.add_node("y", op="neuron", activation="tanh", bias=0.1)
+    G.add_edge("x", "y", weight=0.5)
+    G.add_node("E", op="squared_error")
+    G.add_edge("y", "E", port=0)
+    G.add_edge("t", "E", port=1)
+    return G
+
+
+@pytest.fixture
+def net() -> graphdiff.Network:
+    return graphdiff.compile(small_graph(), loss="E")
+
+
+DATA = {"x": np.array([1.0, -2.0, 0.5]), "t": np.array([0.3, 0.1, -0.2])}
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+# -- gradcheck never reports ok having checked nothing ----------------------------------
+
+
+@pytest.mark.parametrize("directions", [-1, 0, True, 2.5, "3"])
+def test_gradcheck_refuses_directions_that_check_nothing(net, directions: Any) -> None:
+    with pytest.raises(GradcheckError, match=r"directions must be a whole number >= 1"):
+        graphdiff.gradcheck(net, net.init_params(seed=0), DATA, directions=directions)
+
+
+def test_gradcheck_refuses_an_empty_selection_and_a_network_without_parameters(net) -> None:
+    with pytest.raises(GradcheckError, match=r"names is empty"):
+        graphdiff.gradcheck(net, net.init_params(seed=0), DATA, names=[])
+    with pytest.raises(GradcheckError, match=r"'nope'\] are not parameters"):
+        graphdiff.gradcheck(net, net.init_params(seed=0), DATA, names=["nope"])
+    G = nx.DiGraph([("x", "E"), ("t", "E")])
+    G.add_nodes_from(["x", "t"], op="input")
+    G.nodes["E"]["op"] = "squared_error"
+    G.edges["x", "E"]["port"], G.edges["t", "E"]["port"] = 0, 1
+    bare = graphdiff.compile(G, loss="E")
+    with pytest.raises(GradcheckError, match=r"no parameters: there is nothing to check"):
+        graphdiff.gradcheck(bare, {}, DATA)
+
+
+@pytest.mark.parametrize("bad", [{"eps": 0.0}, {"eps": -1e-6}, {"eps": float("nan")},
+                                 {"atol": -1.0}, {"rtol": "x"}, {"mode": "backward"},
+                                 {"mode": ["central"]}, {"seed": -1}])
+def test_gradcheck_refuses_nonsense_settings(net, bad: dict[str, Any]) -> None:
+    with pytest.raises(GradcheckError, match=next(iter(bad))):
+        graphdiff.gradcheck(net, net.init_params(seed=0), DATA, **bad)
+
+
+@pytest.mark.parametrize("directions", ["0", "-1"])
+def test_cli_gradcheck_never_passes_zero_checks(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, directions: str
+) -> None:
+    path = tmp_path / "m.json"
+    graphdiff.save(path, graphdiff.mlp([2, 3, 1]), loss="E")
+    code, out, err = run(capsys, "gradcheck", str(path), "--data", "moons", "--n", "10",
+                         "--directions", directions)
+    assert code == 1 and "0 of 0" not in out
+    assert err.startswith("graphdiff: error: directions must be a whole number >= 1")
+
+
+# -- zero data points ---------------------------------------------------------------------
+
+
+def test_zero_data_points_are_refused_everywhere(net) -> None:
+    empty = {"x": np.zeros(0), "t": np.zeros(0)}
+    p = net.init_params(seed=0)
+    calls = {
+        "error": lambda: net.error(p, empty),
+        "forward": lambda: net.forward(p, empty),
+        "forward(outputs)": lambda: net.forward(p, {"x": np.zeros(0)}, outputs=["y"]),
+        "backward": lambda: net.backward(p, empty),
+        "backward(deltas)": lambda: net.backward(p, empty, deltas=True),
+        "backward(check_finite)": lambda: net.backward(p, empty, check_finite=True),
+        "fit": lambda: graphdiff.fit(net, p, empty, epochs=1),
+    }
+    for what, call in calls.items():
+        with pytest.raises(InputError, match="no data points"):
+            call()
+        print(what, "refused")
+
+
+# -- numbers too large for a float or an index --------------------------------------------
+
+
+def test_huge_integer_weights_and_values_name_the_edge_or_node() -> None:
+    G = small_graph()
+    G.edges["x", "y"]["weight"] = 10**400
+    with pytest.raises(GraphError, match=r"^edge 'x' -> 'y': initial value \(an int of 1329 "
+                                         r"bits\) is too large for a float"):
+        graphdiff.compile(G, loss="E")
+    G = small_graph()
+    G.nodes["y"]["bias"] = -(10**400)
+    with pytest.raises(GraphError, match=r"^node 'y': initial value -\(an int"):
+        graphdiff.compile(G, loss="E")
+    for kind in ("param", "const"):
+        G = nx.DiGraph([("x", "m"), ("W", "m")])
+        G.nodes["x"]["op"] = "input"
+        G.nodes["W"].update(op=kind, value=[1.0, 10**400])
+        G.nodes["m"]["op"] = "mul"
+        with pytest.raises(GraphError, match=r"^node 'W': 'value' has entries too large"):
+            graphdiff.compile(G, loss="m")
+
+
+def index_graph(i: int) -> nx.DiGraph:
+    G = nx.DiGraph([("X", "c"), ("c", "y"), ("y", "E"), ("t", "E")])
+    G.nodes["X"]["op"] = G.nodes["t"]["op"] = "input"
+    G.nodes["c"].update(op="index", i=i)
+    G.nodes["y"]["op"] = "neuron"
+    G.nodes["E"]["op"] = "squared_error"
+    G.edges["y", "E"]["port"], G.edges["t", "E"]["port"] = 0, 1
+    return G
+
+
+def test_index_beyond_int64_names_the_node() -> None:
+    with pytest.raises(GraphError, match=r"^node 'c': attribute 'i' = .* does not fit in int64"):
+        graphdiff.compile(index_graph(10**30), loss="E")
+    net = graphdiff.compile(index_graph(2**63 - 1), loss="E")  # fits; out of range at run time
+    with pytest.raises(GraphdiffError):
+        net.backward(net.init_params(seed=0), {"X": np.ones((2, 3)), "t": np.ones(2)})
+
+
+def test_huge_shape_is_refused_at_compile_naming_the_node() -> None:
+    G = nx.DiGraph([("x", "m"), ("W", "m")])
+    G.nodes["x"]["op"] = "input"
+    G.nodes["W"].update(op="param", shape=(2**40, 2**40))
+    G.nodes["m"]["op"] = "matmul"
+    G.edges["x", "m"]["port"], G.edges["W", "m"]["port"] = 0, 1
+    with pytest.raises(GraphError, match=r"^node 'W': 'shape' \(1099511627776, 1099511627776\) "
+                                         r"has more entries than a float64 array can hold"):
+        graphdiff.compile(G, loss="m")
+
+
+def huge_int_file(tmp_path: Path, G: nx.DiGraph, key: str, digits: int) -> Path:
+    """A model file of G in which the JSON number of ``key`` is 1 followed by ``digits`` 0s."""
+    path = tmp_path / "huge.json"
+    graphdiff.save(path, G, loss="E")
+    text, n = re.subn(rf'("{key}":\s*)-?[0-9.]+', rf"\g<1>1{'0' * digits}", path.read_text())
+    assert n == 1
+    path.write_text(text)
+    return path
+
+
+@pytest.mark.parametrize(("key", "digits", "culprit"), [
+    ("weight", 400, "edge 'x' -> 'y': initial value"),
+    ("i", 30, "node 'c': attribute 'i'"),
+])
+def test_cli_on_huge_integers_in_a_file_prints_one_line(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, key: str, digits: int, culprit: str
+) -> None:
+    G = small_graph() if key == "weight" else index_graph(0)
+    path = huge_int_file(tmp_path, G, key, digits)
+    assert json.loads(path.read_text())  # valid JSON
+    code, out, err = run(capsys, "info", str(path))
+    assert code == 0 and err == "" and f"does not compile: {culprit}" in out
+    code, out, err = run(capsys, "gradcheck", str(path), "--data", "moons", "--n", "5")
+    assert code == 1 and out == "" and err.startswith(f"graphdiff: error: {culprit}")
+    assert "Traceback" not in err
+
+
+# -- arguments of the wrong kind ----------------------------------------------------------
+
+
+def test_arguments_of_the_wrong_kind_are_named(net) -> None:
+    p = net.init_params(seed=0)
+    with pytest.raises(InputError, match=r"^inputs must be a mapping .* got NoneType"):
+        net.backward(p, None)
+    with pytest.raises(InputError, match=r"^params must be a mapping .* got list"):
+        net.backward([1.0], DATA)
+    with pytest.raises(InputError, match=r"^inputs must be a mapping .* got int"):
+        net.error(p, 5)
+    with pytest.raises(InputError, match=r"^inputs must be a mapping .* got str"):
+        net.forward(p, "x")
+    with pytest.raises(InputError, match=r"^outputs: unknown or pruned output node\(s\) \[\["):
+        net.forward(p, DATA, outputs=[["z"]])
+    with pytest.raises(InputError, match=r"^outputs must be a list of node names, got 5"):
+        net.forward(p, DATA, outputs=5)
+    with pytest.raises(GradcheckError, match=r"^params must be a mapping"):
+        graphdiff.gradcheck(net, None, DATA)
