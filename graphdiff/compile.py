@@ -316,7 +316,10 @@ class _Builder:
         self.in_key: Callable[[Hashable], Any] | None = None if only_str else rank.__getitem__
         # nodes without a data-point axis, which cannot feed a neuron
         nodes = G._node
-        self.unbatched = {n for n in order if nodes[n].get("op") in ("param", "const")}
+        self.unbatched = {
+            n for n in order
+            if isinstance(k := nodes[n].get("op"), str) and k in ("param", "const")
+        }
         self.acts: dict[str, tuple[Op, tuple[str, ...]]] = {}
         self.act_defaults: dict[str, dict[str, Any]] = {}
         # name -> spec; a bare edge (u, v) for a default-named weight used once
@@ -434,7 +437,7 @@ class _Builder:
         if arr is not None and arr.shape != shape:
             raise _fail(f"node {v!r}: 'value' has shape {arr.shape}, 'shape' says {shape}")
         init = data.get("init", "glorot" if len(shape) >= 2 else "zeros")
-        if init not in INITS:
+        if not isinstance(init, str) or init not in INITS:
             raise _fail(f"node {v!r}: unknown init {init!r}; choose one of {', '.join(INITS)}")
         fan_in = math.prod(shape[:-1]) if len(shape) >= 2 else max(math.prod(shape), 1)
         fan_out = shape[-1] if shape else 1
@@ -446,11 +449,13 @@ class _Builder:
     def step(self, v: Hashable) -> Step:
         G, data = self.G, self.G._node[v]
         kind = data.get("op")
+        if not isinstance(kind, str):  # an array would compare elementwise below
+            if kind is None:
+                hint = " (inputs are declared with op='input')" if G.in_degree(v) == 0 else ""
+                raise _fail(f"node {v!r} has no 'op' attribute{hint}")
+            raise _fail(f"node {v!r}: op must be an op name (str), got {show_number(kind)}")
         if kind == "neuron":
             return self.neuron(v, data)
-        if kind is None:
-            hint = " (inputs are declared with op='input')" if G.in_degree(v) == 0 else ""
-            raise _fail(f"node {v!r} has no 'op' attribute{hint}")
         slot = self.slot[v]
         if kind in ("input", "param", "const") and G.in_degree(v):
             raise _fail(f"node {v!r} is op={kind!r} and cannot have incoming edges")
@@ -588,7 +593,8 @@ def build(G: Any, loss: Hashable) -> Compiled:
         pruned = sorted((n for n in everything if n not in keep), key=rank.__getitem__)
     builder = _Builder(G, order, rank)
     steps = [builder.step(v) for v in order]
-    unused = [n for n in pruned if G.nodes[n].get("op") == "input"]
+    unused = [n for n in pruned
+              if isinstance(k := G._node[n].get("op"), str) and k == "input"]
     if unused:
         warnings.warn(
             f"the loss {loss!r} does not depend on input(s) {unused!r}; they are ignored",

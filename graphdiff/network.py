@@ -204,14 +204,23 @@ class Network:
         >>> net.init_params(seed=0) == net.init_params(seed=0)
         True
         """
+        if seed is not None and (
+            isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0
+        ):
+            raise InputError(f"seed must be None or a whole number >= 0, got {seed!r}")
         out: dict[str, Any] = {}
         for name, spec in self.params.items():
             if spec.value is not None:
                 value = spec.value.copy()
             else:
-                key = [seed, zlib.crc32(name.encode())] if seed is not None else None
+                key = [int(seed), zlib.crc32(name.encode())] if seed is not None else None
                 rng = np.random.default_rng(key)
-                value = _draw(spec, rng)
+                try:
+                    value = _draw(spec, rng)
+                except MemoryError:
+                    raise ShapeError(
+                        f"parameter {name!r} of shape {spec.shape} does not fit in memory"
+                    ) from None
             out[name] = np.float64(value) if spec.kind == "scalar" else value
         return out
 
@@ -309,10 +318,8 @@ class Network:
             given = frozenset(n for n in self.inputs if n in inputs)
             steps = self._plan_for(("available", given))
         else:
-            if isinstance(outputs, (str, bytes)) or not isinstance(outputs, Iterable):
-                raise InputError(f"outputs must be a list of node names, got {outputs!r}")
-            wanted = tuple(outputs)
-            unknown = [n for n in wanted if not isinstance(n, Hashable) or n not in self._slot]
+            wanted = _node_list(outputs, "outputs")
+            unknown = [n for n in wanted if not _is_key(n, self._slot)]
             if unknown:
                 raise InputError(f"outputs: unknown or pruned output node(s) {unknown!r}")
             steps = self._plan_for(("outputs", wanted))
@@ -531,6 +538,23 @@ def _mapping(value: object, what: str) -> Mapping[Any, Any]:
         return value
     raise InputError(f"{what} must be a mapping (a dict of name -> value), got "
                      f"{type(value).__name__}")
+
+
+def _node_list(value: object, what: str) -> tuple[Any, ...]:
+    """``value`` as a tuple of its items if it is a list-like of nodes (not a string)."""
+    if not isinstance(value, (str, bytes)) and isinstance(value, Iterable):
+        try:
+            return tuple(value)
+        except TypeError:  # a 0-d array, or an iterator that fails
+            pass
+    raise InputError(f"{what} must be a list of node names, got {value!r}")
+
+
+def _is_key(value: object, table: Mapping[Any, Any]) -> bool:
+    try:
+        return value in table
+    except TypeError:  # unhashable
+        return False
 
 
 def _no_data_points(arrays: Mapping[Hashable, Array]) -> InputError:

@@ -209,3 +209,33 @@ def test_arguments_of_the_wrong_kind_are_named(net) -> None:
         net.forward(p, DATA, outputs=5)
     with pytest.raises(GradcheckError, match=r"^params must be a mapping"):
         graphdiff.gradcheck(net, None, DATA)
+
+
+# -- found by the API fuzz (tests/test_fuzz_api.py) ------------------------------------------
+
+
+def test_outputs_that_are_arrays_or_unhashable_are_named(net) -> None:
+    p = net.init_params(seed=0)
+    with pytest.raises(InputError, match=r"^outputs must be a list of node names"):
+        net.forward(p, DATA, outputs=np.array(None, dtype=object))  # 0-d: not iterable
+    with pytest.raises(InputError, match=r"^outputs: unknown or pruned output node"):
+        net.forward(p, DATA, outputs=[np.array([1.0])])  # unhashable
+
+
+@pytest.mark.parametrize("seed", [-1, "", 0.0, object(), True])
+def test_init_params_refuses_a_seed_that_is_not_a_whole_number(net, seed: Any) -> None:
+    with pytest.raises(InputError, match=r"^seed must be None or a whole number >= 0"):
+        net.init_params(seed)
+
+
+def test_array_valued_op_and_init_are_named() -> None:
+    G = small_graph()
+    G.nodes["y"]["op"] = np.array([], dtype=np.float32)
+    with pytest.raises(GraphError, match=r"^node 'y': op must be an op name \(str\)"):
+        graphdiff.compile(G, loss="E")
+    G = nx.DiGraph([("x", "m"), ("W", "m")])
+    G.nodes["x"]["op"] = "input"
+    G.nodes["W"].update(op="param", shape=(2,), init=np.zeros(2))
+    G.nodes["m"]["op"] = "mul"
+    with pytest.raises(GraphError, match=r"^node 'W': unknown init"):
+        graphdiff.compile(G, loss="m")
