@@ -352,7 +352,7 @@ def fit(
         an uninterrupted run. A checkpoint of another graph or of another
         optimizer (name or hyperparameters) is refused.
     client : a ``dask.distributed.Client`` to train data-parallel on its
-        cluster (``pip install "graphdiff[dask]"``): ``data`` may then hold
+        cluster (``pip install -e ".[dask]"``): ``data`` may then hold
         ``dask.array`` inputs chunked along the data-point axis, and each history
         row gains ``step_time`` and ``bytes_per_step``; the parameters equal
         in-process training's up to the order of float summation. See
