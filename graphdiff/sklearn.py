@@ -65,7 +65,7 @@ from .build import mlp
 from .errors import GraphdiffError, GraphError
 from .network import Network
 from .optim import Adam, AdamConfig
-from .registry import ENGINE_OPS, get_op
+from .registry import ENGINE_OPS, Op, get_op
 from .train import EpochRecord, fit
 
 __all__ = ["EXPECTED_FAILED_CHECKS", "EstimatorError", "GraphClassifier", "GraphRegressor"]
@@ -78,8 +78,6 @@ EXPECTED_FAILED_CHECKS: dict[str, dict[str, str]] = {}
 
 # MLPClassifier's activation names -> graphdiff's elementwise ops
 _ACTIVATIONS = {"identity": "identity", "logistic": "sigmoid", "tanh": "tanh", "relu": "relu"}
-_BINARY_LOSSES = ("logistic", "hinge")  # two classes, targets -1/+1
-_MULTICLASS_LOSSES = ("softmax_cross_entropy",)  # class indices 0..K-1
 
 
 class EstimatorError(GraphdiffError, ValueError):
@@ -436,15 +434,6 @@ def _loss_node(G: Any) -> Hashable:
     return losses[0]
 
 
-def _softmax(z: Array) -> Array:
-    e = np.exp(z - z.max(axis=1, keepdims=True))
-    return np.asarray(e / e.sum(axis=1, keepdims=True))
-
-
-def _sigmoid(z: Array) -> Array:
-    return np.asarray(0.5 * (1.0 + np.tanh(0.5 * z)))
-
-
 class GraphClassifier(ClassifierMixin, _GraphEstimator):  # type: ignore[misc]
     """A graphdiff network as a scikit-learn classifier, parameters as ``MLPClassifier``'s.
 
@@ -452,7 +441,8 @@ class GraphClassifier(ClassifierMixin, _GraphEstimator):  # type: ignore[misc]
     -1/+1, more a softmax layer with ``softmax_cross_entropy`` on the class
     indices, as ``MLPClassifier`` does. With ``graph``, its loss op decides:
     ``logistic`` and ``hinge`` take two classes, ``softmax_cross_entropy`` any
-    number (the prediction node must have one column per class).
+    number (the prediction node must have one column per class), and so does a
+    registered loss op as it declares (``Op.predicts``, ``Op.proba``).
 
     Attributes
     ----------
@@ -502,43 +492,44 @@ class GraphClassifier(ClassifierMixin, _GraphEstimator):  # type: ignore[misc]
     def _mlp_loss(self) -> str:
         return "logistic" if len(self.classes_) == 2 else "softmax_cross_entropy"
 
-    def _n_outputs(self, t: Array) -> int:
-        return 1 if self._loss_op() in _BINARY_LOSSES else len(self.classes_)
-
-    def _loss_op(self) -> str:
+    def _loss_op(self) -> Op:
+        """The loss op: the graph's, or the one the layers are built with."""
         if self.graph is None:
-            return self._mlp_loss()
-        return str(self.graph.nodes[_loss_node(self.graph)].get("op"))
+            return get_op(self._mlp_loss())
+        return get_op(self.graph.nodes[_loss_node(self.graph)]["op"])
+
+    def _n_outputs(self, t: Array) -> int:
+        return 1 if self._loss_op().predicts == "sign" else len(self.classes_)
 
     def _targets(self, y: Any) -> Array:
+        """Labels as the loss takes them: -1/+1 (two classes) or class indices 0..K-1."""
         y = column_or_1d(y, warn=True)
         idx: Array = np.asarray(self._encoder.transform(y), dtype=np.float64)
         op, k = self._loss_op(), len(self.classes_)
-        if op in _BINARY_LOSSES:
+        if op.predicts == "sign":
             if k != 2:
                 raise EstimatorError(
-                    f"the graph's loss {op!r} takes two classes (-1/+1); y has {k}: "
+                    f"the graph's loss {op.name!r} takes two classes (-1/+1); y has {k}: "
                     f"{self.classes_.tolist()} (softmax_cross_entropy takes any number)"
                 )
             return 2.0 * idx - 1.0
-        if op in _MULTICLASS_LOSSES:
+        if op.predicts == "argmax":
             return idx
         raise EstimatorError(
-            "GraphClassifier needs a classifier loss "
-            f"({', '.join(_BINARY_LOSSES + _MULTICLASS_LOSSES)}); "
-            f"the graph's loss node is op {op!r}"
+            f"GraphClassifier needs a classifier loss (logistic, hinge, softmax_cross_entropy "
+            f"or a registered op that declares predicts); the graph's loss is {op.name!r}"
         )
 
     def _indices(self, params: Mapping[str, Any], X: Array) -> NDArray[np.intp]:
-        z = self._forward(params, X)
-        if self._loss_op() in _BINARY_LOSSES:
-            return (z.reshape(len(X)) > 0).astype(np.intp)
-        return np.asarray(np.argmax(z, axis=1), dtype=np.intp)
+        """Class indices into classes_: the network's labels (+1/-1 or argmax) encoded."""
+        labels = np.ravel(self.net_.predict(params, self._feed(X)))
+        if self._loss_op().predicts == "sign":
+            labels = labels > 0
+        return np.asarray(labels, dtype=np.intp)
 
     def _score_encoded(self, params: Mapping[str, Any], X: Array, t: Array) -> float:
-        k = self._indices(params, X)
-        labels = (t > 0).astype(np.intp) if self._loss_op() in _BINARY_LOSSES else t
-        return float(accuracy_score(labels, k))
+        truth = t > 0 if self._loss_op().predicts == "sign" else t
+        return float(accuracy_score(truth.astype(np.intp), self._indices(params, X)))
 
     def predict(self, X: Any) -> Any:
         """The class label (one of ``classes_``) of each row of X."""
@@ -547,22 +538,24 @@ class GraphClassifier(ClassifierMixin, _GraphEstimator):  # type: ignore[misc]
         return self.classes_[self._indices(self.params_, X)]
 
     def _has_proba(self) -> bool:
-        return self.graph is None or self._loss_op() != "hinge"
+        return self._loss_op().proba is not None if self.graph is not None else True
 
     @available_if(_has_proba)  # type: ignore[untyped-decorator]
     def predict_proba(self, X: Any) -> Array:
         """Class probabilities, shape (N, n_classes), columns in the order of ``classes_``.
 
-        ``logistic``: P(classes_[1]) = sigmoid(z), and 1 - that for classes_[0];
-        ``softmax_cross_entropy``: softmax(z). (A ``hinge`` loss has no probabilities.)
+        As the loss models them (``Network.predict_proba``): ``logistic``,
+        P(classes_[1]) = sigmoid(z) and 1 - that for classes_[0];
+        ``softmax_cross_entropy``, softmax(z). Only for losses with probabilities
+        (not ``hinge``).
         """
         check_is_fitted(self, "params_")
         X = self._validate(X, reset=False)
-        z = self._forward(self.params_, X)
-        if self._loss_op() == "softmax_cross_entropy":
-            return _softmax(z)
-        p = _sigmoid(z.reshape(len(X)))
-        return np.column_stack([1.0 - p, p])
+        proba = self.net_.predict_proba(self.params_, self._feed(X))
+        if self._loss_op().predicts == "sign":
+            p = proba.reshape(len(X))
+            return np.column_stack([1.0 - p, p])
+        return proba
 
     @available_if(_has_proba)  # type: ignore[untyped-decorator]
     def predict_log_proba(self, X: Any) -> Array:
