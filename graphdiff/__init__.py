@@ -18,6 +18,7 @@ from .errors import (
     OpContractError,
     RegistryError,
     ShapeError,
+    TargetError,
     UnknownOpError,
 )
 from .io import (
@@ -37,6 +38,7 @@ from .io import (
 from .network import BackwardResult, Grads, Network
 from .numgrad import GradcheckReport, gradcheck
 from .optim import SGD, Adam, Optimizer, Schedule
+from .predict import evaluate
 from .registry import NoAttrs, Op, elementwise_op, get_op, list_ops, register_op, unregister_op
 from .train import FitResult, TrainingDivergedError, fit
 from .viz import VizError, draw_network, plot_decision_boundary, plot_history, predictor
@@ -74,6 +76,7 @@ __all__ = [
     "RegistryError",
     "Schedule",
     "ShapeError",
+    "TargetError",
     "TrainingDivergedError",
     "UnknownOpError",
     "VizError",
@@ -82,6 +85,7 @@ __all__ = [
     "compile",
     "draw_network",
     "elementwise_op",
+    "evaluate",
     "feed",
     "fit",
     "from_spec",

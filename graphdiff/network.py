@@ -167,6 +167,12 @@ class Network:
             f"{len(self.params)} parameters, inputs {list(self.inputs)!r}>"
         )
 
+    def _repr_png_(self) -> bytes | None:
+        """The drawing of the graph, for notebooks (``None`` for a big one: the text repr)."""
+        from .viz import network_png
+
+        return network_png(self.graph)
+
     def spec(self) -> ModelFile:
         """The model-file spec of the compiled graph and loss (no parameters).
 
@@ -502,6 +508,20 @@ class Network:
             where.update((n, ~j) for j, n in enumerate(self._tensors))
             self._where = where
         return Grads(self._names, where, scalars, copies)
+
+    def predict(self, params: Mapping[str, Any], inputs: Any) -> Array:
+        """Class labels (+1/-1 or class indices) for a classifier loss, else the prediction
+        itself; see :func:`graphdiff.predict.predict`."""
+        from .predict import predict
+
+        return predict(self, params, inputs)
+
+    def predict_proba(self, params: Mapping[str, Any], inputs: Any) -> Array:
+        """The probabilities the loss models (sigmoid for logistic, softmax for softmax
+        cross-entropy); see :func:`graphdiff.predict.predict_proba`."""
+        from .predict import predict_proba
+
+        return predict_proba(self, params, inputs)
 
     def error(self, params: Mapping[str, Any], inputs: Mapping[Hashable, Any]) -> np.float64:
         """The error E alone (the loss node reduced over data points), without gradients.
