@@ -628,7 +628,7 @@ def compile(G: Any, *, loss: Hashable, reduction: Literal["mean", "sum"] = "mean
     """
     from .network import Network
 
-    if reduction not in ("mean", "sum"):
+    if not isinstance(reduction, str) or reduction not in ("mean", "sum"):
         raise GraphError(f"reduction must be 'mean' or 'sum', got {reduction!r}")
     # Compiling makes a few objects per edge and keeps them all: the cyclic garbage
     # collector would rescan them again and again (a third of the time at 10^5 nodes).

@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import sys
 import zlib
 from collections.abc import Hashable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -553,9 +554,13 @@ _F64 = np.dtype(np.float64)
 
 
 def _mapping(value: object, what: str) -> Mapping[Any, Any]:
-    """``value`` if it is a mapping; else an :class:`InputError` naming the argument."""
+    """``value`` if it is a mapping (or a pandas DataFrame, read by column); else an
+    :class:`InputError` naming the argument."""
     if type(value) is dict or isinstance(value, Mapping):
         return value
+    pandas = sys.modules.get("pandas")  # never imported here: the caller made one
+    if pandas is not None and isinstance(value, pandas.DataFrame):
+        return value  # type: ignore[no-any-return]
     raise InputError(f"{what} must be a mapping (a dict of name -> value), got "
                      f"{type(value).__name__}")
 
