@@ -173,12 +173,31 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _show_warning(
+    message: Warning | str, category: type[Warning], filename: str, lineno: int,
+    file: Any = None, line: str | None = None,
+) -> None:
+    """Warnings as ``graphdiff: warning: ...`` on stderr; others as Python shows them."""
+    from .compile import GraphWarning
+
+    if issubclass(category, GraphWarning):
+        print(f"graphdiff: warning: {message}", file=sys.stderr)
+    else:
+        sys.stderr.write(warnings.formatwarning(message, category, filename, lineno, line))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code."""
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        code: int = args.func(args)
+        with warnings.catch_warnings():
+            # a GraphWarning is news for the user: one line, without the source line
+            from .compile import GraphWarning
+
+            warnings.filterwarnings("default", category=GraphWarning)
+            warnings.showwarning = _show_warning
+            code: int = args.func(args)
         return code
     except (GraphdiffError, OSError, ValueError) as e:
         if args.debug:
