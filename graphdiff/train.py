@@ -377,7 +377,7 @@ def fit(
         never (history rows then hold ``epoch`` and ``time`` only, and
         ``target_loss``/``target_accuracy`` are refused).
     client : a ``dask.distributed.Client`` to train data-parallel on its
-        cluster (``pip install "graphdiff[dask]"``): ``data`` may then hold
+        cluster (``pip install -e ".[dask]"``): ``data`` may then hold
         ``dask.array`` inputs chunked along the data-point axis, and each history
         row gains ``step_time`` and ``bytes_per_step``; the parameters equal
         in-process training's up to the order of float summation. See
