@@ -86,7 +86,7 @@ from .train import _QUIET, FitError, _as_inputs, batch_gradient
 __all__ = ["ClusterError", "DaskMissingError", "DataParallel", "connect", "local_cluster"]
 
 Array = NDArray[np.float64]
-Params = dict[str, Any]
+Params = Mapping[str, Any]
 Shard = dict[Hashable, Array]
 # numpy data leaves the driver as task arguments; shards under Dask's large-graph
 # warning (10 MB) keep each task message ordinary.
