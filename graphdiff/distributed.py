@@ -441,10 +441,12 @@ class DataParallel:
         """A future of the parameters' vector on every worker (kept while the same
         parameters come back): one array per step, whatever the number of parameters."""
         if self._sent is None or self._sent[0] is not params:
-            mine = isinstance(params, ParamVector) and (
+            if isinstance(params, ParamVector) and (
                 params.layout.fingerprint == self.net.layout.fingerprint
-            )
-            vector = params.vector if mine else self.net.as_params(params).vector
+            ):
+                vector = params.vector
+            else:
+                vector = self.net.as_params(params).vector
             [future] = self.client.scatter([vector], broadcast=True, hash=False)
             self._sent = (params, future)
         return self._sent[1]
