@@ -47,7 +47,7 @@ from typing import Any, Literal
 import networkx as nx
 import numpy as np
 
-from .compile import default_param_name
+from .compile import compile, default_param_name
 from .errors import GraphError, InputError, ShapeError, UnknownOpError
 from .registry import Op, get_op
 
@@ -308,8 +308,6 @@ def write_params(G: Any, params: Mapping[str, Any], net: Any = None) -> None:
 
 def _compile_all(G: Any) -> Any:
     """Compile G with a throwaway loss that depends on every sink, so no parameter is pruned."""
-    from .network import Network
-
     if not isinstance(G, nx.DiGraph):
         raise GraphError(f"write_params expects a networkx DiGraph, got {type(G).__name__}")
     H = G.copy()
@@ -320,4 +318,4 @@ def _compile_all(G: Any) -> Any:
     H.add_node(sink, op="stack")
     for port, n in enumerate(sinks):
         H.add_edge(n, sink, port=port)
-    return Network(H, loss=sink)
+    return compile(H, loss=sink)

@@ -79,8 +79,8 @@ from .compile import GraphWarning, compile
 from .errors import GraphdiffError, InputError, NonFiniteError, ShapeError
 from .io import GraphFormatError, from_spec
 from .network import BackwardResult, Network
+from .runner import QUIET, FitError, as_inputs, batch_gradient, classifier_operands, evaluate
 from .schema import ModelFile
-from .train import _QUIET, FitError, _as_inputs, _operands, batch_gradient, evaluate
 
 __all__ = ["ClusterError", "DaskMissingError", "DataParallel", "connect", "local_cluster"]
 
@@ -226,7 +226,7 @@ def _shard_sums(
 ) -> tuple[np.float64, Params, int]:
     """Loss sum, gradient sums and count over the shard's points at ``pick`` (all: None)."""
     batch = shard if pick is None else {k: a[pick] for k, a in shard.items()}
-    with np.errstate(**_QUIET):
+    with np.errstate(**QUIET):
         res = batch_gradient(_network(key, text), params, batch)
     return res.loss, dict(res.grads), _points(batch)
 
@@ -236,7 +236,7 @@ def _shard_metrics(
 ) -> tuple[float, int, int]:
     """Loss sum, points classified correctly (0 without accuracy) and count at ``pick``."""
     batch = shard if pick is None else {k: a[pick] for k, a in shard.items()}
-    with np.errstate(**_QUIET):
+    with np.errstate(**QUIET):
         m = evaluate(_network(key, text), params, batch)
     n = _points(batch)
     return m["loss"], round(m.get("accuracy", 0.0) * n), n
@@ -352,7 +352,7 @@ class DataParallel:
             )
         scale = count if self.net.reduction == "mean" else 1
         loss = np.float64(loss / scale)
-        grads = self.net._as_grads({p: g / scale for p, g in grads.items()})
+        grads = self.net.as_grads({p: g / scale for p, g in grads.items()})
         if not (np.isfinite(loss) and grads.all_finite()):
             raise NonFiniteError(
                 f"the loss {self.net.loss!r} or a gradient summed over the shards is not "
@@ -370,7 +370,7 @@ class DataParallel:
         """:func:`~graphdiff.train.evaluate` over all the data, computed shard by shard."""
         (loss, correct, n), _ = self._run(_shard_metrics, params, None, "the evaluation")
         out = {"loss": float(loss / n if self.net.reduction == "mean" else loss)}
-        if _operands(self.net) is not None:
+        if classifier_operands(self.net) is not None:
             out["accuracy"] = correct / n
         return out
 
@@ -462,7 +462,7 @@ def _nbytes(params: Mapping[str, Any]) -> int:
 def _check_data(net: Network, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
     """The inputs the network needs, numpy ones as float64, with in-process fit's errors."""
     if not isinstance(data, Mapping) or not any(_is_dask(a) for a in data.values()):
-        return _as_inputs(net, data, "data")
+        return as_inputs(net, data, "data")
     missing = [n for n in net.inputs if n not in data]
     if missing:
         raise InputError(f"data lacks input(s) {missing!r} of the network")

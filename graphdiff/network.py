@@ -19,15 +19,24 @@ import zlib
 from collections.abc import Hashable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from operator import itemgetter
-from typing import Any, Literal
+from typing import Any
 
 import networkx as nx
 import numpy as np
 
 from .codegen import generate
-from .compile import ParamSpec, ParamTable, build
 from .errors import GraphdiffError, InputError, NonFiniteError, ShapeError
-from .plan import InputStep, NeuronStep, OpStep, ParamStep, Step, as_numbers, check_loss
+from .plan import (
+    InputStep,
+    NeuronStep,
+    OpStep,
+    ParamSpec,
+    ParamStep,
+    Plan,
+    Step,
+    as_numbers,
+    check_loss,
+)
 from .schema import ModelFile
 
 __all__ = ["BackwardResult", "Grads", "Network"]
@@ -116,29 +125,30 @@ class Network:
     loss : the loss node.
     nodes : the nodes the loss depends on, in execution (topological) order.
     inputs : the input nodes the loss depends on.
-    params : name -> :class:`~graphdiff.compile.ParamSpec`, sorted by name (a read-only
-        mapping, :class:`~graphdiff.compile.ParamTable`).
+    params : name -> :class:`~graphdiff.plan.ParamSpec`, sorted by name (a read-only
+        mapping, :class:`~graphdiff.plan.ParamTable`).
     param_shapes : name -> shape (``()`` for scalar weights and biases).
     pruned : nodes that do not lead to the loss (left out of the plan).
     graph : a copy of the graph it was compiled from.
     """
 
-    def __init__(self, G: Any, *, loss: Hashable, reduction: Literal["mean", "sum"] = "mean"):
-        compiled = build(G, loss)
-        self.graph: nx.DiGraph[Hashable] = snapshot(G)
-        self.loss = loss
-        self.reduction = reduction
-        self.nodes: tuple[Hashable, ...] = tuple(compiled.order)
-        self.inputs: tuple[Hashable, ...] = tuple(compiled.inputs)
-        self.params = ParamTable(compiled.records, compiled.names, self.graph)
-        self._tensors = compiled.tensors
+    def __init__(self, plan: Plan) -> None:
+        self.plan = plan
+        self.graph: nx.DiGraph[Hashable] = plan.graph
+        self.loss = plan.loss
+        self.reduction = plan.reduction
+        self.nodes: tuple[Hashable, ...] = plan.order
+        self.inputs: tuple[Hashable, ...] = plan.inputs
+        self.params = plan.params
+        self._tensors = list(plan.tensors)
         self._tensor_shapes = [self.params[n].shape for n in self._tensors]
-        self.param_shapes: dict[str, tuple[int, ...]] = dict.fromkeys(compiled.names, ())
+        self.param_shapes: dict[str, tuple[int, ...]] = dict.fromkeys(plan.names, ())
         self.param_shapes.update(zip(self._tensors, self._tensor_shapes, strict=True))
-        self.pruned: tuple[Hashable, ...] = tuple(compiled.pruned)
-        self._steps: list[Step] = compiled.steps
-        self._slot = compiled.slot
-        self._loss_slot = self._slot[loss]
+        self.pruned: tuple[Hashable, ...] = plan.pruned
+        self._steps: list[Step] = list(plan.steps)
+        self._slot = plan.slot
+        self._loss_slot = self._slot[self.loss]
+        reduction = self.reduction
         # needs[s]: does any parameter reach slot s (so its delta is worth computing)?
         needs = [False] * len(self._steps)
         for s in self._steps:
@@ -148,7 +158,7 @@ class Network:
         self._needs = needs
         self._forward_plans: dict[Any, list[Step]] = {}
         tensors = set(self._tensors)
-        names = compiled.names
+        names = list(plan.names)
         self._scalars = [n for n in names if n not in tensors] if tensors else names
         self._names = names  # sorted
         self._where: dict[str, int] | None = None  # made by the first backward
@@ -398,7 +408,7 @@ class Network:
                     phase="backward",
                 )
             s.backward(g, vals, dl, grads, checked, side, needs)
-        result = BackwardResult(loss=loss, grads=self._as_grads(grads))
+        result = BackwardResult(loss=loss, grads=self.as_grads(grads))
         if check_finite and not result.grads.all_finite():
             bad = [k for k, v in result.grads.items() if not np.all(np.isfinite(v))]
             raise NonFiniteError(
@@ -467,7 +477,7 @@ class Network:
         loss = loss if type(loss) is np.float64 else np.float64(loss)
         return BackwardResult(loss=loss, grads=self._grads(gs, gt))
 
-    def _as_grads(self, grads: Mapping[str, Any]) -> Grads:
+    def as_grads(self, grads: Mapping[str, Any]) -> Grads:
         """Gradients by name (0 where missing) as :class:`Grads`, copied."""
         scalars = np.array([grads.get(n, 0.0) for n in self._scalars], dtype=np.float64)
         return self._grads(scalars, [grads.get(n) for n in self._tensors])
@@ -510,43 +520,6 @@ class Network:
 
 
 _F64 = np.dtype(np.float64)
-
-
-def snapshot(G: Any) -> Any:
-    """An independent copy of ``G`` (same class, attribute dicts copied), like ``G.copy()``.
-
-    Built straight from networkx's adjacency dicts (``_node``, ``_adj`` = successors,
-    ``_pred``; successor and predecessor entries share one edge-data dict, as
-    networkx keeps them): ``G.copy()`` re-adds edge by edge and took longer than
-    the rest of compiling a 100,000-neuron graph.
-
-    >>> import networkx as nx
-    >>> G = nx.MultiDiGraph([("a", "b", {"port": 0}), ("a", "b", {"port": 1})])
-    >>> H = snapshot(G)
-    >>> nx.utils.graphs_equal(G, H), H.edges["a", "b", 1] is G.edges["a", "b", 1]
-    (True, False)
-    """
-    H = G.__class__()
-    H.graph.update(G.graph)
-    copy = dict.copy  # mapped in C: no Python frame per node or edge
-    H._node.update(zip(G._node, map(copy, G._node.values()), strict=True))
-    if G.is_multigraph():
-        adj = {
-            u: {v: {k: copy(d) for k, d in kd.items()} for v, kd in nbrs.items()}
-            for u, nbrs in G._adj.items()
-        }
-    else:
-        adj = {
-            u: dict(zip(nbrs, map(copy, nbrs.values()), strict=True))
-            for u, nbrs in G._adj.items()
-        }
-    pred: dict[Any, dict[Any, Any]] = {n: {} for n in G._node}
-    for u, nbrs in adj.items():
-        for v, d in nbrs.items():
-            pred[v][u] = d
-    H._adj.update(adj)
-    H._pred.update(pred)
-    return H
 
 
 def _draw(spec: ParamSpec, rng: np.random.Generator) -> Array:

@@ -9,15 +9,19 @@ gradients of its parameters (``backward``). The executor in
 from __future__ import annotations
 
 import functools
+from collections.abc import Hashable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
 from .errors import GraphdiffError, InputError, OpContractError, ShapeError
 from .registry import Op
 
-__all__ = ["ConstStep", "InputStep", "NeuronStep", "OpStep", "ParamStep", "Step", "unbroadcast"]
+__all__ = [
+    "ConstStep", "InputStep", "NeuronStep", "OpStep", "ParamSpec", "ParamStep", "ParamTable",
+    "Plan", "Step", "unbroadcast",
+]
 
 Node = Any  # a networkx node name: str or int
 Array = np.ndarray
@@ -309,3 +313,101 @@ class NeuronStep(Step):
             gb = dz.sum()
             old = grads.get(self.bias)
             grads[self.bias] = gb if old is None else old + gb
+
+
+# -- parameters and the plan as a whole ------------------------------------------
+
+
+@dataclass(slots=True)
+class ParamSpec:
+    """One trainable parameter.
+
+    ``kind`` is ``"scalar"`` for edge weights and biases of neurons (shape ``()``)
+    and ``"tensor"`` for parameter nodes. ``uses`` lists where it is used: edges
+    ``(u, v)`` for weights, ``(node,)`` for biases and parameter nodes.
+    """
+
+    name: str
+    kind: Literal["scalar", "tensor"]
+    shape: tuple[int, ...]
+    value: np.ndarray | None = None
+    init: str = "zeros"
+    fan_in: int = 1
+    fan_out: int = 1
+    uses: list[tuple[Any, ...]] = field(default_factory=list)
+
+
+def degree(adj: dict[Hashable, Any], n: Hashable, multi: bool) -> int:
+    """Edges of node ``n`` in one networkx adjacency dict (``_pred`` or ``_succ``)."""
+    return sum(map(len, adj[n].values())) if multi else len(adj[n])
+
+
+def _edge_weight(name: str, use: tuple[Any, Any], G: Any) -> ParamSpec:
+    """The spec of a default-named edge weight without an initial value, used once."""
+    multi = G.is_multigraph()
+    fan_in = degree(G._pred, use[1], multi)
+    fan_out = max(degree(G._succ, use[0], multi), 1)
+    return ParamSpec(name, "scalar", (), None, "glorot", fan_in, fan_out, [use])
+
+
+def spec_of(records: dict[str, Any], name: str, graph: Any) -> ParamSpec | None:
+    """The spec of ``name`` in ``records``, None if absent; a bare edge record (see
+    :class:`ParamTable`) is replaced by its spec on the way."""
+    rec = records.get(name)
+    if type(rec) is tuple:
+        rec = records[name] = _edge_weight(name, rec, graph)
+    return rec
+
+
+class ParamTable(Mapping[str, ParamSpec]):
+    """``Network.params``: parameter name -> :class:`ParamSpec`, iterated sorted by name.
+
+    A read-only mapping. Most edges of a large neuron graph carry a default-named
+    weight used exactly once; compile records just the edge for those, and their
+    spec is made (from the compiled graph's degrees) when it is first looked up.
+    """
+
+    __slots__ = ("_graph", "_names", "_records")
+
+    def __init__(
+        self, records: dict[str, ParamSpec | tuple[Any, Any]], names: list[str], graph: Any
+    ) -> None:
+        self._records = records
+        self._names = names
+        self._graph = graph
+
+    def __getitem__(self, name: str) -> ParamSpec:
+        spec = spec_of(self._records, name, self._graph)
+        if spec is None:
+            raise KeyError(name)
+        return spec
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._names)
+
+    def __len__(self) -> int:
+        return len(self._names)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._records
+
+    def __repr__(self) -> str:
+        return f"<ParamTable: {len(self)} parameters>"
+
+
+@dataclass(frozen=True, eq=False)
+class Plan:
+    """What :func:`graphdiff.compile` hands to :class:`~graphdiff.network.Network`:
+    the steps for one loss over a snapshot of the graph, and the parameter table."""
+
+    graph: Any  # an independent copy of the compiled graph
+    loss: Hashable
+    reduction: Literal["mean", "sum"]
+    order: tuple[Hashable, ...]  # the nodes the loss depends on, in step order
+    steps: tuple[Step, ...]  # steps[slot] computes node order[slot]
+    params: ParamTable
+    names: tuple[str, ...]  # every parameter, sorted
+    tensors: tuple[str, ...]  # the tensor parameters, sorted
+    pruned: tuple[Hashable, ...]
+    inputs: tuple[Hashable, ...]
+    slot: Mapping[Hashable, int]  # node -> its step's index

@@ -25,9 +25,9 @@ import networkx as nx
 import numpy as np
 
 from .build import _edge_param
-from .compile import node_key
 from .data import feed
 from .errors import GraphdiffError, GraphError, InputError
+from .graphs import node_key
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
