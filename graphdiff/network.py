@@ -29,13 +29,16 @@ from .errors import GraphdiffError, InputError, NonFiniteError, ShapeError
 from .plan import (
     InputStep,
     NeuronStep,
-    OpStep,
     ParamSpec,
     ParamStep,
     Plan,
     Step,
+    all_finite,
     as_numbers,
+    check_delta,
     check_loss,
+    check_loss_value,
+    check_value,
 )
 from .schema import ModelFile
 
@@ -289,13 +292,8 @@ class Network:
                 continue
             out = s.forward(vals, params, side)
             vals[s.slot] = out
-            if check_finite and not np.all(np.isfinite(out)):
-                raise NonFiniteError(
-                    f"forward: node {s.node!r} ({_describe(s)}) produced a non-finite value "
-                    "from finite operands",
-                    node=s.node,
-                    phase="forward",
-                )
+            if check_finite:
+                check_value(out, s)
         return vals, side
 
     def forward(
@@ -367,16 +365,30 @@ class Network:
         check_finite : raise :class:`~graphdiff.errors.NonFiniteError` naming the
             first node whose value or delta is NaN or infinite.
         """
-        if not deltas and not check_finite and self._program is not None:
-            try:
-                return self._fast_backward(params, inputs)
-            except GraphdiffError:
-                raise
-            except Exception:
-                # Generated code fails with numpy's bare errors; the interpreter
-                # raises the same problem as an error naming its node.
-                self.backward(params, inputs, deltas=True)
-                raise
+        if self._program is None:
+            return self.interpret(params, inputs, deltas, check_finite)
+        try:
+            if deltas or check_finite:
+                return self._program_backward(params, inputs, deltas, check_finite)
+            return self._fast_backward(params, inputs)
+        except GraphdiffError:
+            raise
+        except Exception:
+            # Generated code fails with numpy's bare errors; the interpreter
+            # raises the same problem as an error naming its node.
+            self.interpret(params, inputs, deltas=True)
+            raise
+
+    def interpret(
+        self,
+        params: Mapping[str, Any],
+        inputs: Mapping[Hashable, Any],
+        deltas: bool = False,
+        check_finite: bool = False,
+    ) -> BackwardResult:
+        """:meth:`backward` run by the interpreter, step by step: the readable reference
+        of the generated code (which it matches to rounding), and what runs plans too
+        large to generate code for."""
         checked = self._check_params(params)
         arrays = self._check_inputs(inputs, self.inputs)
         vals, side = self._run_forward(self._steps, checked, arrays, check_finite)
@@ -389,10 +401,8 @@ class Network:
         else:
             loss = np.float64(values.sum())
             seed = np.ones(n)
-        if check_finite and not np.isfinite(loss):
-            raise NonFiniteError(
-                f"the loss {self.loss!r} is not finite ({loss})", node=self.loss, phase="forward"
-            )
+        if check_finite:
+            check_loss_value(loss, self.loss)
         needs = [True] * len(self._steps) if deltas else self._needs
         dl: list[Array | None] = [None] * len(self._steps)
         dl[self._loss_slot] = seed
@@ -401,12 +411,8 @@ class Network:
             g = dl[s.slot]
             if g is None:
                 continue
-            if check_finite and not np.all(np.isfinite(g)):
-                raise NonFiniteError(
-                    f"backward: the delta of node {s.node!r} ({_describe(s)}) is not finite",
-                    node=s.node,
-                    phase="backward",
-                )
+            if check_finite:
+                check_delta(g, s)
             s.backward(g, vals, dl, grads, checked, side, needs)
         result = BackwardResult(loss=loss, grads=self.as_grads(grads))
         if check_finite and not result.grads.all_finite():
@@ -430,6 +436,40 @@ class Network:
                     result.deltas_z[s.node] = np.zeros(np.shape(v)) if dz is None else np.array(dz)
         return result
 
+
+    def _program_backward(
+        self, params: Mapping[str, Any], inputs: Mapping[Hashable, Any], deltas: bool,
+        check_finite: bool,
+    ) -> BackwardResult:
+        """The generated backward with every delta kept and/or every value and delta
+        checked finite: the same operations as the default, so the same bits."""
+        assert self._program is not None
+        scalars, tensors, xs, n = self._fast_args(params, inputs)
+        if check_finite and not (
+            all_finite(scalars) and all(map(all_finite, tensors)) and all(map(all_finite, xs))
+        ):
+            arrays = dict(zip(self.inputs, xs, strict=True))
+            _check_finite_inputs(self._check_params(params), arrays)
+        run = self._program.variant(deltas, check_finite)
+        out = run(scalars, tensors, xs, n)
+        loss = out[0] if type(out[0]) is np.float64 else np.float64(out[0])
+        result = BackwardResult(loss=loss, grads=self._grads(out[1], out[2]))
+        if check_finite and not result.grads.all_finite():
+            bad = [k for k, v in result.grads.items() if not np.all(np.isfinite(v))]
+            raise NonFiniteError(
+                f"backward: the gradient of parameter(s) {bad!r} is not finite",
+                node=bad[0],
+                phase="backward",
+            )
+        if deltas:
+            per_slot = self._program.collect(out[3], self._steps)  # the caller's own arrays
+            for s, (v, d, z, dz) in zip(self._steps, per_slot, strict=True):
+                result.values[s.node] = v
+                result.deltas[s.node] = np.zeros(np.shape(v)) if d is None else d
+                if z is not None:
+                    result.z[s.node] = z
+                    result.deltas_z[s.node] = np.zeros(np.shape(v)) if dz is None else dz
+        return result
 
     # -- the fast path (graphdiff.codegen) -------------------------------------------
 
@@ -539,14 +579,6 @@ def _params_of(s: Step) -> tuple[str, ...]:
     if isinstance(s, NeuronStep):
         return s.weights + ((s.bias,) if s.bias else ())
     return ()
-
-
-def _describe(s: Step) -> str:
-    if isinstance(s, OpStep) and s.op is not None:
-        return f"op {s.op.name!r}"
-    if isinstance(s, NeuronStep) and s.act is not None:
-        return f"neuron, activation {s.act.name!r}"
-    return type(s).__name__.removesuffix("Step").lower()
 
 
 def _check_finite_inputs(params: dict[str, Any], arrays: dict[Hashable, Array]) -> None:

@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from .errors import GraphdiffError, InputError, OpContractError, ShapeError
+from .errors import GraphdiffError, InputError, NonFiniteError, OpContractError, ShapeError
 from .registry import Op
 
 __all__ = [
@@ -140,6 +140,48 @@ def check_loss(node: Node, shape: tuple[int, ...], n: int | str) -> None:
         raise ShapeError(
             f"loss node {node!r} must give one value per data point, shape ({n},); "
             f"got shape {shape}"
+        )
+
+
+def describe(s: Step) -> str:
+    """What a step is, for messages: ``op 'tanh'``, ``neuron, activation 'tanh'``, ``param``."""
+    if isinstance(s, OpStep) and s.op is not None:
+        return f"op {s.op.name!r}"
+    if isinstance(s, NeuronStep) and s.act is not None:
+        return f"neuron, activation {s.act.name!r}"
+    return type(s).__name__.removesuffix("Step").lower()
+
+
+def all_finite(x: Any) -> bool:
+    return bool(np.isfinite(x).all())
+
+
+def check_value(value: Any, s: Step) -> None:
+    """``check_finite``: the value ``s`` just computed (from finite operands) must be finite."""
+    if not all_finite(value):
+        raise NonFiniteError(
+            f"forward: node {s.node!r} ({describe(s)}) produced a non-finite value "
+            "from finite operands",
+            node=s.node,
+            phase="forward",
+        )
+
+
+def check_delta(delta: Any, s: Step) -> None:
+    """``check_finite``: the delta of ``s``, complete before its backward rule, must be finite."""
+    if not all_finite(delta):
+        raise NonFiniteError(
+            f"backward: the delta of node {s.node!r} ({describe(s)}) is not finite",
+            node=s.node,
+            phase="backward",
+        )
+
+
+def check_loss_value(loss: Any, node: Node) -> None:
+    """``check_finite``: the error E must be finite."""
+    if not np.isfinite(loss):
+        raise NonFiniteError(
+            f"the loss {node!r} is not finite ({loss})", node=node, phase="forward"
         )
 
 
