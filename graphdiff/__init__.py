@@ -18,6 +18,7 @@ from .errors import (
     OpContractError,
     RegistryError,
     ShapeError,
+    TargetError,
     UnknownOpError,
 )
 from .io import (
@@ -37,6 +38,7 @@ from .io import (
 from .network import BackwardResult, Grads, Network
 from .numgrad import GradcheckReport, gradcheck
 from .optim import SGD, Adam, Optimizer, Schedule
+from .predict import evaluate
 from .registry import NoAttrs, Op, elementwise_op, get_op, list_ops, register_op, unregister_op
 from .schema import __version__ as __version__
 from .train import FitResult, TrainingDivergedError, fit
@@ -73,6 +75,7 @@ __all__ = [
     "RegistryError",
     "Schedule",
     "ShapeError",
+    "TargetError",
     "TrainingDivergedError",
     "UnknownOpError",
     "VizError",
@@ -81,6 +84,7 @@ __all__ = [
     "compile",
     "draw_network",
     "elementwise_op",
+    "evaluate",
     "feed",
     "fit",
     "from_spec",

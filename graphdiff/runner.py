@@ -9,34 +9,23 @@ implement :class:`Runner`, which is all ``fit`` knows about them.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Hashable, Mapping
 from typing import Any, Protocol
 
 import numpy as np
 from numpy.typing import NDArray
 
-from .errors import GraphdiffError, InputError, NonFiniteError, ShapeError
+from .data import DataError
+from .errors import GraphdiffError, NonFiniteError, ShapeError
 from .network import BackwardResult, Network
 from .plan import as_numbers
+from .predict import _fed, metrics
 
-__all__ = [
-    "CLASSIFIER_LOSSES",
-    "QUIET",
-    "FitError",
-    "InProcess",
-    "Runner",
-    "as_inputs",
-    "batch_gradient",
-    "classifier_operands",
-    "evaluate",
-]
+__all__ = ["QUIET", "FitError", "InProcess", "Runner", "as_inputs", "batch_gradient"]
 
 Array = NDArray[np.float64]
 Params = dict[str, Any]
 Data = dict[Hashable, Array]
-
-CLASSIFIER_LOSSES = ("hinge", "logistic", "softmax_cross_entropy")
 
 # Non-finite values are detected and reported by fit, naming the node; numpy's
 # overflow warnings would only repeat them (or, as errors, hide which node it was).
@@ -57,7 +46,7 @@ class Runner(Protocol):
         ...
 
     def evaluate(self, params: Params) -> dict[str, float]:
-        """:func:`evaluate` over all the data."""
+        """The loss (and accuracy) over all the data: :func:`graphdiff.evaluate`'s."""
         ...
 
     def stats(self) -> dict[str, float]:
@@ -89,70 +78,11 @@ def batch_gradient(net: Network, params: Params, batch: Data) -> BackwardResult:
     )
 
 
-# -- reading the loss node --------------------------------------------------------
-
-
-def classifier_operands(net: Network) -> tuple[Hashable, Hashable] | None:
-    """The loss node's (prediction, target) operands, ports 0 and 1, if it is a classifier's."""
-    if net.graph.nodes[net.loss].get("op") not in CLASSIFIER_LOSSES:
-        return None
-    by_port = {d.get("port"): u for u, _, d in net.graph.in_edges(net.loss, data=True)}
-    return by_port[0], by_port[1]
-
-
-def accuracy(op: str, pred: Array, t: Array) -> float:
-    if op == "softmax_cross_entropy":
-        labels = t if t.ndim == 1 else np.argmax(t, axis=1)
-        return float(np.mean(np.argmax(pred, axis=1) == labels))
-    # sign(prediction) == t with sign(0) counted as wrong
-    return float(np.mean(pred * t > 0))
-
-
-def evaluate(
-    net: Network, params: Mapping[str, Any], data: Mapping[Hashable, Any]
-) -> dict[str, float]:
-    """The loss over ``data`` and, for hinge, logistic and softmax cross-entropy, the accuracy.
-
-    The loss is reduced as the network's ``reduction`` says (mean by default).
-    Accuracy is the fraction of data points classified correctly: for hinge and
-    logistic ``prediction · t > 0`` (a prediction of 0 is wrong), for softmax
-    cross-entropy ``argmax(prediction) == t`` (class indices) or ``argmax(t)``
-    (one-hot or probabilities). The prediction is the loss node's port-0 operand.
-    A non-finite loss raises :class:`~graphdiff.errors.NonFiniteError` naming
-    the first node whose value went non-finite.
-    """
-    operands = classifier_operands(net)
-    if operands is None:
-        loss = float(net.error(params, data))
-    else:
-        values = net.forward(params, data, outputs=[net.loss, *operands])
-        per_point = values[net.loss]
-        loss = float(per_point.mean() if net.reduction == "mean" else per_point.sum())
-    if not math.isfinite(loss):
-        every = net.forward(params, data, outputs=[net.loss])
-        first = next((n for n, v in every.items() if not np.all(np.isfinite(v))), net.loss)
-        raise NonFiniteError(
-            f"the loss {net.loss!r} is not finite ({loss}); the first non-finite value is "
-            f"node {first!r}",
-            node=first,
-            phase="forward",
-        )
-    out = {"loss": loss}
-    if operands is not None:
-        op = str(net.graph.nodes[net.loss]["op"])
-        out["accuracy"] = accuracy(op, values[operands[0]], values[operands[1]])
-    return out
-
-
-# -- data and batches -------------------------------------------------------------
-
-
-def as_inputs(net: Network, data: Mapping[Hashable, Any], what: str) -> Data:
-    if not isinstance(data, Mapping):
-        raise FitError(f"{what} must map input names to arrays, got {type(data).__name__}")
-    missing = [n for n in net.inputs if n not in data]
-    if missing:
-        raise InputError(f"{what} lacks input(s) {missing!r} of the network")
+def as_inputs(net: Network, data: Any, what: str) -> Data:
+    try:
+        data = _fed(net, data, list(net.inputs), what)
+    except DataError as e:
+        raise FitError(str(e)) from None
     arrays = {n: as_numbers(data[n], f"{what}: input {n!r}") for n in net.inputs}
     sizes = {n: (a.shape[0] if a.ndim else None) for n, a in arrays.items()}
     if len(set(sizes.values())) != 1 or None in sizes.values():
@@ -180,7 +110,7 @@ class InProcess:
         return batch_gradient(self.net, params, batch)
 
     def evaluate(self, params: Params) -> dict[str, float]:
-        return evaluate(self.net, params, self.data)
+        return metrics(self.net, params, self.data)
 
     def stats(self) -> dict[str, float]:
         return {}

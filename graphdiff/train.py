@@ -40,17 +40,8 @@ from .errors import GraphdiffError, InputError, NonFiniteError
 from .io import Checkpoint, graph_fingerprint, load_checkpoint, save_checkpoint
 from .network import Network
 from .optim import SGD, Optimizer, OptimizerError
-from .runner import (
-    CLASSIFIER_LOSSES,
-    QUIET,
-    FitError,
-    InProcess,
-    Runner,
-    as_inputs,
-    batch_gradient,
-    classifier_operands,
-    evaluate,
-)
+from .predict import _fed, check_data, evaluate, is_classifier, metrics
+from .runner import QUIET, FitError, InProcess, Runner, as_inputs, batch_gradient
 
 __all__ = [
     "CheckpointError",
@@ -152,6 +143,9 @@ class FitResult:
     epochs: int
     steps: int
     optimizer: Optimizer
+
+
+# -- data and batches -------------------------------------------------------------
 
 
 def _batches(
@@ -309,14 +303,18 @@ def fit(
     if batch_size is not None:
         batch_size = _int_at_least("batch_size", batch_size, 1)
     if client is None:
-        engine: Runner = InProcess(net, data)
+        local = InProcess(net, data)
+        engine: Runner = local
+        fed: Mapping[Hashable, Any] = local.data
     else:
-        engine = DataParallel(client, net, data)
+        fed = _fed(net, data, list(net.inputs), "data")
+        engine = DataParallel(client, net, fed)
     val = None if validation is None else as_inputs(net, validation, "validation")
-    if target_accuracy is not None and classifier_operands(net) is None:
+    if target_accuracy is not None and not is_classifier(net):
         raise FitError(
-            f"target_accuracy needs a classifier loss ({', '.join(CLASSIFIER_LOSSES)}); "
-            f"loss node {net.loss!r} is op {net.graph.nodes[net.loss].get('op')!r}"
+            "target_accuracy needs a classifier loss (one whose op declares predicts=, as "
+            f"hinge, logistic, softmax_cross_entropy); loss node {net.loss!r} is op "
+            f"{net.graph.nodes[net.loss].get('op')!r}"
         )
     if optimizer is not None and not isinstance(optimizer, Optimizer):
         raise FitError(f"optimizer must be a graphdiff Optimizer, got {type(optimizer).__name__}")
@@ -334,6 +332,9 @@ def fit(
         epoch = steps = 0
     else:
         current, opt, history, epoch, steps = _resume(resume, net, optimizer, fingerprint, rng)
+    check_data(net, current, fed, "data")  # once per call: the targets fit the loss
+    if val is not None:
+        check_data(net, current, val, "validation")
     settings: dict[str, Any] = {
         "epochs": epochs, "batch_size": batch_size, "shuffle": shuffle, "seed": seed,
         "target_loss": target_loss, "target_accuracy": target_accuracy, "every": every,
@@ -365,14 +366,14 @@ def fit(
                     continue
                 with np.errstate(**QUIET):
                     try:  # the training data where it lives, validation data here
-                        metrics = engine.evaluate(current) if d is None else evaluate(
+                        scores = engine.evaluate(current) if d is None else metrics(
                             net, current, d
                         )
                     except NonFiniteError as e:
                         what = "validation" if prefix else "training"
                         why = f"at the end of the epoch, on the {what} data, {e}"
                         raise _diverged(why, epoch, steps, e.node, "evaluation", current) from e
-                row.update({prefix + k: v for k, v in metrics.items()})
+                row.update({prefix + k: v for k, v in scores.items()})
             row["time"] = time.perf_counter() - started
             row.update(engine.stats())
             history.append(row)
