@@ -46,7 +46,14 @@ import numpy as np
 from pydantic import ValidationError
 
 from .errors import GraphError, UnknownOpError
-from .graphs import ancestors_and_self, canonical_ranked, in_edges, node_key, snapshot
+from .graphs import (
+    ancestors_and_self,
+    canonical_ranked,
+    default_param_name,
+    in_edges,
+    node_key,
+    snapshot,
+)
 from .network import Network
 from .plan import (
     ConstStep,
@@ -70,16 +77,6 @@ INITS = ("glorot", "zeros", "ones", "normal")
 
 class GraphWarning(UserWarning):
     """Something in the graph is legal but probably not what was meant."""
-
-
-def default_param_name(u: Hashable, v: Hashable, key: Any = None) -> str:
-    """The parameter name of an edge into a neuron that has no ``param``: ``"u->v"``
-    (``"u->v#k"`` for the k-th parallel edge of a MultiDiGraph, k > 0).
-
-    >>> default_param_name("x1", "h"), default_param_name("x", "y", 1)
-    ('x1->h', 'x->y#1')
-    """
-    return f"{u}->{v}" if key in (None, 0) else f"{u}->{v}#{key}"
 
 
 def _is_number(x: object) -> bool:

@@ -8,14 +8,17 @@ format both order nodes by :func:`node_key`.
 from __future__ import annotations
 
 import heapq
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Mapping
 from typing import Any
 
 import networkx as nx
 
 from .errors import CycleError
 
-__all__ = ["ancestors_and_self", "canonical_order", "in_edges", "node_key", "snapshot"]
+__all__ = [
+    "ancestors_and_self", "canonical_order", "default_param_name", "edge_param", "in_edges",
+    "node_key", "snapshot",
+]
 
 
 def node_key(n: Hashable) -> tuple[int, str]:
@@ -128,3 +131,18 @@ def snapshot(G: Any) -> Any:
     H._adj.update(adj)
     H._pred.update(pred)
     return H
+
+
+def default_param_name(u: Hashable, v: Hashable, key: Any = None) -> str:
+    """The parameter name of an edge into a neuron that has no ``param``: ``"u->v"``
+    (``"u->v#k"`` for the k-th parallel edge of a MultiDiGraph, k > 0).
+
+    >>> default_param_name("x1", "h"), default_param_name("x", "y", 1)
+    ('x1->h', 'x->y#1')
+    """
+    return f"{u}->{v}" if key in (None, 0) else f"{u}->{v}#{key}"
+
+
+def edge_param(u: Hashable, v: Hashable, key: Any, data: Mapping[str, Any]) -> str:
+    """The parameter name compile gives the edge u -> v (``key``: its key, or None)."""
+    return str(data["param"]) if "param" in data else default_param_name(u, v, key)
