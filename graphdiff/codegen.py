@@ -117,7 +117,9 @@ class Program:
     source: str
     make: Callable[[bool, bool], tuple[Callable[..., Any], str]]
     where: list[tuple[int, int] | None]  # slot -> (level, row) of a fused neuron
+    _gen: _Gen | None = None
     variants: dict[tuple[bool, bool], Callable[..., Any]] = field(default_factory=dict)
+    _terms: Callable[..., Any] | None = None
 
     def variant(self, deltas: bool, check: bool) -> Callable[..., Any]:
         """``backward`` with options, generated on first use; with ``deltas`` it also
@@ -170,6 +172,18 @@ class Program:
             z = own(env[f"z{i}"]) if neuron else None
             out.append((own(env[f"v{i}"]), own(d), z, own(dz)))
         return out
+
+    @property
+    def terms(self) -> Callable[..., Any]:
+        """``(P, Q, X, N) -> (E, L, operands)``: the error, the loss node's value per
+        data point and its operands' values (prediction, target), generated on first use
+        (only classifiers' evaluation needs it)."""
+        if self._terms is None:
+            assert self._gen is not None
+            src = self._gen.source(with_backward=False, loss_terms=True)
+            exec(compile(src, "<graphdiff plan>", "exec"), self._gen.ns)  # noqa: S102
+            self._terms, self._gen = self._gen.ns["terms"], None
+        return self._terms
 
 
 class _Gen:
@@ -841,7 +855,7 @@ class _Gen:
 
     # -- assembly -----------------------------------------------------------------
 
-    def source(self, with_backward: bool) -> str:
+    def source(self, with_backward: bool, loss_terms: bool = False) -> str:
         inputs = [s for s in self.steps if isinstance(s, InputStep)]
         fwd = self.forward_lines()
         blocks = self.backward_blocks() if with_backward else []
@@ -866,6 +880,9 @@ class _Gen:
         ]
         if self.check:
             body.append(f"_cl(E, {node})")
+        if loss_terms:
+            operands = "".join(f"{self.val(a)}, " for a in self.steps[self.loss_slot].args)
+            return _function("terms", [*body, f"return E, L, ({operands})"])
         if not with_backward:
             return _function("error", [*body, "return E"])
         body += [f"{var} = None" for var in sorted(self.maybe_vars)]
@@ -954,4 +971,4 @@ def generate(
     ns = gen.ns
     exec(compile(src_b + "\n" + src_e, "<graphdiff plan>", "exec"), ns)  # noqa: S102
     where = [gen.level_of(s.slot) for s in steps]
-    return Program(ns["backward"], ns["error"], src_b, make, where)
+    return Program(ns["backward"], ns["error"], src_b, make, where, gen)

@@ -24,7 +24,7 @@ from .predict import _fed, metrics
 __all__ = ["QUIET", "FitError", "InProcess", "Runner", "as_inputs", "batch_gradient"]
 
 Array = NDArray[np.float64]
-Params = dict[str, Any]
+Params = Mapping[str, Any]  # a dict, or a network's graphdiff.params.Params
 Data = dict[Hashable, Array]
 
 # Non-finite values are detected and reported by fit, naming the node; numpy's
@@ -58,7 +58,7 @@ class Runner(Protocol):
         ...
 
 
-def batch_gradient(net: Network, params: Params, batch: Data) -> BackwardResult:
+def batch_gradient(net: Network, params: Mapping[str, Any], batch: Data) -> BackwardResult:
     """Loss and gradient of one batch; :class:`~graphdiff.errors.NonFiniteError` if not finite.
 
     This is the part of each training step a data-parallel engine replaces. It
@@ -104,9 +104,21 @@ class InProcess:
         self.net = net
         self.data = as_inputs(net, data, "data")
         self.n = next(iter(self.data.values())).shape[0]
+        # inputs of one number per data point (neuron notation's x1, x2, ...) as the rows
+        # of one matrix, so a minibatch is one gather, not one per input
+        self._columns = [k for k, a in self.data.items() if a.ndim == 1]
+        self._rows = (
+            np.stack([self.data[k] for k in self._columns]) if len(self._columns) > 1 else None
+        )
 
     def gradient(self, params: Params, idx: NDArray[np.intp] | None) -> BackwardResult:
-        batch = self.data if idx is None else {k: a[idx] for k, a in self.data.items()}
+        if idx is None:
+            batch = self.data
+        elif self._rows is None:
+            batch = {k: a[idx] for k, a in self.data.items()}
+        else:
+            batch = {k: a[idx] for k, a in self.data.items() if a.ndim != 1}
+            batch.update(zip(self._columns, self._rows[:, idx], strict=True))
         return batch_gradient(self.net, params, batch)
 
     def evaluate(self, params: Params) -> dict[str, float]:
