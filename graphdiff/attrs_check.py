@@ -3,6 +3,8 @@
 * numbers a float64 array cannot hold: op attributes (``i``, ``axis``, ...) beyond
   int64 and parameter shapes beyond what numpy can allocate are refused naming the
   node, instead of failing later inside numpy;
+* misspellings: an attribute compile does not read that is close to one it reads
+  for that node's kind or op gives a ``GraphWarning`` (see :func:`warn_misspelled`).
 
 >>> check_numbers("n", {"i": 10**40})
 Traceback (most recent call last):
@@ -12,14 +14,17 @@ graphdiff.errors.GraphError: node 'n': attribute 'i' = (an int of 133 bits) does
 
 from __future__ import annotations
 
+import difflib
 import math
 import sys
-from collections.abc import Hashable
+import warnings
+from collections.abc import Hashable, Sequence
 from typing import Any
 
 from .errors import GraphError
+from .plan import NeuronStep, OpStep, Step
 
-__all__ = ["check_numbers", "check_size", "show_number"]
+__all__ = ["USER_ATTRS", "check_numbers", "check_size", "show_number", "warn_misspelled"]
 
 INT_MAX = 2**63 - 1  # numpy's int64: indices, axes and sizes beyond it overflow
 
@@ -61,3 +66,95 @@ def check_size(node: Hashable, shape: tuple[int, ...]) -> None:
             f"node {node!r}: 'shape' {show_number(shape)} has more entries than a float64 "
             f"array can hold ({sys.maxsize // 8})"
         )
+
+
+# -- misspelled attributes ---------------------------------------------------------------
+
+# Attributes people keep on nodes and edges for themselves (drawing, notes): never
+# taken for a misspelling, however close to a name compile reads.
+USER_ATTRS = frozenset({
+    "pos", "label", "labels", "color", "colour", "title", "name", "description", "comment",
+    "note", "notes", "layer", "group", "style", "tag", "tags", "kind", "type", "size", "width",
+    "height", "font", "alpha", "marker", "linestyle", "xlabel",
+})
+CUTOFF = 0.75  # difflib ratio: 'bais' -> 'bias' (0.75), 'wieght' -> 'weight' (0.83)
+
+_NODE_ATTRS: dict[str, tuple[str, ...]] = {
+    "input": ("op",),
+    "param": ("op", "shape", "value", "init"),
+    "const": ("op", "value"),
+}
+_NEURON_EDGE = frozenset({"param", "weight"})
+_OP_EDGE = frozenset({"port"})
+
+
+def warn_misspelled(G: Any, steps: Sequence[Step]) -> None:
+    """A :class:`~graphdiff.compile.GraphWarning` for each attribute of a compiled node
+    or of an edge into one that compile does not read and that is close to one it
+    does for that kind of node or op (``activaton`` -> ``activation``, ``scal`` on
+    sin -> ``scale``, ``wieght``/``parm`` on edges into neurons).
+    """
+    known: dict[Any, frozenset[str]] = {}
+    nodes, pred, multi = G._node, G._pred, G.is_multigraph()
+    for s in steps:
+        data = nodes[s.node]
+        if isinstance(s, NeuronStep):
+            key: Any = ("neuron", s.act.name if s.act is not None else None)
+            edge_known: frozenset[str] | None = _NEURON_EDGE
+        elif isinstance(s, OpStep):
+            key, edge_known = ("op", s.op.name if s.op is not None else None), _OP_EDGE
+        else:
+            key, edge_known = ("node", type(s).__name__), None
+        names = known.get(key)
+        if names is None:
+            names = known[key] = _known_names(s)
+        if not names.issuperset(data):
+            _check(data, names, f"node {s.node!r}", _reader(s))
+        if edge_known is None:
+            continue
+        into = pred[s.node]
+        if multi:
+            edges = [(u, d) for u, kd in into.items() for d in kd.values() if d]
+        elif any(into.values()):  # most edges carry no attributes: checked in C
+            edges = [(u, d) for u, d in into.items() if d]
+        else:
+            continue
+        reader = "an edge into a neuron" if edge_known is _NEURON_EDGE else "an edge into an op"
+        for u, d in edges:
+            if not edge_known.issuperset(d):
+                _check(d, edge_known, f"edge {u!r} -> {s.node!r}", reader)
+
+
+def _known_names(s: Step) -> frozenset[str]:
+    if isinstance(s, NeuronStep):
+        fields = tuple(s.act.attrs.model_fields) if s.act is not None else ()
+        return frozenset({"op", "activation", "bias", *fields})
+    if isinstance(s, OpStep):
+        fields = tuple(s.op.attrs.model_fields) if s.op is not None else ()
+        return frozenset({"op", *fields})
+    kind = type(s).__name__.removesuffix("Step").lower()
+    return frozenset(_NODE_ATTRS.get(kind, ("op",)))
+
+
+def _reader(s: Step) -> str:
+    if isinstance(s, NeuronStep) and s.act is not None:
+        return f"a neuron with activation {s.act.name!r}"
+    if isinstance(s, OpStep) and s.op is not None:
+        return f"op {s.op.name!r}"
+    return f"a {type(s).__name__.removesuffix('Step').lower()} node"
+
+
+def _check(data: dict[Any, Any], names: frozenset[str], where: str, reader: str) -> None:
+    from .compile import GraphWarning
+
+    for k in data:
+        if k in names or not isinstance(k, str) or k in USER_ATTRS or k.startswith("_"):
+            continue
+        close = difflib.get_close_matches(k, sorted(names), n=1, cutoff=CUTOFF)
+        if close:
+            warnings.warn(
+                f"{where}: attribute {k!r} is not read by {reader} and is ignored; "
+                f"did you mean {close[0]!r}?",
+                GraphWarning,
+                stacklevel=5,
+            )

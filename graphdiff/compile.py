@@ -45,7 +45,7 @@ import networkx as nx
 import numpy as np
 from pydantic import ValidationError
 
-from .attrs_check import check_numbers, check_size, show_number
+from .attrs_check import check_numbers, check_size, show_number, warn_misspelled
 from .errors import GraphError, UnknownOpError
 from .graphs import (
     ancestors_and_self,
@@ -444,6 +444,7 @@ def build(G: Any, loss: Hashable, reduction: Literal["mean", "sum"] = "mean") ->
         pruned = sorted((n for n in everything if n not in keep), key=rank.__getitem__)
     builder = _Builder(G, order, rank)
     steps = [builder.step(v) for v in order]
+    warn_misspelled(G, steps)
     unused = [n for n in pruned
               if isinstance(k := G._node[n].get("op"), str) and k == "input"]
     if unused:

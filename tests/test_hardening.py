@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -239,3 +240,64 @@ def test_array_valued_op_and_init_are_named() -> None:
     G.nodes["m"]["op"] = "mul"
     with pytest.raises(GraphError, match=r"^node 'W': unknown init"):
         graphdiff.compile(G, loss="m")
+
+
+# -- misspelled attributes (issue 13, item 5) ------------------------------------------------
+
+
+def _sin_op_graph(**attrs: Any) -> nx.DiGraph:
+    G = nx.DiGraph([("x", "s"), ("s", "y")])
+    G.nodes["x"]["op"] = "input"
+    G.nodes["s"].update(op="sin", **attrs)
+    G.nodes["y"]["op"] = "neuron"
+    return G
+
+
+@pytest.mark.parametrize(("where", "typo", "meant", "reader"), [
+    ("node", "activaton", "activation", "a neuron with activation 'tanh'"),
+    ("node", "bais", "bias", "a neuron with activation 'tanh'"),
+    ("edge", "wieght", "weight", "an edge into a neuron"),
+    ("edge", "parm", "param", "an edge into a neuron"),
+])
+def test_misspelled_neuron_and_edge_attributes_warn(
+    where: str, typo: str, meant: str, reader: str
+) -> None:
+    G = small_graph()
+    (G.nodes["y"] if where == "node" else G.edges["x", "y"])[typo] = 1.0
+    culprit = "node 'y'" if where == "node" else "edge 'x' -> 'y'"
+    with pytest.warns(graphdiff.GraphWarning, match=re.escape(
+        f"{culprit}: attribute {typo!r} is not read by {reader} and is ignored; "
+        f"did you mean {meant!r}?"
+    )):
+        graphdiff.compile(G, loss="E")
+
+
+def test_misspelled_activation_and_op_attributes_warn() -> None:
+    G = small_graph()
+    G.nodes["y"].update(activation="sin", scal=100.0)
+    with pytest.warns(graphdiff.GraphWarning, match=r"node 'y': attribute 'scal' is not read "
+                      r"by a neuron with activation 'sin' .* did you mean 'scale'\?"):
+        graphdiff.compile(G, loss="E")
+    with pytest.warns(graphdiff.GraphWarning, match=r"node 's': attribute 'scal' is not read "
+                      r"by op 'sin' .* did you mean 'scale'\?"):
+        graphdiff.compile(_sin_op_graph(scal=2.0), loss="y")
+    G = nx.DiGraph([("x", "m"), ("W", "m")])
+    G.nodes["x"]["op"] = "input"
+    G.nodes["W"].update(op="param", shap=(2,), value=[1.0, 2.0])
+    G.nodes["m"]["op"] = "mul"
+    with pytest.warns(graphdiff.GraphWarning, match=r"node 'W': attribute 'shap' is not read "
+                      r"by a param node .* did you mean 'shape'\?"):
+        graphdiff.compile(G, loss="m")
+
+
+def test_attributes_kept_for_users_and_far_names_stay_silent() -> None:
+    G = small_graph()
+    for n in G:
+        G.nodes[n].update(pos=(0.0, 1.0), label="L", color="red", notes="mine", foo=1)
+    for e in G.edges:
+        G.edges[e].update(label="e", color="blue", style="dashed", xyz=2)
+    G.nodes["y"]["scale"] = 3.0  # a real attribute of sin, not of tanh: far from tanh's
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        graphdiff.compile(G, loss="E")
+        graphdiff.compile(_sin_op_graph(scale=2.0, label="sine", pos=(1, 2)), loss="y")
