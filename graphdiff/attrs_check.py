@@ -88,8 +88,8 @@ _NEURON_EDGE = frozenset({"param", "weight"})
 _OP_EDGE = frozenset({"port"})
 
 
-def warn_misspelled(G: Any, steps: Sequence[Step]) -> None:
-    """A :class:`~graphdiff.compile.GraphWarning` for each attribute of a compiled node
+def warn_misspelled(G: Any, steps: Sequence[Step], category: type[Warning]) -> None:
+    """A warning of ``category`` (compile's ``GraphWarning``) for each attribute of a compiled node
     or of an edge into one that compile does not read and that is close to one it
     does for that kind of node or op (``activaton`` -> ``activation``, ``scal`` on
     sin -> ``scale``, ``wieght``/``parm`` on edges into neurons).
@@ -109,7 +109,7 @@ def warn_misspelled(G: Any, steps: Sequence[Step]) -> None:
         if names is None:
             names = known[key] = _known_names(s)
         if not names.issuperset(data):
-            _check(data, names, f"node {s.node!r}", _reader(s))
+            _check(data, names, f"node {s.node!r}", _reader(s), category)
         if edge_known is None:
             continue
         into = pred[s.node]
@@ -122,7 +122,7 @@ def warn_misspelled(G: Any, steps: Sequence[Step]) -> None:
         reader = "an edge into a neuron" if edge_known is _NEURON_EDGE else "an edge into an op"
         for u, d in edges:
             if not edge_known.issuperset(d):
-                _check(d, edge_known, f"edge {u!r} -> {s.node!r}", reader)
+                _check(d, edge_known, f"edge {u!r} -> {s.node!r}", reader, category)
 
 
 def _known_names(s: Step) -> frozenset[str]:
@@ -144,9 +144,8 @@ def _reader(s: Step) -> str:
     return f"a {type(s).__name__.removesuffix('Step').lower()} node"
 
 
-def _check(data: dict[Any, Any], names: frozenset[str], where: str, reader: str) -> None:
-    from .compile import GraphWarning
-
+def _check(data: dict[Any, Any], names: frozenset[str], where: str, reader: str,
+           category: type[Warning]) -> None:
     for k in data:
         if k in names or not isinstance(k, str) or k in USER_ATTRS or k.startswith("_"):
             continue
@@ -155,6 +154,6 @@ def _check(data: dict[Any, Any], names: frozenset[str], where: str, reader: str)
             warnings.warn(
                 f"{where}: attribute {k!r} is not read by {reader} and is ignored; "
                 f"did you mean {close[0]!r}?",
-                GraphWarning,
+                category,
                 stacklevel=5,
             )

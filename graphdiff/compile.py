@@ -444,7 +444,7 @@ def build(G: Any, loss: Hashable, reduction: Literal["mean", "sum"] = "mean") ->
         pruned = sorted((n for n in everything if n not in keep), key=rank.__getitem__)
     builder = _Builder(G, order, rank)
     steps = [builder.step(v) for v in order]
-    warn_misspelled(G, steps)
+    warn_misspelled(G, steps, GraphWarning)
     unused = [n for n in pruned
               if isinstance(k := G._node[n].get("op"), str) and k == "input"]
     if unused:
