@@ -3,11 +3,21 @@
 from __future__ import annotations
 
 import os
+import time
 
 import pytest
 from hypothesis import HealthCheck, settings
 
 os.environ.setdefault("MPLBACKEND", "Agg")  # never open a window in tests
+
+# The seed of the property tests that vary from run to run (``@seed(RUN_SEED)``):
+# GRAPHDIFF_TEST_SEED if set, else the clock. Printed in pytest's header, so a
+# failure is repeated with GRAPHDIFF_TEST_SEED=<that seed>.
+RUN_SEED = int(os.environ.get("GRAPHDIFF_TEST_SEED") or time.time_ns() % 2**32)
+
+
+def pytest_report_header() -> str:
+    return f"graphdiff test seed: GRAPHDIFF_TEST_SEED={RUN_SEED}"
 
 # "ci" (the default): derandomized and without deadlines, so a slow shared machine
 # never turns into a flaky failure. "dev": random seeds, for finding new cases.

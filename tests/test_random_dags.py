@@ -5,10 +5,17 @@ that mix the lecture's neurons (smooth activations, shared scalar weights,
 biases by name and by number) with op nodes (arithmetic broadcasting against
 parameter nodes of shapes (), (1,), (d,), (1, d); div with denominators kept
 away from 0; exp of bounded values; matmul with parameter nodes; sum/mean over
-an axis; stack and index between neurons and tensors). Every value the loss
-depends on ends in one identity neuron and a squared error against an input
-target. The numerical gradient is an independent loop over every parameter
-entry, evaluating E through ``net.forward``.
+an axis; stack, concat, reshape and index between neurons and tensors; relu and
+abs of values kept away from their kink, log, sqrt and pow of values kept
+positive). Every value the loss depends on ends in one identity neuron (two,
+stacked into logits, for the softmax cross-entropy), and a loss drawn from
+squared_error, hinge (margin 0 or 1), logistic and softmax_cross_entropy against
+an input target of its kind, reduced by the mean or the sum. The numerical
+gradient is an independent loop over every parameter entry, evaluating E
+through ``net.forward``.
+
+The draws vary from run to run: ``conftest.RUN_SEED``, printed in pytest's
+header (``GRAPHDIFF_TEST_SEED=N`` repeats a run).
 """
 
 from __future__ import annotations
@@ -21,7 +28,8 @@ from typing import Any
 
 import networkx as nx
 import numpy as np
-from hypothesis import given, settings
+from conftest import RUN_SEED
+from hypothesis import given, seed, settings
 from hypothesis import strategies as st
 
 import graphdiff
@@ -31,6 +39,15 @@ SHARED = {"u": 0.7, "v": -0.4, "w": 1.1}  # initial values an edge may give as `
 EPS = 1e-6
 ATOL, RTOL = 1e-6, 1e-5
 BIG = 4.0  # operands whose values may exceed this are squashed by a tanh node first
+# the loss ops drawn: (op, its attributes, the kind of target it fits)
+LOSSES = [
+    ("squared_error", {}, "real"),
+    ("hinge", {}, "signs"),
+    ("hinge", {"margin": 1.0}, "signs"),
+    ("logistic", {}, "signs"),
+    ("softmax_cross_entropy", {}, "classes"),
+    ("softmax_cross_entropy", {}, "probabilities"),
+]
 
 
 @dataclass
@@ -43,6 +60,11 @@ class Dag:
     positive: set[str]  # param nodes that are denominators: keep their given values
     n: int
     seed: int
+    target: str = "real"  # the kind of target of the loss (see LOSSES)
+    reduction: str = "mean"
+
+    def reduce(self, values: np.ndarray) -> float:
+        return float(values.mean() if self.reduction == "mean" else values.sum())
 
     def graph(self, shuffle: random.Random | None = None) -> nx.MultiDiGraph:
         nodes = [(k, dict(v)) for k, v in self.nodes.items()]
@@ -68,6 +90,13 @@ class Dag:
             x: _frozen(rng.uniform(-1.0, 1.0, (self.n, w) if w else (self.n,)))
             for x, w in self.inputs.items()
         }
+        if self.target == "signs":
+            inputs["t"] = _frozen(rng.choice([-1.0, 1.0], self.n))
+        elif self.target == "classes":
+            inputs["t"] = _frozen(rng.integers(0, 2, self.n).astype(float))
+        elif self.target == "probabilities":
+            p = rng.uniform(0.0, 1.0, self.n)
+            inputs["t"] = _frozen(np.stack([p, 1.0 - p], axis=1))
         return params, inputs
 
 
@@ -155,7 +184,7 @@ class _Maker:
         self.params.setdefault(shape, []).append(name)
         return name
 
-    def rotated(self, options: tuple[str, ...] | list[str]) -> str:
+    def rotated(self, options: Any) -> Any:
         # hypothesis favours the first option; rotating by the node count spreads draws
         # over all of them while keeping each draw shrinkable
         return options[(self.draw(st.integers(0, len(options) - 1)) + self.count) % len(options)]
@@ -253,6 +282,63 @@ class _Maker:
         return self.op(op, [a], 1 if keep else 0, bound, axis=self.draw(st.sampled_from([1, -1])),
                        keepdims=keep)
 
+    def away_from_zero(self) -> Hashable:
+        """A value in ±[1/e, e], of either sign: sign * exp(tanh(.)), far from any kink at 0."""
+        a = self.pick()
+        w = self.width[a]
+        t = self.op("tanh", [a], w, 1.0)
+        e = self.op("exp", [t], w, np.e)
+        sign = self.new(f"c{self.count}", None, 0.0, op="const",
+                        value=self.draw(st.sampled_from([1.0, -1.0])))
+        return self.op("mul", [sign, e], w, np.e)
+
+    def positive_value(self) -> Hashable:
+        """A value in [1/e, e]: exp(tanh(.))."""
+        a = self.pick()
+        w = self.width[a]
+        return self.op("exp", [self.op("tanh", [a], w, 1.0)], w, np.e)
+
+    def kink(self) -> Hashable:  # relu or abs, of a value away from the kink
+        op = self.draw(st.sampled_from(["relu", "abs"]))
+        a = self.away_from_zero()
+        return self.op(op, [a], self.width[a], np.e)
+
+    def log(self) -> Hashable:
+        a = self.positive_value()
+        return self.op("log", [a], self.width[a], 1.0)
+
+    def sqrt(self) -> Hashable:
+        a = self.positive_value()
+        return self.op("sqrt", [a], self.width[a], 2.0)
+
+    def pow(self) -> Hashable:
+        exponent = self.draw(st.sampled_from([2.0, 3.0, 0.5, -1.0, 1.5]))
+        if exponent in (2.0, 3.0):  # any operand
+            a = self.pick()
+            if self.bound[a] > 1.5:
+                a = self.op("tanh", [a], self.width[a], 1.0)
+            bound = self.bound[a] ** exponent
+        else:
+            a = self.positive_value()
+            bound = float(np.e ** abs(exponent))
+        return self.op("pow", [a], self.width[a], bound, exponent=exponent)
+
+    def concat(self) -> Hashable:
+        k = self.draw(st.integers(1, 3))
+        args = [self.pick(None) for _ in range(k)]
+        return self.op("concat", args, sum(self.width[a] for a in args),
+                       max(self.bound[a] for a in args))
+
+    def reshape(self) -> Hashable:
+        a = self.pick()
+        w = self.width[a]
+        if w == 0:  # (N,) -> (N, 1)
+            return self.op("reshape", [a], 1, self.bound[a], shape=(1,))
+        # (N, w) -> (N, w, 1) -> (N, w)
+        r = self.op("reshape", [a], w, self.bound[a], shape=(w, 1))
+        del self.width[r]  # 3-D: not an operand for anything but the reshape back
+        return self.op("reshape", [r], w, self.bound[a], shape=(-1,))
+
     def stack(self) -> Hashable:
         k = self.draw(st.integers(1, 3))
         args = [self.pick(0) for _ in range(k)]
@@ -271,12 +357,14 @@ def dags(draw: Any) -> Dag:
     if draw(st.booleans()):
         inputs["x1"] = 0
     if draw(st.booleans()):
-        inputs["X"] = draw(st.integers(1, 3))
+        inputs["X"] = draw(st.integers(1, 5))
     for x, w in inputs.items():
         m.new(x, w, 1.0, op="input")
-    kinds = ["neuron", "add", "sub", "mul", "div", "exp", "tanh", "stack"]
-    for _ in range(draw(st.integers(1, 5))):
-        kind = m.rotated(kinds + (["matmul", "reduce", "index"] if m.has(None) else []))
+    kinds = ["neuron", "add", "sub", "mul", "div", "exp", "tanh", "stack", "kink", "log",
+             "sqrt", "pow", "reshape"]
+    for _ in range(draw(st.integers(1, 6))):
+        tensors = ["matmul", "reduce", "index", "concat"] if m.has(None) else []
+        kind = m.rotated(kinds + tensors)
         if kind == "neuron":
             m.neuron()
         elif kind in ("add", "sub", "mul"):
@@ -290,15 +378,19 @@ def dags(draw: Any) -> Dag:
         if m.width[node]:
             node = m.op("sum", [node], 0, m.bound[node] * m.width[node], axis=1)
         sinks.append(node)
-    m.neuron("y", sinks, "identity")
+    loss, attrs, target = LOSSES[m.rotated(range(len(LOSSES)))]
+    y = m.neuron("y", sinks, "identity")
+    if target in ("classes", "probabilities"):  # two logits per data point
+        y = m.op("stack", [y, m.neuron("y2", sinks, "identity")], 2, 1.0)
     m.new("t", None, 0.0, op="input")
-    m.new("E", None, 0.0, op="squared_error")
-    m.edge("y", "E", port=0)
+    m.new("E", None, 0.0, op=loss, **attrs)
+    m.edge(y, "E", port=0)
     m.edge("t", "E", port=1)
     inputs["t"] = 0
-    n = draw(st.sampled_from([3, 1, 5, 2, 4]))
+    n = draw(st.sampled_from([3, 1, 5, 2, 4, 8, 7]))
     seed = draw(st.integers(0, 2**32 - 1))
-    return Dag(m.nodes, m.edges, inputs, m.positive, n, seed)
+    reduction = draw(st.sampled_from(["mean", "sum"]))
+    return Dag(m.nodes, m.edges, inputs, m.positive, n, seed, target, reduction)
 
 
 def numeric_grads(
@@ -307,7 +399,8 @@ def numeric_grads(
     """Central differences of E, entry by entry, in float64."""
 
     def E(p: dict[str, Any]) -> float:
-        return float(net.forward(p, inputs, outputs=[net.loss])[net.loss].mean())
+        values = net.forward(p, inputs, outputs=[net.loss])[net.loss]
+        return float(values.mean() if net.reduction == "mean" else values.sum())
 
     out = {}
     for name, value in params.items():
@@ -350,10 +443,11 @@ def assert_same_backends(net: graphdiff.Network, params: Any, inputs: Any, full:
             np.testing.assert_allclose(got[node], v, rtol=1e-11, atol=1e-13, err_msg=f"{part} {node!r}")
 
 
+@seed(RUN_SEED)
 @settings(max_examples=220)
 @given(dags())
 def test_gradients_match_central_differences(dag):
-    net = graphdiff.compile(dag.graph(), loss="E")
+    net = graphdiff.compile(dag.graph(), loss="E", reduction=dag.reduction)
     params, inputs = dag.data(net)
     numeric = numeric_grads(net, params, inputs)
     fast = net.backward(params, inputs)
@@ -366,12 +460,13 @@ def test_gradients_match_central_differences(dag):
     for name, spec in net.params.items():
         assert np.shape(fast.grads[name]) == spec.shape
         assert isinstance(fast.grads[name], np.float64 if spec.kind == "scalar" else np.ndarray)
-    # losses agree with a forward pass; E is the mean of the loss node
-    loss = net.forward(params, inputs, outputs=["E"])["E"].mean()
+    # losses agree with a forward pass; E is the loss node reduced (mean or sum)
+    loss = dag.reduce(net.forward(params, inputs, outputs=["E"])["E"])
     assert abs(fast.loss - loss) <= 1e-12 * max(1.0, abs(loss))
     assert full.loss == loss
-    # the loss node's delta is 1/N per data point; a neuron's dE/dz is its delta times g'(z)
-    np.testing.assert_array_equal(full.deltas["E"], np.full(dag.n, 1.0 / dag.n))
+    # the loss node's delta is 1/N per data point (1 with the sum); dE/dz = delta g'(z)
+    seed_delta = 1.0 / dag.n if dag.reduction == "mean" else 1.0
+    np.testing.assert_array_equal(full.deltas["E"], np.full(dag.n, seed_delta))
     np.testing.assert_allclose(full.deltas_z["y"], full.deltas["y"], rtol=1e-15)
     # a second call gives bit-identical results (read-only inputs were never written)
     again = net.backward(params, inputs)
@@ -383,11 +478,12 @@ def test_gradients_match_central_differences(dag):
             assert np.array_equal(getattr(again_full, part)[node], v), (part, node)
 
 
+@seed(RUN_SEED)
 @settings(max_examples=100)
 @given(dags(), st.randoms(use_true_random=False))
 def test_insertion_order_gives_bit_identical_results(dag, rnd):
-    a = graphdiff.compile(dag.graph(), loss="E")
-    b = graphdiff.compile(dag.graph(shuffle=rnd), loss="E")
+    a = graphdiff.compile(dag.graph(), loss="E", reduction=dag.reduction)
+    b = graphdiff.compile(dag.graph(shuffle=rnd), loss="E", reduction=dag.reduction)
     pa, pb = a.init_params(seed=dag.seed), b.init_params(seed=dag.seed)
     assert pa.keys() == pb.keys()
     assert all(np.array_equal(pa[k], pb[k]) for k in pa)
@@ -445,6 +541,7 @@ def layered(draw: Any) -> Dag:
     return Dag(m.nodes, m.edges, inputs, m.positive, n, draw(st.integers(0, 2**32 - 1)))
 
 
+@seed(RUN_SEED)
 @settings(max_examples=100)
 @given(layered(), st.randoms(use_true_random=False))
 def test_layered_neurons_match_central_differences(dag, rnd):
