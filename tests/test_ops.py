@@ -590,3 +590,64 @@ def test_activation_derivatives_are_the_textbook_formulas_bit_for_bit(name, text
     assert not np.shares_memory(got, out) and not np.shares_memory(got, g)
     seed = np.broadcast_to(0.25, x.shape)  # the engine's loss seed is such a view
     np.testing.assert_array_equal(op.vjp(seed, out, x)[0], 0.25 * textbook(out))
+
+
+# --- per-operand vjps at kinks and extremes ------------------------------------------------
+# The generated code calls a loss's vjps[i] alone (the target needs no gradient), and
+# check_op compares them with the vjp only at its samples, which avoid the kinks: so each
+# part is pinned here where the conventions matter.
+
+
+@pytest.mark.parametrize("margin", [0.0, 1.0])
+def test_hinge_vjps_at_the_kink_follow_the_convention(margin: float) -> None:
+    op = graphdiff.get_op("hinge")
+    assert op.vjps is not None
+    # z t exactly m (the boundary counts as inside), inside, outside; both signs of t
+    t = np.array([1.0, -1.0, 1.0, -1.0, 1.0, -1.0])
+    z = np.array([margin, -margin, margin - 0.5, 0.25 - margin, margin + 2.0, -margin - 3.0])
+    g = np.array([1.0, 2.0, 0.5, 3.0, 1.0, 1.0])
+    out = op.forward(z, t, margin=margin)
+    inside = np.array([True, True, True, True, False, False])
+    np.testing.assert_array_equal(op.vjps[0](g, out, z, t, margin=margin),
+                                  np.where(inside, -g * t, 0.0))
+    np.testing.assert_array_equal(op.vjps[1](g, out, z, t, margin=margin),
+                                  np.where(inside, -g * z, 0.0))
+    # and for (N, k) predictions (the loss sums over k per data point)
+    Z, T = np.tile(z[:, None], (1, 2)), np.tile(t[:, None], (1, 2))
+    out2 = op.forward(Z, T, margin=margin)
+    np.testing.assert_array_equal(op.vjps[0](g, out2, Z, T, margin=margin),
+                                  np.where(inside[:, None], -g[:, None] * T, 0.0))
+
+
+def _extreme_cases() -> list[tuple[str, tuple[np.ndarray, np.ndarray], dict[str, Any]]]:
+    big = np.array([-800.0, -40.0, 0.0, 40.0, 800.0])
+    signs = np.array([1.0, -1.0, 1.0, -1.0, -1.0])
+    logits = np.array([[800.0, -800.0, 0.0], [0.0, 0.0, 0.0], [-1e300, 1e300, 5.0]])
+    return [
+        ("hinge", (np.zeros(5), signs), {}),
+        ("hinge", (signs.copy(), signs), {"margin": 1.0}),
+        ("logistic", (big, signs), {}),
+        ("logistic", (np.zeros(5), signs), {}),
+        ("squared_error", (signs.copy(), signs), {}),  # z = t: the minimum
+        ("softmax_cross_entropy", (logits, np.array([0.0, 2.0, 1.0])), {}),
+        ("softmax_cross_entropy", (logits, np.eye(3)), {}),
+    ]
+
+
+@pytest.mark.parametrize(("name", "xs", "attrs"), _extreme_cases())
+def test_loss_vjps_equal_the_vjp_at_kinks_and_extremes(
+    name: str, xs: tuple[np.ndarray, np.ndarray], attrs: dict[str, Any]
+) -> None:
+    op = graphdiff.get_op(name)
+    assert op.vjps is not None
+    checked = op.attrs(**attrs).model_dump()
+    out = op.forward(*xs, **checked)
+    g = np.linspace(0.5, 2.0, out.shape[0])
+    whole = op.vjp(g, out, *xs, **checked)
+    for i, part in enumerate(op.vjps):
+        got = part(g, out, *xs, **checked)
+        if whole[i] is None:
+            assert got is None, (name, i)
+            continue
+        assert np.all(np.isfinite(got)), (name, i, got)
+        np.testing.assert_array_equal(got, whole[i], err_msg=f"{name} vjps[{i}]")
