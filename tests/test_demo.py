@@ -8,7 +8,6 @@ PNG images.
 from __future__ import annotations
 
 import re
-import time
 from pathlib import Path
 
 import numpy as np
@@ -73,13 +72,11 @@ def test_demo_writes_real_pictures_and_a_loadable_model(
     assert "2-16-16-1" in text and "337 parameters" in text
 
 
-def test_demo_defaults_reach_97_percent_on_moons_in_under_30_seconds(
+def test_demo_defaults_reach_97_percent_on_moons(
     capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(tmp_path)
-    started = time.perf_counter()
-    code, text, _ = run(capsys, "demo")
-    assert time.perf_counter() - started < 30
+    code, text, _ = run(capsys, "demo")  # its speed is benchmarked, not asserted here
     assert code == 0
     net, params = compiled(tmp_path / "graphdiff-demo" / "model.json")  # under the cwd
     metrics = evaluate(net, params, graphdiff.feed(net, graphdiff.moons(200, seed=0)))
