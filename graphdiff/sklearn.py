@@ -377,7 +377,7 @@ class _GraphEstimator(BaseEstimator):  # type: ignore[misc]
             net, self.params_, data, optimizer=self.optimizer_,
             epochs=1 if incremental else self.max_iter, batch_size=batch,
             shuffle=bool(self.shuffle), seed=int(rng.randint(np.iinfo(np.int32).max)),
-            callbacks=[stop], progress=bool(self.verbose),
+            callbacks=[stop], progress=bool(self.verbose), epoch_loss="steps",
         )
         self.params_ = best_params if self.early_stopping else result.params
         assert isinstance(result.optimizer, PenalizedAdam)
@@ -449,9 +449,9 @@ class GraphClassifier(ClassifierMixin, _GraphEstimator):  # type: ignore[misc]
     classes_ : the class labels, sorted; ``predict`` returns them.
     params_ : the trained parameters by name (as :func:`graphdiff.fit` returns them).
     graph_, loss_node_ : the graph trained and its loss node; ``net_`` the compiled network.
-    loss_curve_ : the training loss after each epoch (the loss over the whole
-        training set, measured with the epoch's final parameters, plus
-        ``alpha``'s penalty), as ``MLPClassifier``'s.
+    loss_curve_ : the training loss of each epoch, as ``MLPClassifier``'s: the
+        mean of the epoch's batch losses (each before its step's update), plus
+        ``alpha``'s penalty (at the epoch's final weights).
     n_iter_ : epochs trained; ``best_loss_``, ``validation_scores_``,
         ``best_validation_score_``, ``t_`` as ``MLPClassifier``'s.
     """
