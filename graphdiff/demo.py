@@ -166,14 +166,14 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
     params = result.params
     title = f"{shape} {args.activation} on {args.dataset}"
-    plot_decision_boundary(out / "decision_boundary.png", predictor(net, params),
-                           train["x"], train["t"],
+    plot_decision_boundary(predictor(net, params), train["x"], train["t"],
+                           out / "decision_boundary.png",
                            title=f"{title}: training accuracy {last['accuracy']:.1%}")
-    plot_history(out / "loss.png", result.history, title=title)
+    plot_history(result.history, out / "loss.png", title=title)
     deltas = net.backward(params, feed(net, train), deltas=True).deltas
     # The loss's own δ is 1/N per point; left in, it would wash out the neurons' colours.
     neurons = {n: d for n, d in deltas.items() if G.nodes[n]["op"] == "neuron"}
-    draw_network(out / "network.png", G, deltas=neurons,
+    draw_network(G, out / "network.png", deltas=neurons,
                  title=f"{title}: mean |δ| = |∂E/∂a| per neuron, trained")
     save(out / "model.json", G, params, loss="E")
     print("wrote decision_boundary.png, loss.png, network.png, model.json")
@@ -229,6 +229,6 @@ def _cmd_draw(args: argparse.Namespace) -> int:
     from .viz import draw_network
 
     G, params = load(args.file)
-    draw_network(args.out, G, params=params or None, title=Path(args.file).name)
+    draw_network(G, args.out, params=params or None, title=Path(args.file).name)
     print(f"wrote {args.out}")
     return 0

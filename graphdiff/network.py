@@ -167,6 +167,12 @@ class Network:
             f"{len(self.params)} parameters, inputs {list(self.inputs)!r}>"
         )
 
+    def _repr_png_(self) -> bytes | None:
+        """The drawing of the graph, for notebooks (``None`` for a big one: the text repr)."""
+        from .viz import network_png
+
+        return network_png(self.graph)
+
     def spec(self) -> ModelFile:
         """The model-file spec of the compiled graph and loss (no parameters).
 
