@@ -17,13 +17,15 @@ shape (N,).
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from numpy.typing import NDArray
 
 from graphdiff.errors import InputError
 from graphdiff.registry import Op, Sample, register_op
 
-from .elementwise import sigmoid
+from .elementwise import sigmoid, softplus_onnx
 
 SOURCE = "graphdiff (built-in)"
 Array = NDArray[np.float64]
@@ -35,6 +37,13 @@ def _per_point(a: Array) -> Array:
         return a  # already one value per point; summing over no axes would copy
     per_point: Array = a.sum(axis=tuple(range(1, a.ndim)))
     return per_point
+
+
+def _per_point_onnx(b: Any, a: str) -> str:
+    """:func:`_per_point` in ONNX: (N, ...) -> (N, m) -> sum over axis 1."""
+    flat = b.node("Reshape", [a, b.ints([0, -1])])
+    name: str = b.node("ReduceSum", [flat, b.ints([1])], keepdims=0)
+    return name
 
 
 def _like(g: Array, x: Array) -> Array:
@@ -81,6 +90,10 @@ def _hinge_dt(g: Array, out: Array, z: Array, t: Array) -> Array:
     return _hinge_active(g, z, t) * z
 
 
+def _hinge_onnx(b: Any, z: str, t: str) -> str:
+    return _per_point_onnx(b, b.node("Relu", [b.node("Neg", [b.node("Mul", [z, t])])]))
+
+
 register_op(
     Op(
         name="hinge",
@@ -90,6 +103,7 @@ register_op(
         arity=2,
         loss=True,
         samples=_pm1_samples,
+        onnx=_hinge_onnx,
         source=SOURCE,
         doc="max(0, -z t), the perceptron criterion; d/dz = -t where -z t >= 0, else 0.",
     )
@@ -121,6 +135,10 @@ def _logistic_dt(g: Array, out: Array, z: Array, t: Array) -> Array:
     return -z * _logistic_scale(g, z, t)
 
 
+def _logistic_onnx(b: Any, z: str, t: str) -> str:
+    return _per_point_onnx(b, softplus_onnx(b, b.node("Mul", [b.node("Neg", [t]), z])))
+
+
 register_op(
     Op(
         name="logistic",
@@ -130,6 +148,7 @@ register_op(
         arity=2,
         loss=True,
         samples=_pm1_samples,
+        onnx=_logistic_onnx,
         source=SOURCE,
         doc="log(1 + exp(-t z)), stable; d/dz = -t sigmoid(-t z).",
     )
@@ -161,6 +180,11 @@ def _real_samples(rng: np.random.Generator) -> list[Sample]:
     return [((rng.standard_normal(s), rng.standard_normal(s)), {}) for s in shapes]
 
 
+def _squared_error_onnx(b: Any, z: str, t: str) -> str:
+    d = b.node("Sub", [z, t])
+    return _per_point_onnx(b, b.node("Mul", [d, d]))
+
+
 register_op(
     Op(
         name="squared_error",
@@ -170,6 +194,7 @@ register_op(
         arity=2,
         loss=True,
         samples=_real_samples,
+        onnx=_squared_error_onnx,
         source=SOURCE,
         doc="(z - t)**2 summed over non-batch axes, no factor 1/2; d/dz = 2 (z - t).",
     )
@@ -244,6 +269,16 @@ def _softmax_cross_entropy_samples(rng: np.random.Generator) -> list[Sample]:
     ]
 
 
+def _softmax_cross_entropy_onnx(b: Any, z: str, t: str) -> str:
+    if len(b.shapes[1]) == 1:  # class indices: one-hot rows of the logits' width
+        width = b.node("Gather", [b.node("Shape", [z]), b.ints(1)])
+        classes = b.node("Cast", [t], to=b.int64_type)
+        t = b.node("OneHot", [classes, width, b.const([0.0, 1.0])], axis=-1)
+    picked = b.node("Mul", [t, b.node("LogSoftmax", [z], axis=1)])
+    name: str = b.node("Neg", [b.node("ReduceSum", [picked, b.ints([1])], keepdims=0)])
+    return name
+
+
 register_op(
     Op(
         name="softmax_cross_entropy",
@@ -253,6 +288,7 @@ register_op(
         loss=True,
         check_shapes=_softmax_cross_entropy_shapes,
         samples=_softmax_cross_entropy_samples,
+        onnx=_softmax_cross_entropy_onnx,
         source=SOURCE,
         doc=(
             "-sum_k t_k log softmax(z)_k for logits z (N, k) and targets t, probabilities "
