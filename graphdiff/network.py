@@ -26,7 +26,7 @@ import numpy as np
 
 from .codegen import generate
 from .compile import ParamSpec, ParamTable, build
-from .errors import GraphdiffError, InputError, NonFiniteError, ShapeError
+from .errors import GraphdiffError, GraphError, InputError, NonFiniteError, ShapeError
 from .plan import InputStep, NeuronStep, OpStep, ParamStep, Step, as_numbers, check_loss
 from .schema import ModelFile
 
@@ -113,7 +113,8 @@ class Network:
 
     Attributes
     ----------
-    loss : the loss node.
+    loss : the loss node; ``None`` for a forward-only network (compiled without a
+        loss: every node kept, ``backward``, ``error`` and ``fit`` refuse).
     nodes : the nodes the loss depends on, in execution (topological) order.
     inputs : the input nodes the loss depends on.
     params : name -> :class:`~graphdiff.compile.ParamSpec`, sorted by name (a read-only
@@ -123,7 +124,9 @@ class Network:
     graph : a copy of the graph it was compiled from.
     """
 
-    def __init__(self, G: Any, *, loss: Hashable, reduction: Literal["mean", "sum"] = "mean"):
+    def __init__(
+        self, G: Any, *, loss: Hashable | None, reduction: Literal["mean", "sum"] = "mean"
+    ):
         compiled = build(G, loss)
         self.graph: nx.DiGraph[Hashable] = snapshot(G)
         self.loss = loss
@@ -138,7 +141,7 @@ class Network:
         self.pruned: tuple[Hashable, ...] = tuple(compiled.pruned)
         self._steps: list[Step] = compiled.steps
         self._slot = compiled.slot
-        self._loss_slot = self._slot[loss]
+        self._loss_slot = -1 if loss is None else self._slot[loss]
         # needs[s]: does any parameter reach slot s (so its delta is worth computing)?
         needs = [False] * len(self._steps)
         for s in self._steps:
@@ -157,7 +160,7 @@ class Network:
             itemgetter(*self._scalars) if len(self._scalars) > 1
             else (lambda p, n=self._scalars: tuple(map(p.__getitem__, n)))
         )
-        self._program = generate(
+        self._program = None if loss is None else generate(
             self._steps, self._scalars, self._tensors, self._loss_slot, reduction, needs
         )
 
@@ -166,6 +169,16 @@ class Network:
             f"<Network loss={self.loss!r}: {len(self.nodes)} nodes, "
             f"{len(self.params)} parameters, inputs {list(self.inputs)!r}>"
         )
+
+    def require_loss(self, what: str) -> Hashable:
+        """The loss node; a :class:`~graphdiff.errors.GraphError` saying that ``what``
+        needs one when the network was compiled without a loss."""
+        if self.loss is None:
+            raise GraphError(
+                f"{what} needs a loss: this network was compiled without one (forward "
+                "only); add a loss node to the graph and compile it with loss=..."
+            )
+        return self.loss
 
     def spec(self) -> ModelFile:
         """The model-file spec of the compiled graph and loss (no parameters).
@@ -357,6 +370,7 @@ class Network:
         check_finite : raise :class:`~graphdiff.errors.NonFiniteError` naming the
             first node whose value or delta is NaN or infinite.
         """
+        self.require_loss("backward")
         if not deltas and not check_finite and self._program is not None:
             try:
                 return self._fast_backward(params, inputs)
@@ -495,6 +509,7 @@ class Network:
         >>> float(graphdiff.compile(G, loss="E").error({}, {"x": np.ones(2), "t": np.zeros(2)}))
         1.0
         """
+        self.require_loss("error")
         if self._program is None:
             values = self.forward(params, inputs, outputs=[self.loss])[self.loss]
             check_loss(self.loss, values.shape, values.shape[0] if values.ndim else "N")

@@ -34,7 +34,8 @@ import networkx as nx
 import numpy as np
 
 from .errors import GraphdiffError, InputError
-from .io import GraphFormatError, LoadLimits, _atomic_write
+from .io import GraphFormatError, LoadLimits
+from .jsonwrite import _atomic_write
 from .plan import ConstStep, InputStep, NeuronStep, OpStep, ParamStep, Step
 from .registry import Op
 from .schema import MAX_NAME_CHARS
@@ -348,8 +349,8 @@ class _Exporter:
         theta = b.node("Concat", pieces, axis=0)
         total = None
         for layer in range(max(len(c) for c in cells)):
-            idx = [index[c[layer]] if layer < len(c) else zero for c in cells]
-            part = b.node("Reshape", [b.node("Gather", [theta, b.ints(idx)]), b.ints(list(shape))])
+            idx = np.reshape([index[c[layer]] if layer < len(c) else zero for c in cells], shape)
+            part = b.node("Gather", [theta, b.ints(idx)])  # indices of W's shape: W
             total = part if total is None else b.node("Add", [total, part])
         assert total is not None
         return total
@@ -373,7 +374,7 @@ class _Exporter:
         while i < len(sources):
             a = sources[i]
             if a not in self.where:
-                pieces.append(b.node("Unsqueeze", [self.get(a), b.ints([1])]))
+                pieces.append(b.node("Reshape", [self.get(a), b.ints([0, 1])]))  # (N, 1)
                 i += 1
                 continue
             src = self.where[a][0]
@@ -477,8 +478,16 @@ def _proto(
 
     from . import __version__
 
-    def info(name: str, shape: tuple[int, ...]) -> Any:
-        return helper.make_tensor_value_info(name, model.elem_type, ["N", *shape[1:]])
+    batched: set[int] = set()  # the values that have a data-point axis: what inputs reach
+    for s in steps:
+        if isinstance(s, InputStep) or not batched.isdisjoint(s.args):
+            batched.add(s.slot)
+
+    def info(name: str, s: Step) -> Any:
+        shape: list[Any] = list(shapes[s.node])
+        if s.slot in batched:
+            shape[0] = "N"
+        return helper.make_tensor_value_info(name, model.elem_type, shape)
 
     nodes = []
     for n in model.nodes:
@@ -486,13 +495,13 @@ def _proto(
         if n.op_type == "Constant":
             attrs["value"] = numpy_helper.from_array(np.asarray(attrs["value"]), n.outputs[0])
         nodes.append(helper.make_node(n.op_type, n.inputs, n.outputs, name=n.outputs[0], **attrs))
-    inputs = [info(str(s.node), shapes[s.node]) for s in steps if isinstance(s, InputStep)]
-    by_name = {str(s.node): s.node for s in steps}
+    inputs = [info(str(s.node), s) for s in steps if isinstance(s, InputStep)]
+    by_name = {str(s.node): s for s in steps}
     graph = helper.make_graph(
         nodes,
         "graphdiff",
         inputs,
-        [info(o, shapes[by_name[o]]) for o in outputs],
+        [info(o, by_name[o]) for o in outputs],
         [numpy_helper.from_array(v, k) for k, v in model.initializers.items()],
     )
     opsets = [helper.make_opsetid("", model.opset)]
@@ -510,13 +519,14 @@ _UNARY = {
     "Sin": "sin", "Softplus": "softplus",
 }
 _BINARY = {"Add": "add", "Sub": "sub", "Mul": "mul", "Div": "div", "MatMul": "matmul"}
-_OTHER = ("Constant", "Concat", "Flatten", "Gemm", "Pow", "ReduceMean", "ReduceSum", "Reshape",
-          "Softmax")
+_OTHER = ("Constant", "Concat", "Flatten", "Gather", "Gemm", "Pow", "ReduceMean", "ReduceSum",
+          "Reshape", "Softmax")
 #: The ONNX operators :func:`load` imports (default domain); any other is refused.
 IMPORTED = tuple(sorted([*_UNARY, *_BINARY, *_OTHER]))
 # the attributes each imported operator may carry (others are refused, never ignored)
 _ATTRS: dict[str, set[str]] = {
-    "Concat": {"axis"}, "Flatten": {"axis"}, "Gemm": {"alpha", "beta", "transA", "transB"},
+    "Concat": {"axis"}, "Flatten": {"axis"}, "Gather": {"axis"},
+    "Gemm": {"alpha", "beta", "transA", "transB"},
     "ReduceMean": {"axes", "keepdims", "noop_with_empty_axes"},
     "ReduceSum": {"axes", "keepdims", "noop_with_empty_axes"}, "Reshape": {"allowzero"},
     "Softmax": {"axis"}, "Constant": {"value", "value_float", "value_floats", "value_int",
@@ -820,7 +830,7 @@ class _Importer:
         out = n.output[0]
         ins = list(n.input)
         op = n.op_type
-        arity = {"Constant": 0, "Gemm": (2, 3), "Pow": 2, "Reshape": 2, "Concat": None,
+        arity = {"Constant": 0, "Gemm": (2, 3), "Pow": 2, "Reshape": 2, "Concat": None, "Gather": 2,
                  "ReduceSum": (1, 2), "ReduceMean": (1, 2)}.get(op, 2 if op in _BINARY else 1)
         if arity is not None:
             ok = len(ins) in arity if isinstance(arity, tuple) else len(ins) == arity
@@ -865,6 +875,30 @@ class _Importer:
             self.reduce(n, out, ins, where)
         elif op == "Gemm":
             self.gemm(n, out, ins, where)
+        elif op == "Gather":
+            self.gather(n, out, ins, where)
+
+    def gather(self, n: Any, out: str, ins: list[str], where: str) -> None:
+        """Gather with constant indices: an ``index`` op per index, ``stack``-ed in the
+        shape of the indices (np.take(x, idx, axis) is that stack)."""
+        idx = self.const_ints(ins[1], n, where)
+        axis = int(_attr(n, "axis", 0))
+        if idx.size == 0 or 0 in idx.shape or (axis < 0 and idx.ndim > 1):
+            raise GraphFormatError("unsupported", f"node {n.name!r} (Gather) with indices of "
+                                   f"shape {list(idx.shape)} on axis {axis}", where)
+        if len(self.nodes) + 2 * idx.size > self.limits.max_nodes:
+            raise GraphFormatError("too_large", f"node {n.name!r} (Gather) takes {idx.size} "
+                                   "indices, one graphdiff node each; the limit is "
+                                   f"{self.limits.max_nodes} nodes (LoadLimits.max_nodes)", where)
+        x = self.read(ins[0], n, where)
+
+        def take(indices: np.ndarray, name: str) -> str:
+            if indices.ndim == 0:
+                return self.add(name, where, [x], op="index", i=int(indices), axis=axis)
+            parts = [take(indices[j], self.derived(name, str(j))) for j in range(len(indices))]
+            return self.add(name, where, parts, op="stack", axis=axis)
+
+        take(idx, out)
 
     def constant(self, n: Any, out: str, where: str) -> None:
         from onnx import helper

@@ -270,11 +270,12 @@ def _softmax_cross_entropy_samples(rng: np.random.Generator) -> list[Sample]:
 
 
 def _softmax_cross_entropy_onnx(b: Any, z: str, t: str) -> str:
-    if len(b.shapes[1]) == 1:  # class indices: one-hot rows of the logits' width
-        width = b.node("Gather", [b.node("Shape", [z]), b.ints(1)])
-        classes = b.node("Cast", [t], to=b.int64_type)
-        t = b.node("OneHot", [classes, width, b.const([0.0, 1.0])], axis=-1)
-    picked = b.node("Mul", [t, b.node("LogSoftmax", [z], axis=1)])
+    log_softmax = b.node("LogSoftmax", [z], axis=1)
+    if len(b.shapes[1]) == 1:  # class indices: each row's entry at its class
+        classes = b.node("Reshape", [b.node("Cast", [t], to=b.int64_type), b.ints([0, 1])])
+        picked = b.node("GatherElements", [log_softmax, classes], axis=1)
+    else:
+        picked = b.node("Mul", [t, log_softmax])
     name: str = b.node("Neg", [b.node("ReduceSum", [picked, b.ints([1])], keepdims=0)])
     return name
 

@@ -47,8 +47,15 @@ def _stack_samples(rng: np.random.Generator) -> list[Sample]:
 
 
 def _stack_onnx(b: Any, *xs: str, axis: int) -> str:
-    where = b.ints([axis])
-    name: str = b.node("Concat", [b.node("Unsqueeze", [x, where]) for x in xs], axis=axis)
+    shape = b.shapes[0]
+    at = axis % (len(shape) + 1)
+    if at == 0:
+        where = b.ints([0])
+        parts = [b.node("Unsqueeze", [x, where]) for x in xs]
+    else:  # a Reshape that keeps the batch axis (0), which graphdiff.onnx.load reads back
+        target = b.ints([0, *shape[1:at], 1, *shape[at:]])
+        parts = [b.node("Reshape", [x, target]) for x in xs]
+    name: str = b.node("Concat", parts, axis=axis)
     return name
 
 
