@@ -18,6 +18,7 @@ from .errors import (
     OpContractError,
     RegistryError,
     ShapeError,
+    TargetError,
     UnknownOpError,
 )
 from .io import (
@@ -34,9 +35,11 @@ from .io import (
     save_params,
     to_spec,
 )
-from .network import BackwardResult, Grads, Network
+from .network import BackwardResult, Network
 from .numgrad import GradcheckReport, gradcheck
 from .optim import SGD, Adam, Optimizer, Schedule
+from .params import Grads, Params
+from .predict import evaluate
 from .registry import NoAttrs, Op, elementwise_op, get_op, list_ops, register_op, unregister_op
 from .train import FitResult, TrainingDivergedError, fit
 from .viz import VizError, draw_network, plot_decision_boundary, plot_history, predictor
@@ -70,10 +73,12 @@ __all__ = [
     "Op",
     "OpContractError",
     "Optimizer",
+    "Params",
     "Perceptron",
     "RegistryError",
     "Schedule",
     "ShapeError",
+    "TargetError",
     "TrainingDivergedError",
     "UnknownOpError",
     "VizError",
@@ -82,6 +87,7 @@ __all__ = [
     "compile",
     "draw_network",
     "elementwise_op",
+    "evaluate",
     "feed",
     "fit",
     "from_spec",

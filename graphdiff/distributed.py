@@ -3,7 +3,7 @@
 Everything Dask-specific lives here; :func:`graphdiff.fit` hands each step's
 gradient and each epoch's evaluation to a :class:`DataParallel` when it is given
 a ``client``, and keeps the optimizer, history, progress bar and checkpoints.
-Install with ``pip install "graphdiff[dask]"``. On this machine::
+Install with ``pip install -e ".[dask]"``. On this machine::
 
     from dask.distributed import Client, LocalCluster
     with LocalCluster(n_workers=4, threads_per_worker=1) as cluster, Client(cluster) as client:
@@ -79,13 +79,14 @@ from .compile import GraphWarning, compile
 from .errors import GraphdiffError, InputError, NonFiniteError, ShapeError
 from .io import GraphFormatError, from_spec
 from .network import BackwardResult, Network
+from .predict import is_classifier, metrics
 from .schema import ModelFile
-from .train import _QUIET, FitError, _as_inputs, _operands, batch_gradient, evaluate
+from .train import _QUIET, FitError, _as_inputs, batch_gradient
 
 __all__ = ["ClusterError", "DaskMissingError", "DataParallel", "connect", "local_cluster"]
 
 Array = NDArray[np.float64]
-Params = dict[str, Any]
+Params = Mapping[str, Any]
 Shard = dict[Hashable, Array]
 # numpy data leaves the driver as task arguments; shards under Dask's large-graph
 # warning (10 MB) keep each task message ordinary.
@@ -121,7 +122,7 @@ def _dask() -> Any:
         import distributed
     except ImportError as e:
         raise DaskMissingError(
-            f"training with client= needs Dask: pip install \"graphdiff[dask]\" ({e})"
+            f"training with client= needs Dask: pip install -e \".[dask]\" ({e})"
         ) from None
     return distributed
 
@@ -237,7 +238,7 @@ def _shard_metrics(
     """Loss sum, points classified correctly (0 without accuracy) and count at ``pick``."""
     batch = shard if pick is None else {k: a[pick] for k, a in shard.items()}
     with np.errstate(**_QUIET):
-        m = evaluate(_network(key, text), params, batch)
+        m = metrics(_network(key, text), params, batch)
     n = _points(batch)
     return m["loss"], round(m.get("accuracy", 0.0) * n), n
 
@@ -370,7 +371,7 @@ class DataParallel:
         """:func:`~graphdiff.train.evaluate` over all the data, computed shard by shard."""
         (loss, correct, n), _ = self._run(_shard_metrics, params, None, "the evaluation")
         out = {"loss": float(loss / n if self.net.reduction == "mean" else loss)}
-        if _operands(self.net) is not None:
+        if is_classifier(self.net):
             out["accuracy"] = correct / n
         return out
 

@@ -226,7 +226,7 @@ def test_export_refuses_bad_arguments(tmp_path: Path) -> None:
 
 
 def _imported_mlp(path: Path, dtype: Any = np.float64) -> dict[str, np.ndarray]:
-    """A 3-5-4 MLP as PyTorch writes one: Gemm (transB=1), Tanh, MatMul, Add, Tanh."""
+    """A 3-5-4 MLP as PyTorch writes one: Gemm (transB=1), Tanh, MatMul, Add, Softmax."""
     rng = np.random.default_rng(0)
     weights = {"fc1.weight": rng.standard_normal((5, 3)), "fc1.bias": rng.standard_normal(5),
                "W2": rng.standard_normal((5, 4)), "b2": rng.standard_normal(4)}
@@ -237,7 +237,7 @@ def _imported_mlp(path: Path, dtype: Any = np.float64) -> dict[str, np.ndarray]:
         helper.make_node("Tanh", ["h"], ["a"]),
         helper.make_node("MatMul", ["a", "W2"], ["z"]),
         helper.make_node("Add", ["z", "b2"], ["logits"]),
-        helper.make_node("Tanh", ["logits"], ["p"]),
+        helper.make_node("Softmax", ["logits"], ["p"], axis=1),
     ]
     graph = helper.make_graph(
         nodes, "mlp", [helper.make_tensor_value_info("x", elem, ["N", 3])],
@@ -257,7 +257,7 @@ def test_import_mlp_matches_onnxruntime(tmp_path: Path) -> None:
     assert {n: d["op"] for n, d in G.nodes(data=True)} == {
         "x": "input", "fc1.weight": "param", "fc1.bias": "param", "h:matmul": "matmul",
         "h": "add", "a": "tanh", "W2": "param", "z": "matmul", "b2": "param",
-        "logits": "add", "p": "tanh"}
+        "logits": "add", "p": "softmax"}
     assert G.graph["outputs"] == ["p"] and G.graph["dtype"] == "float64"
     np.testing.assert_array_equal(params["fc1.weight"], weights["fc1.weight"].T)
     net = graphdiff.compile(G)
@@ -266,7 +266,7 @@ def test_import_mlp_matches_onnxruntime(tmp_path: Path) -> None:
     got = net.forward(params, {"x": x}, outputs=["p"])["p"]
     (want,) = run_ort(tmp_path / "mlp.onnx", {"x": x})
     diff = max_diff(got, want)
-    print(f"import Gemm/Tanh/MatMul/Add/Tanh: max |graphdiff - onnxruntime| = {diff:.2e}")
+    print(f"import Gemm/Tanh/MatMul/Add/Softmax: max |graphdiff - onnxruntime| = {diff:.2e}")
     assert diff <= 1e-12
 
 
@@ -451,7 +451,7 @@ def test_cli_info_reads_onnx_and_never_shows_a_traceback(
     _imported_mlp(tmp_path / "mlp.onnx")
     assert main(["info", str(tmp_path / "mlp.onnx")]) == 0
     out = capsys.readouterr().out
-    assert "fc1.weight" in out and "matmul" in out
+    assert "fc1.weight" in out and "softmax" in out
     (tmp_path / "bad.onnx").write_bytes(b"\x08\x07garbage")
     assert main(["info", str(tmp_path / "bad.onnx")]) == 1
     err = capsys.readouterr().err
