@@ -19,6 +19,11 @@ RUN_SEED = int(os.environ.get("GRAPHDIFF_TEST_SEED") or time.time_ns() % 2**32)
 def pytest_report_header() -> str:
     return f"graphdiff test seed: GRAPHDIFF_TEST_SEED={RUN_SEED}"
 
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    # also under -q, which leaves out the header
+    terminalreporter.write_line(f"graphdiff test seed: GRAPHDIFF_TEST_SEED={RUN_SEED}")
+
 # "ci" (the default): derandomized and without deadlines, so a slow shared machine
 # never turns into a flaky failure. "dev": random seeds, for finding new cases.
 settings.register_profile(
