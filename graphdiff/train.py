@@ -316,6 +316,7 @@ def fit(
     net.require_loss("fit")
     epochs = _int_at_least("epochs", epochs, 0)
     every = _int_at_least("every", every, 1)
+    seed = _int_at_least("seed", seed, 0)
     evaluate_every = _int_at_least("evaluate_every", evaluate_every, 0)
     if not evaluate_every and (target_loss is not None or target_accuracy is not None):
         raise FitError("target_loss and target_accuracy need evaluate_every >= 1")
@@ -346,6 +347,9 @@ def fit(
     if resume is None:
         if params is None:
             raise FitError("params is required (unless resuming from a checkpoint)")
+        if not isinstance(params, Mapping):
+            raise FitError(f"params must map parameter names to values, got "
+                           f"{type(params).__name__}")
         missing = [p for p in net.params if p not in params]
         if missing:
             raise InputError(f"params lacks parameter(s) {missing!r} of the network")

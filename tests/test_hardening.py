@@ -301,3 +301,16 @@ def test_attributes_kept_for_users_and_far_names_stay_silent() -> None:
         warnings.simplefilter("error")
         graphdiff.compile(G, loss="E")
         graphdiff.compile(_sin_op_graph(scale=2.0, label="sine", pos=(1, 2)), loss="y")
+
+
+@pytest.mark.parametrize(("kwargs", "match"), [
+    ({"seed": None}, r"^seed must be an int >= 0, got None"),
+    ({"seed": -1}, r"^seed must be an int >= 0, got -1"),
+    ({"params": -6.7e16}, r"^params must map parameter names to values, got float"),
+])
+def test_fit_names_a_bad_seed_or_params(net, kwargs: dict[str, Any], match: str) -> None:
+    from graphdiff.train import FitError
+
+    call = {"params": net.init_params(seed=0), **kwargs}
+    with pytest.raises(FitError, match=match):
+        graphdiff.fit(net, call.pop("params"), DATA, epochs=1, **call)
