@@ -11,7 +11,6 @@ from numpy.typing import NDArray
 
 from graphdiff.registry import Op, Sample, register_op
 
-SOURCE = "graphdiff (built-in)"
 Array = NDArray[np.float64]
 
 # (shape of a, shape of b): equal shapes, then numpy broadcasting both ways.
@@ -78,7 +77,7 @@ register_op(
         unordered=True,
         samples=_samples,
         saves=(),
-        source=SOURCE,
+        builtin=True,
         doc="a + b.",
     )
 )
@@ -90,7 +89,7 @@ register_op(
         arity=2,
         samples=_samples,
         saves=(),
-        source=SOURCE,
+        builtin=True,
         doc="a - b (operand order: port 0 minus port 1).",
     )
 )
@@ -102,7 +101,7 @@ register_op(
         arity=2,
         unordered=True,
         samples=_samples,
-        source=SOURCE,
+        builtin=True,
         doc="a * b, elementwise.",
     )
 )
@@ -113,7 +112,7 @@ register_op(
         vjp=_div_vjp,
         arity=2,
         samples=_samples_nonzero_b,
-        source=SOURCE,
+        builtin=True,
         doc="a / b, elementwise (operand order: port 0 over port 1).",
     )
 )

@@ -27,7 +27,6 @@ from pydantic import BaseModel, ConfigDict
 
 from graphdiff.registry import Op, Sample, elementwise_op, identity, identity_vjp, register_op
 
-SOURCE = "graphdiff (built-in)"
 Array = NDArray[np.float64]
 
 
@@ -77,7 +76,7 @@ register_op(
         elementwise=True,
         samples=_samples_real,
         saves=(),
-        source=SOURCE,
+        builtin=True,
         doc="identity(x) = x; its vjp passes g through.",
     )
 )
@@ -89,7 +88,7 @@ register_op(
         lambda x, out: -np.ones(np.shape(x)),
         samples=_samples_real,
         saves=(),
-        source=SOURCE,
+        builtin=True,
         doc="neg(x) = -x.",
     )
 )
@@ -110,7 +109,7 @@ register_op(
         lambda x, out: out,
         samples=_samples_real,
         saves=("out",),
-        source=SOURCE,
+        builtin=True,
         doc="exp(x); overflows to inf without a warning.",
     )
 )
@@ -134,7 +133,7 @@ register_op(
         vjp=_log_vjp,
         elementwise=True,
         samples=_samples_positive,
-        source=SOURCE,
+        builtin=True,
         doc="log(x); log(0) = -inf and log(x < 0) = nan, without warnings.",
     )
 )
@@ -158,7 +157,7 @@ register_op(
         vjp=_sqrt_vjp,
         elementwise=True,
         samples=_samples_positive,
-        source=SOURCE,
+        builtin=True,
         doc="sqrt(x); the gradient at 0 is inf * g where g != 0 and 0 where g == 0.",
     )
 )
@@ -172,7 +171,7 @@ register_op(
         np.abs,
         lambda x, out: np.sign(x),
         samples=_samples_nonzero,
-        source=SOURCE,
+        builtin=True,
         doc="|x|; abs'(0) = 0.",
     )
 )
@@ -183,7 +182,7 @@ register_op(
         lambda x: np.sign(x).astype(float),
         _zero,
         samples=_samples_nonzero,
-        source=SOURCE,
+        builtin=True,
         doc="sign(x) in {-1, 0, 1}; its gradient is 0 everywhere.",
     )
 )
@@ -194,7 +193,7 @@ register_op(
         lambda x: (x > 0).astype(float),
         _zero,
         samples=_samples_nonzero,
-        source=SOURCE,
+        builtin=True,
         doc="step(x) = 1 where x > 0 else 0 (step(0) = 0); its gradient is 0 everywhere.",
     )
 )
@@ -205,7 +204,7 @@ register_op(
         np.square,
         lambda x, out: 2.0 * x,
         samples=_samples_real,
-        source=SOURCE,
+        builtin=True,
         doc="x**2.",
     )
 )
@@ -250,9 +249,9 @@ def _times_g(df: Any) -> Any:
 
 for _op in (
     elementwise_op("tanh", np.tanh, _tanh_df, samples=_samples_wide, saves=("out",),
-                   source=SOURCE, doc="tanh(x); tanh' = 1 - tanh**2."),
+                   builtin=True, doc="tanh(x); tanh' = 1 - tanh**2."),
     elementwise_op("sigmoid", sigmoid, _sigmoid_df, samples=_samples_wide, saves=("out",),
-                   source=SOURCE,
+                   builtin=True,
                    doc="1 / (1 + exp(-x)), stable for any x; sigmoid' = sigmoid (1 - sigmoid)."),
 ):
     register_op(replace(_op, vjp=_times_g(_op.derivative)))
@@ -263,7 +262,7 @@ register_op(
         lambda x: np.logaddexp(0.0, x),
         lambda x, out: sigmoid(x),
         samples=_samples_wide,
-        source=SOURCE,
+        builtin=True,
         doc="log(1 + exp(x)), stable for any x; softplus' = sigmoid.",
     )
 )
@@ -292,7 +291,7 @@ register_op(
         lambda x, out, shift: (x - shift > 0).astype(float),
         attrs=ReluAttrs,
         samples=_relu_samples,
-        source=SOURCE,
+        builtin=True,
         doc="max(0, x - shift); the derivative is 1 where x - shift > 0 else 0 (relu'(0) = 0).",
     )
 )
@@ -317,7 +316,7 @@ register_op(
         lambda x, out, scale: scale * np.cos(scale * x),
         attrs=SinAttrs,
         samples=_sin_samples,
-        source=SOURCE,
+        builtin=True,
         doc="sin(scale * x); the derivative is scale * cos(scale * x).",
     )
 )
@@ -352,7 +351,7 @@ register_op(
         _pow_df,
         attrs=PowAttrs,
         samples=_pow_samples,
-        source=SOURCE,
+        builtin=True,
         doc="x**exponent; the derivative is exponent * x**(exponent - 1).",
     )
 )

@@ -11,7 +11,6 @@ from numpy.typing import NDArray
 
 from graphdiff.registry import Op, Sample, register_op
 
-SOURCE = "graphdiff (built-in)"
 Array = NDArray[np.float64]
 
 
@@ -72,7 +71,7 @@ register_op(
         arity=2,
         samples=_samples,
         saves=(0, 1),
-        source=SOURCE,
+        builtin=True,
         doc="a @ b: x (N, d_in) @ W (d_in, d_out) -> (N, d_out); (N, d) @ (d,) -> (N,).",
     )
 )

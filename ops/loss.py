@@ -31,7 +31,6 @@ from graphdiff.registry import Op, Sample, register_op
 from .elementwise import sigmoid
 from .softmax import softmax
 
-SOURCE = "graphdiff (built-in)"
 Array = NDArray[np.float64]
 
 
@@ -84,13 +83,6 @@ def _hinge_active(g: Array, z: Array, t: Array, margin: float) -> Array:
     return np.where(z * t <= margin, -_like(g, z), 0.0)
 
 
-def _hinge_vjp(
-    g: Array, out: Array, z: Array, t: Array, margin: float = 0.0
-) -> tuple[Array, Array]:
-    active = _hinge_active(g, z, t, margin)
-    return active * t, active * z
-
-
 def _hinge_dz(g: Array, out: Array, z: Array, t: Array, margin: float = 0.0) -> Array:
     return _hinge_active(g, z, t, margin) * t
 
@@ -112,7 +104,6 @@ register_op(
     Op(
         name="hinge",
         forward=_hinge,
-        vjp=_hinge_vjp,
         vjps=(_hinge_dz, _hinge_dt),
         attrs=HingeAttrs,
         arity=2,
@@ -120,7 +111,7 @@ register_op(
         targets="signs",
         predicts="sign",
         samples=_hinge_samples,
-        source=SOURCE,
+        builtin=True,
         doc="max(0, m - z t), margin m = 0 (default: the perceptron criterion) or 1 (the "
         "SVM hinge); d/dz = -t where z t <= m, else 0. Targets -1 or +1.",
     )
@@ -139,11 +130,6 @@ def _logistic_scale(g: Array, z: Array, t: Array) -> Array:
     return sigmoid(-t * z) * _like(g, z)
 
 
-def _logistic_vjp(g: Array, out: Array, z: Array, t: Array) -> tuple[Array, Array]:
-    s = _logistic_scale(g, z, t)
-    return -t * s, -z * s
-
-
 def _logistic_dz(g: Array, out: Array, z: Array, t: Array) -> Array:
     return -t * _logistic_scale(g, z, t)
 
@@ -156,7 +142,6 @@ register_op(
     Op(
         name="logistic",
         forward=_logistic,
-        vjp=_logistic_vjp,
         vjps=(_logistic_dz, _logistic_dt),
         arity=2,
         loss=True,
@@ -164,7 +149,7 @@ register_op(
         predicts="sign",
         proba=sigmoid,
         samples=_pm1_samples,
-        source=SOURCE,
+        builtin=True,
         doc="log(1 + exp(-t z)), stable; d/dz = -t sigmoid(-t z). Targets -1 or +1; "
         "P(t = +1) = sigmoid(z).",
     )
@@ -176,11 +161,6 @@ register_op(
 
 def _squared_error(z: Array, t: Array) -> Array:
     return _per_point(np.square(z - t))
-
-
-def _squared_error_vjp(g: Array, out: Array, z: Array, t: Array) -> tuple[Array, Array]:
-    d = _squared_error_dz(g, out, z, t)
-    return d, -d
 
 
 def _squared_error_dz(g: Array, out: Array, z: Array, t: Array) -> Array:
@@ -200,13 +180,12 @@ register_op(
     Op(
         name="squared_error",
         forward=_squared_error,
-        vjp=_squared_error_vjp,
         vjps=(_squared_error_dz, _squared_error_dt),
         arity=2,
         loss=True,
         targets="real",
         samples=_real_samples,
-        source=SOURCE,
+        builtin=True,
         doc="(z - t)**2 summed over non-batch axes, no factor 1/2; d/dz = 2 (z - t).",
     )
 )
@@ -270,12 +249,6 @@ def _softmax_cross_entropy_dt(g: Array, out: Array, z: Array, t: Array) -> Array
     return dt
 
 
-def _softmax_cross_entropy_vjp(
-    g: Array, out: Array, z: Array, t: Array
-) -> tuple[Array, Array | None]:
-    return _softmax_cross_entropy_dz(g, out, z, t), _softmax_cross_entropy_dt(g, out, z, t)
-
-
 def _softmax_cross_entropy_shapes(pred: tuple[int, ...], target: tuple[int, ...]) -> str | None:
     if len(pred) != 2:
         return f"softmax_cross_entropy takes logits of shape (N, k), got {pred}"
@@ -304,7 +277,6 @@ register_op(
     Op(
         name="softmax_cross_entropy",
         forward=_softmax_cross_entropy,
-        vjp=_softmax_cross_entropy_vjp,
         vjps=(_softmax_cross_entropy_dz, _softmax_cross_entropy_dt),
         arity=2,
         loss=True,
@@ -313,7 +285,7 @@ register_op(
         proba=softmax,
         check_shapes=_softmax_cross_entropy_shapes,
         samples=_softmax_cross_entropy_samples,
-        source=SOURCE,
+        builtin=True,
         doc=(
             "-sum_k t_k log softmax(z)_k for logits z (N, k) and targets t, probabilities "
             "(N, k) or class indices (N,); d/dz = softmax(z) sum_k t_k - t."

@@ -8,7 +8,6 @@ from pydantic import BaseModel, ConfigDict
 
 from graphdiff.registry import Op, Sample, register_op
 
-SOURCE = "graphdiff (built-in)"
 Array = NDArray[np.float64]
 Axis = int | tuple[int, ...] | None
 
@@ -76,7 +75,7 @@ register_op(
         attrs=ReduceAttrs,
         samples=_samples,
         saves=(),
-        source=SOURCE,
+        builtin=True,
         doc="sum over axis (None: all axes), keepdims like numpy.",
     )
 )
@@ -88,7 +87,7 @@ register_op(
         attrs=ReduceAttrs,
         samples=_samples,
         saves=(),
-        source=SOURCE,
+        builtin=True,
         doc="mean over axis (None: all axes), keepdims like numpy.",
     )
 )

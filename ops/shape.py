@@ -13,7 +13,6 @@ from pydantic import BaseModel, ConfigDict
 
 from graphdiff.registry import Op, Sample, register_op
 
-SOURCE = "graphdiff (built-in)"
 Array = NDArray[np.float64]
 
 
@@ -53,7 +52,7 @@ register_op(
         arity=None,
         samples=_stack_samples,
         saves=(),
-        source=SOURCE,
+        builtin=True,
         doc="Stack one or more same-shape arrays on a new axis: k of (N,) -> (N, k).",
     )
 )
@@ -89,7 +88,7 @@ register_op(
         arity=None,
         samples=_concat_samples,
         saves=(),
-        source=SOURCE,
+        builtin=True,
         doc="Join one or more arrays along an existing axis: (N, a), (N, b) -> (N, a + b).",
     )
 )
@@ -136,7 +135,7 @@ register_op(
         attrs=IndexAttrs,
         samples=_index_samples,
         saves=(),
-        source=SOURCE,
+        builtin=True,
         doc="Position i along axis: column i of (N, k) -> (N,).",
     )
 )
@@ -177,7 +176,7 @@ register_op(
         attrs=ReshapeAttrs,
         samples=_reshape_samples,
         saves=(),
-        source=SOURCE,
+        builtin=True,
         doc="Reshape each data point: (N, ...) -> (N, *shape); -1 is inferred.",
     )
 )

@@ -13,7 +13,6 @@ from pydantic import BaseModel, ConfigDict
 
 from graphdiff.registry import Op, Sample, register_op
 
-SOURCE = "graphdiff (built-in)"
 Array = NDArray[np.float64]
 
 
@@ -57,7 +56,7 @@ register_op(
         attrs=SoftmaxAttrs,
         samples=_samples,
         saves=("out",),
-        source=SOURCE,
+        builtin=True,
         doc="exp(x) / sum exp(x) along axis (default -1); vjp = out (g - sum(g out)).",
     )
 )
