@@ -1,5 +1,7 @@
 """A regular (non-editable) install works from another directory.
 
+The wheel and the sdist carry the LICENSE file.
+
 The project is built into a wheel offline (no build isolation, no index: the
 virtualenv's setuptools does the build), the wheel is installed with
 ``pip --target`` into a temporary folder, and a fresh interpreter started
@@ -14,6 +16,7 @@ import shutil
 import subprocess
 import sys
 import sysconfig
+import tarfile
 import zipfile
 from pathlib import Path
 
@@ -79,6 +82,21 @@ def test_regular_install_works_from_another_directory(tmp_path):
     names = zipfile.ZipFile(wheel).namelist()
     assert "graphdiff/ops/__init__.py" in names and "graphdiff/py.typed" in names
     assert not [n for n in names if n.startswith("ops/")], "a top-level ops package is shipped"
+    # the license travels with the wheel (core metadata 2.4: License-File, dist-info/licenses)
+    meta = next(n for n in names if n.endswith(".dist-info/METADATA"))
+    dist_info = meta.rsplit("/", 1)[0]
+    with zipfile.ZipFile(wheel) as zf:
+        assert zf.read(f"{dist_info}/licenses/LICENSE") == (ROOT / "LICENSE").read_bytes()
+        headers = zf.read(meta).decode().split("\n\n", 1)[0].splitlines()
+    assert "License-Expression: MIT" in headers and "License-File: LICENSE" in headers
+    # and with the sdist
+    sdists = tmp_path / "sdists"
+    run([sys.executable, "-c", "import sys; from setuptools import build_meta; "
+         "build_meta.build_sdist(sys.argv[1])", str(sdists)], src, env)
+    (sdist,) = sdists.glob("graphdiff-*.tar.gz")
+    with tarfile.open(sdist) as tf:
+        members = {m.name.split("/", 1)[1] for m in tf.getmembers() if "/" in m.name}
+    assert {"LICENSE", "pyproject.toml", "ops/__init__.py", "graphdiff/py.typed"} <= members
 
     target = tmp_path / "site"
     run([*pip, "install", "--no-deps", "--target", str(target), str(wheel)], tmp_path, env)
