@@ -15,18 +15,28 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import json
+import math
 import os
 import sys
-from collections.abc import Sequence
+import warnings
+from collections.abc import Hashable, Sequence
 from typing import Any
+
+import networkx as nx
+import numpy as np
 
 from . import __version__
 from .errors import GraphdiffError
+from .graphspec import BUILTIN_SOURCE
+from .io import load_model, loss_node
+from .registry import ENGINE_OPS, get_op
+from .schema import ModelFile
 
 __all__ = ["main"]
 
 # Modules providing add_commands(subparsers); imported when the CLI starts.
-COMMAND_MODULES: tuple[str, ...] = ("graphdiff.cli", "graphdiff.io", "graphdiff.demo")
+COMMAND_MODULES: tuple[str, ...] = ("graphdiff.cli", "graphdiff.demo")
 
 DEBUG_HELP = "show the Python traceback on errors"
 
@@ -34,6 +44,7 @@ DEBUG_HELP = "show the Python traceback on errors"
 def add_commands(sub: Any) -> None:
     p = sub.add_parser("ops", help="list every op with where it came from")
     p.set_defaults(func=_cmd_ops)
+    _add_file_commands(sub)
 
 
 def _cmd_ops(args: argparse.Namespace) -> int:
@@ -62,6 +73,117 @@ class _Subcommands:
         p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
                        help=DEBUG_HELP)
         return p
+
+
+def _add_file_commands(sub: Any) -> None:
+    """``graphdiff info``, ``graphdiff gradcheck`` and ``graphdiff schema``."""
+    p = sub.add_parser("info", help="show a model file's nodes, parameters and plugins")
+    p.add_argument("file", help="a model file written by graphdiff.save")
+    p.set_defaults(func=_cmd_info)
+    p = sub.add_parser("gradcheck", help="check a model file's gradients numerically")
+    p.add_argument("file", help="a model file written by graphdiff.save")
+    p.add_argument("--data", required=True,
+                   help="a built-in data set (moons, xor, ...) or a .csv/.npz file")
+    p.add_argument("--loss", help="the loss node (default: the one saved in the file)")
+    p.add_argument("--n", type=int, default=200, help="size of a built-in data set")
+    p.add_argument("--seed", type=int, default=0,
+                   help="seed of a built-in data set and of parameters the file lacks")
+    p.add_argument("--directions", type=int, default=None,
+                   help="check this many random directions instead of every entry")
+    p.set_defaults(func=_cmd_gradcheck)
+    p = sub.add_parser("schema", help="print the JSON Schema of model files")
+    p.set_defaults(func=_cmd_schema)
+
+
+def _cmd_schema(args: argparse.Namespace) -> int:
+    print(json.dumps(ModelFile.model_json_schema(), indent=2, sort_keys=True))
+    return 0
+
+
+def _node_label(n: Hashable) -> str:
+    return repr(n) if isinstance(n, str) else str(n)
+
+
+def _table(header: list[str], rows: list[list[str]]) -> list[str]:
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    fmt = "  ".join(f"{{:<{w}}}" for w in widths)
+    return [fmt.format(*header).rstrip(), fmt.format(*("-" * w for w in widths)).rstrip()] + [
+        fmt.format(*r).rstrip() for r in rows
+    ]
+
+
+def _compiled(G: nx.DiGraph[Any], loss: Hashable | None) -> tuple[Any, str]:
+    """Compile for ``info``: the saved loss, else the only sink; (None, why) if not."""
+    from .compile import compile as compile_graph
+
+    if loss is None:
+        sinks = [n for n in G if G.out_degree(n) == 0]
+        if len(sinks) != 1:
+            return None, "no loss node saved and no single sink to compile"
+        loss = sinks[0]
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return compile_graph(G, loss=loss), ""
+    except GraphdiffError as e:
+        return None, f"does not compile: {e}"
+
+
+def _cmd_info(args: argparse.Namespace) -> int:
+    G, params, loss = load_model(args.file)
+    kind = "MultiDiGraph" if G.is_multigraph() else "DiGraph"
+    out = [f"{args.file}: {kind}, {G.number_of_nodes()} nodes, {G.number_of_edges()} edges, "
+           f"loss {_node_label(loss) if loss is not None else '(not saved)'}", ""]
+    rows = [
+        [_node_label(n), str(d.get("op", "-")),
+         str(d.get("activation", "-")) if d.get("op") == "neuron" else "",
+         str(G.in_degree(n)), str(G.out_degree(n))]
+        for n, d in G.nodes(data=True)
+    ]
+    out += [*_table(["node", "op", "activation", "in", "out"], rows), ""]
+    net, why = _compiled(G, loss)
+    prows = []
+    names = sorted(set(params) | set(net.params if net else ()))
+    for name in names:
+        spec = net.params.get(name) if net else None
+        value = params.get(name)
+        shape = spec.shape if spec is not None else np.shape(value)  # type: ignore[arg-type]
+        uses = len(spec.uses) if spec is not None else 0
+        stored = str(np.asarray(value).dtype) if value is not None else "(not saved)"
+        prows.append([name, str(shape), str(math.prod(shape)), stored,
+                      str(uses) if spec is not None else "(unused)",
+                      "yes" if uses > 1 else ""])
+    if prows:
+        out += _table(["parameter", "shape", "size", "stored", "uses", "shared"], prows)
+    total = sum(int(r[2]) for r in prows)
+    shared = sum(1 for r in prows if r[5])
+    out.append(f"total: {len(prows)} parameters ({shared} shared), {total} numbers"
+               + (f"; {why}" if why else ""))
+    used = {d[a] for _, d in G.nodes(data=True) for a in ("op", "activation") if a in d}
+    ops = [get_op(name) for name in sorted(used - set(ENGINE_OPS))]
+    extra = [f"{op.name} ({op.source})" for op in ops if op.source != BUILTIN_SOURCE]
+    out.append("plugins: " + (", ".join(extra) if extra else "none"))
+    print("\n".join(out))
+    return 0
+
+
+def _cmd_gradcheck(args: argparse.Namespace) -> int:
+    from .compile import compile as compile_graph
+    from .data import feed, load_data
+    from .numgrad import gradcheck
+
+    model = load_model(args.file)
+    G, stored = model.graph, model.params
+    net = compile_graph(G, loss=loss_node(model, args.loss, args.file))
+    params = {**net.init_params(seed=args.seed),
+              **{k: v for k, v in stored.items() if k in net.params}}
+    inputs = feed(net, load_data(args.data, n=args.n, seed=args.seed))
+    report = gradcheck(net, params, inputs, directions=args.directions, seed=args.seed)
+    print(report)
+    bad = [r.name for r in report.rows if not r.ok]
+    print(f"{len(report.rows) - len(bad)} of {len(report.rows)} checks pass"
+          + (f"; mismatch: {', '.join(bad)}" if bad else ""))
+    return 0 if report.ok else 1
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -257,7 +257,7 @@ def fail_half_way(fd: int, data: bytes) -> None:
 @pytest.mark.parametrize(
     ("target", "replacement"),
     [("os.replace", fail_replace), ("os.fsync", fail_fsync),
-     ("graphdiff.io._write_all", fail_half_way)],
+     ("graphdiff.jsonwrite._write_all", fail_half_way)],
 )
 def test_failed_save_keeps_previous_file(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kind: str, target: str, replacement: Any

@@ -1,0 +1,177 @@
+"""Writing graphdiff's files: canonical JSON text in pieces, written atomically.
+
+The text of a file is produced as a stream of ASCII pieces (a parameter's
+base64 data as bytes, never JSON-escaped), so that a large model is never held
+twice in memory; :func:`_atomic_write` writes them to a temporary file in the
+target's folder, fsyncs it and renames it over the target.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import tempfile
+from collections.abc import Iterable, Iterator
+from contextlib import suppress
+from typing import Any
+
+from .schema import (
+    FORMAT_VERSION,
+    MODEL_FORMAT,
+    EdgeSpec,
+    GraphSpec,
+    ModelFile,
+    NodeSpec,
+    TensorSpec,
+)
+
+__all__: list[str] = []
+
+
+def _compact(v: Any) -> str:
+    return json.dumps(v, ensure_ascii=True, allow_nan=False, separators=(",", ":"))
+
+
+_BASE64 = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/="
+
+
+def _tensor_text(doc: dict[str, Any]) -> Iterator[str | bytes]:
+    """A parameter's tensor document, as ``_compact`` writes it, with its base64 data
+    as bytes: JSON-escaping megabytes of text that needs no escape cost more than
+    the rest of a save. Data with any other character goes through ``_compact``."""
+    data = doc["data"]
+    raw = data.encode("ascii") if isinstance(data, str) and data.isascii() else None
+    if raw is None or raw.translate(None, _BASE64) or list(doc) != ["dtype", "shape", "data"]:
+        yield _compact(doc)
+        return
+    yield _compact({"dtype": doc["dtype"], "shape": doc["shape"]})[:-1] + ',"data":"'
+    yield raw
+    yield '"}'
+
+
+def _layout(
+    doc: Any, expand: set[tuple[str, ...]], path: tuple[str, ...] = ()
+) -> Iterator[str | bytes]:
+    """JSON text in pieces: containers at the paths in ``expand`` one item per line, the
+    rest compact. Pieces, so that a large file is never held twice in memory."""
+    if len(path) == 2 and path[0] == "params" and isinstance(doc, dict) and "data" in doc:
+        yield from _tensor_text(doc)
+        return
+    if path not in expand or not isinstance(doc, (dict, list)) or not doc:
+        yield _compact(doc)
+        return
+    items = doc.items() if isinstance(doc, dict) else (("*", v) for v in doc)
+    yield "{\n" if isinstance(doc, dict) else "[\n"
+    for i, (k, v) in enumerate(items):
+        yield (",\n" if i else "") + (f"{_compact(k)}:" if isinstance(doc, dict) else "")
+        yield from _layout(v, expand, (*path, k))
+    yield "\n}" if isinstance(doc, dict) else "\n]"
+
+
+def _tensor_doc(t: TensorSpec) -> dict[str, Any]:
+    return {"dtype": t.dtype, "shape": list(t.shape), "data": t.data}
+
+
+def _item_doc(item: NodeSpec | EdgeSpec) -> dict[str, Any]:
+    doc: dict[str, Any] = (
+        {"id": item.id} if isinstance(item, NodeSpec)
+        else {"source": item.source, "target": item.target}
+    )
+    if isinstance(item, EdgeSpec) and item.key is not None:
+        doc["key"] = item.key
+    if item.attrs:
+        doc["attrs"] = dict(item.attrs)
+    if item.arrays:
+        doc["arrays"] = {k: _tensor_doc(t) for k, t in item.arrays.items()}
+    return doc
+
+
+def _graph_doc(g: GraphSpec) -> dict[str, Any]:
+    return {
+        "directed": True,
+        "multigraph": g.multigraph,
+        "nodes": [_item_doc(n) for n in g.nodes],
+        "edges": [_item_doc(e) for e in g.edges],
+    }
+
+
+def _model_text(spec: ModelFile) -> Iterator[str | bytes]:
+    doc = {
+        "format": MODEL_FORMAT,
+        "format_version": FORMAT_VERSION,
+        "loss": spec.loss,
+        "graph": _graph_doc(spec.graph),
+        "params": None if spec.params is None
+        else {k: _tensor_doc(t) for k, t in spec.params.items()},
+        "ops": {k: p.model_dump() for k, p in spec.ops.items()},
+    }
+    expand = {(), ("graph",), ("graph", "nodes"), ("graph", "edges"), ("params",), ("ops",)}
+    yield from _layout(doc, expand)
+    yield "\n"
+
+
+def _atomic_write(path: str | os.PathLike[str], text: Iterable[str | bytes]) -> None:
+    """Write ``text`` (ASCII pieces, str or bytes) to ``path`` so that a crash leaves
+    either the old or the new file.
+
+    A temporary file in the same directory is written, fsynced and renamed over
+    ``path``, then the directory is fsynced. Temporary files left by an earlier
+    save of the same path that was killed are removed first.
+    """
+    path = os.path.abspath(os.fspath(path))
+    folder, name = os.path.split(path)
+    prefix, suffix = f".{name}.", ".tmp"
+    for other in os.listdir(folder):
+        if other.startswith(prefix) and other.endswith(suffix):
+            with suppress(FileNotFoundError):  # another save may have removed it
+                os.unlink(os.path.join(folder, other))
+    fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=suffix, dir=folder)
+    try:
+        try:
+            os.fchmod(fd, _file_mode(path))
+            chunk: list[str] = []
+            size = 0
+            for piece in text:  # written in chunks of about 1 MiB
+                if isinstance(piece, bytes):  # ASCII already: written as it is
+                    _write_all(fd, "".join(chunk).encode("ascii"))
+                    _write_all(fd, piece)
+                    chunk, size = [], 0
+                    continue
+                chunk.append(piece)
+                size += len(piece)
+                if size >= 1 << 20:
+                    _write_all(fd, "".join(chunk).encode("ascii"))
+                    chunk, size = [], 0
+            _write_all(fd, "".join(chunk).encode("ascii"))
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    except BaseException:
+        with suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    dir_fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def _file_mode(path: str) -> int:
+    try:
+        return stat.S_IMODE(os.stat(path).st_mode)
+    except FileNotFoundError:
+        umask = os.umask(0)
+        os.umask(umask)
+        return 0o666 & ~umask
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+# -- public API: models --------------------------------------------------------------
