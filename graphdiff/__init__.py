@@ -21,6 +21,7 @@ from .errors import (
     OpContractError,
     RegistryError,
     ShapeError,
+    TargetError,
     UnknownOpError,
 )
 from .io import (
@@ -40,6 +41,7 @@ from .io import (
 from .network import BackwardResult, Grads, Network
 from .numgrad import GradcheckReport, gradcheck
 from .optim import SGD, Adam, Optimizer, Schedule
+from .predict import evaluate
 from .registry import NoAttrs, Op, elementwise_op, get_op, list_ops, register_op, unregister_op
 from .train import FitResult, TrainingDivergedError, fit
 from .viz import VizError, draw_network, plot_decision_boundary, plot_history, predictor
@@ -80,6 +82,7 @@ __all__ = [
     "RegistryError",
     "Schedule",
     "ShapeError",
+    "TargetError",
     "TrainingDivergedError",
     "UnknownOpError",
     "VizError",
@@ -88,6 +91,7 @@ __all__ = [
     "compile",
     "draw_network",
     "elementwise_op",
+    "evaluate",
     "feed",
     "fit",
     "from_spec",

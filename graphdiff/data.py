@@ -28,6 +28,7 @@ from __future__ import annotations
 import csv
 import difflib
 import re
+import sys
 import zipfile
 from collections.abc import Callable, Hashable, Iterable, Mapping
 from functools import partial
@@ -44,6 +45,7 @@ __all__ = [
     "DataError",
     "blobs",
     "circles",
+    "columns",
     "feed",
     "load_data",
     "moons",
@@ -411,15 +413,42 @@ def _load_npz(path: Path, label: str | int | None) -> Data:
 _COLUMN = re.compile(r"x([1-9][0-9]*)")
 
 
-def feed(net: Any, data: Mapping[str, Any]) -> dict[Hashable, Any]:
+def columns(data: Any, what: str = "data") -> Mapping[Hashable, Any]:
+    """``data`` as a mapping from column (or input) name to values.
+
+    A mapping is returned as it is; a pandas ``DataFrame`` becomes a dict of its
+    columns as numpy arrays, in column order. pandas is never imported here: a
+    DataFrame is recognised only if pandas is already loaded (the caller made one).
+
+    >>> columns({"x": [1.0]})
+    {'x': [1.0]}
+    >>> columns([1.0, 2.0])
+    Traceback (most recent call last):
+    ...
+    graphdiff.data.DataError: data must map input names to arrays (a dict or a pandas ...
+    """
+    if isinstance(data, Mapping):
+        return data
+    pandas = sys.modules.get("pandas")
+    if pandas is not None and isinstance(data, pandas.DataFrame):
+        return {c: data[c].to_numpy() for c in data.columns}
+    raise DataError(
+        f"{what} must map input names to arrays (a dict or a pandas DataFrame), "
+        f"got {type(data).__name__}"
+    )
+
+
+def feed(net: Any, data: Any) -> dict[Hashable, Any]:
     """Map a data set onto a network's inputs.
 
     ``net`` is a compiled :class:`~graphdiff.network.Network` (its ``inputs``
-    are mapped) or an iterable of input names. An input whose name is a key
-    of ``data`` gets that array (so ``"x"`` gets the feature matrix and ``"t"``
-    the labels); an input named ``"x1"``, ``"x2"``, ... gets column k-1 of
-    ``data["x"]``. The result is the ``inputs`` argument of ``backward``,
-    ``forward`` or ``fit``.
+    are mapped) or an iterable of input names; ``data`` a mapping or a pandas
+    ``DataFrame`` (see :func:`columns`). An input whose name is a key (a
+    column) of ``data`` gets that array (so ``"x"`` gets the feature matrix and
+    ``"t"`` the labels); an input named ``"x1"``, ``"x2"``, ... gets column k-1
+    of ``data["x"]``; an input ``"x"`` that is not a key gets every other
+    column, in order, as the columns of a matrix (N, d). The result is the
+    ``inputs`` argument of ``backward``, ``forward`` or ``fit``.
 
     Raises
     ------
@@ -429,8 +458,12 @@ def feed(net: Any, data: Mapping[str, Any]) -> dict[Hashable, Any]:
     >>> d = {"x": np.array([[1.0, 2.0], [3.0, 4.0]]), "t": np.array([1.0, -1.0])}
     >>> feed(["x2", "t"], d)
     {'x2': array([2., 4.]), 't': array([ 1., -1.])}
+    >>> feed(["x", "t"], {"a": [1.0, 3.0], "b": [2.0, 4.0], "t": [1.0, -1.0]})["x"]
+    array([[1., 2.],
+           [3., 4.]])
     """
-    names = net.inputs if hasattr(net, "inputs") else net
+    names = list(net.inputs if hasattr(net, "inputs") else net)
+    data = columns(data)
     out: dict[Hashable, Any] = {}
     for name in names:
         if name in data:
@@ -446,8 +479,20 @@ def feed(net: Any, data: Mapping[str, Any]) -> dict[Hashable, Any]:
                 )
             out[name] = np.asarray(x)[:, k - 1]
             continue
+        rest = [c for c in data if c not in names]
+        if name == "x" and rest:
+            parts = [np.asarray(data[c]) for c in rest]
+            bad = next((c for c, a in zip(rest, parts, strict=True) if a.ndim != 1), None)
+            if bad is not None:
+                raise DataError(
+                    f"input 'x' is made of the columns {rest!r}, but {bad!r} has shape "
+                    f"{np.shape(data[bad])}, not one value per data point"
+                )
+            out[name] = np.column_stack(parts)
+            continue
         raise DataError(
-            f"input {name!r} matches nothing in the data; keys are {sorted(data)!r} "
-            "(inputs 'x1', 'x2', ... take the columns of 'x')"
+            f"input {name!r} matches nothing in the data; keys are {sorted(map(str, data))!r} "
+            "(inputs 'x1', 'x2', ... take the columns of 'x'; an input 'x' takes the columns "
+            "that no other input takes)"
         )
     return out

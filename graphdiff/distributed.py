@@ -79,8 +79,9 @@ from .compile import GraphWarning, compile
 from .errors import GraphdiffError, InputError, NonFiniteError, ShapeError
 from .io import GraphFormatError, from_spec
 from .network import BackwardResult, Network
+from .predict import is_classifier, metrics
 from .schema import ModelFile
-from .train import _QUIET, FitError, _as_inputs, _operands, batch_gradient, evaluate
+from .train import _QUIET, FitError, _as_inputs, batch_gradient
 
 __all__ = ["ClusterError", "DaskMissingError", "DataParallel", "connect", "local_cluster"]
 
@@ -237,7 +238,7 @@ def _shard_metrics(
     """Loss sum, points classified correctly (0 without accuracy) and count at ``pick``."""
     batch = shard if pick is None else {k: a[pick] for k, a in shard.items()}
     with np.errstate(**_QUIET):
-        m = evaluate(_network(key, text), params, batch)
+        m = metrics(_network(key, text), params, batch)
     n = _points(batch)
     return m["loss"], round(m.get("accuracy", 0.0) * n), n
 
@@ -370,7 +371,7 @@ class DataParallel:
         """:func:`~graphdiff.train.evaluate` over all the data, computed shard by shard."""
         (loss, correct, n), _ = self._run(_shard_metrics, params, None, "the evaluation")
         out = {"loss": float(loss / n if self.net.reduction == "mean" else loss)}
-        if _operands(self.net) is not None:
+        if is_classifier(self.net):
             out["accuracy"] = correct / n
         return out
 

@@ -485,6 +485,20 @@ class Network:
             self._where = where
         return Grads(self._names, where, scalars, copies)
 
+    def predict(self, params: Mapping[str, Any], inputs: Any) -> Array:
+        """Class labels (+1/-1 or class indices) for a classifier loss, else the prediction
+        itself; see :func:`graphdiff.predict.predict`."""
+        from .predict import predict
+
+        return predict(self, params, inputs)
+
+    def predict_proba(self, params: Mapping[str, Any], inputs: Any) -> Array:
+        """The probabilities the loss models (sigmoid for logistic, softmax for softmax
+        cross-entropy); see :func:`graphdiff.predict.predict_proba`."""
+        from .predict import predict_proba
+
+        return predict_proba(self, params, inputs)
+
     def error(self, params: Mapping[str, Any], inputs: Mapping[Hashable, Any]) -> np.float64:
         """The error E alone (the loss node reduced over data points), without gradients.
 

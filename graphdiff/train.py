@@ -25,7 +25,6 @@ early stopping, divergence detection and exact checkpoint/resume.
 from __future__ import annotations
 
 import copy
-import math
 import os
 import sys
 import time
@@ -36,11 +35,13 @@ from typing import TYPE_CHECKING, Any, TextIO
 import numpy as np
 from numpy.typing import NDArray
 
+from .data import DataError
 from .errors import GraphdiffError, InputError, NonFiniteError, ShapeError
 from .io import Checkpoint, graph_fingerprint, load_checkpoint, save_checkpoint
 from .network import BackwardResult, Network
 from .optim import SGD, Optimizer, OptimizerError
 from .plan import as_numbers
+from .predict import _fed, check_data, evaluate, is_classifier, metrics
 
 if TYPE_CHECKING:
     from .distributed import DataParallel
@@ -59,8 +60,6 @@ __all__ = [
 Array = NDArray[np.float64]
 Params = dict[str, Any]
 Data = dict[Hashable, Array]
-
-CLASSIFIER_LOSSES = ("hinge", "logistic", "softmax_cross_entropy")
 
 # Non-finite values are detected and reported by fit, naming the node; numpy's
 # overflow warnings would only repeat them (or, as errors, hide which node it was).
@@ -178,70 +177,14 @@ def batch_gradient(net: Network, params: Params, batch: Data) -> BackwardResult:
     )
 
 
-# -- reading the loss node --------------------------------------------------------
-
-
-def _operands(net: Network) -> tuple[Hashable, Hashable] | None:
-    """The loss node's (prediction, target) operands, ports 0 and 1, if it is a classifier's."""
-    if net.graph.nodes[net.loss].get("op") not in CLASSIFIER_LOSSES:
-        return None
-    by_port = {d.get("port"): u for u, _, d in net.graph.in_edges(net.loss, data=True)}
-    return by_port[0], by_port[1]
-
-
-def _accuracy(op: str, pred: Array, t: Array) -> float:
-    if op == "softmax_cross_entropy":
-        labels = t if t.ndim == 1 else np.argmax(t, axis=1)
-        return float(np.mean(np.argmax(pred, axis=1) == labels))
-    # sign(prediction) == t with sign(0) counted as wrong
-    return float(np.mean(pred * t > 0))
-
-
-def evaluate(
-    net: Network, params: Mapping[str, Any], data: Mapping[Hashable, Any]
-) -> dict[str, float]:
-    """The loss over ``data`` and, for hinge, logistic and softmax cross-entropy, the accuracy.
-
-    The loss is reduced as the network's ``reduction`` says (mean by default).
-    Accuracy is the fraction of data points classified correctly: for hinge and
-    logistic ``prediction · t > 0`` (a prediction of 0 is wrong), for softmax
-    cross-entropy ``argmax(prediction) == t`` (class indices) or ``argmax(t)``
-    (one-hot or probabilities). The prediction is the loss node's port-0 operand.
-    A non-finite loss raises :class:`~graphdiff.errors.NonFiniteError` naming
-    the first node whose value went non-finite.
-    """
-    operands = _operands(net)
-    if operands is None:
-        loss = float(net.error(params, data))
-    else:
-        values = net.forward(params, data, outputs=[net.loss, *operands])
-        per_point = values[net.loss]
-        loss = float(per_point.mean() if net.reduction == "mean" else per_point.sum())
-    if not math.isfinite(loss):
-        every = net.forward(params, data, outputs=[net.loss])
-        first = next((n for n, v in every.items() if not np.all(np.isfinite(v))), net.loss)
-        raise NonFiniteError(
-            f"the loss {net.loss!r} is not finite ({loss}); the first non-finite value is "
-            f"node {first!r}",
-            node=first,
-            phase="forward",
-        )
-    out = {"loss": loss}
-    if operands is not None:
-        op = str(net.graph.nodes[net.loss]["op"])
-        out["accuracy"] = _accuracy(op, values[operands[0]], values[operands[1]])
-    return out
-
-
 # -- data and batches -------------------------------------------------------------
 
 
-def _as_inputs(net: Network, data: Mapping[Hashable, Any], what: str) -> Data:
-    if not isinstance(data, Mapping):
-        raise FitError(f"{what} must map input names to arrays, got {type(data).__name__}")
-    missing = [n for n in net.inputs if n not in data]
-    if missing:
-        raise InputError(f"{what} lacks input(s) {missing!r} of the network")
+def _as_inputs(net: Network, data: Any, what: str) -> Data:
+    try:
+        data = _fed(net, data, list(net.inputs), what)
+    except DataError as e:
+        raise FitError(str(e)) from None
     arrays = {n: as_numbers(data[n], f"{what}: input {n!r}") for n in net.inputs}
     sizes = {n: (a.shape[0] if a.ndim else None) for n, a in arrays.items()}
     if len(set(sizes.values())) != 1 or None in sizes.values():
@@ -269,7 +212,7 @@ class _InProcess:
         return batch_gradient(self.net, params, batch)
 
     def evaluate(self, params: Params) -> dict[str, float]:
-        return evaluate(self.net, params, self.data)
+        return metrics(self.net, params, self.data)
 
     def stats(self) -> dict[str, float]:
         return {}
@@ -433,16 +376,20 @@ def fit(
     if batch_size is not None:
         batch_size = _int_at_least("batch_size", batch_size, 1)
     if client is None:
-        engine: _InProcess | DataParallel = _InProcess(net, data)
+        local = _InProcess(net, data)
+        engine: _InProcess | DataParallel = local
+        fed: Mapping[Hashable, Any] = local.data
     else:
         from .distributed import DataParallel
 
-        engine = DataParallel(client, net, data)
+        fed = _fed(net, data, list(net.inputs), "data")
+        engine = DataParallel(client, net, fed)
     val = None if validation is None else _as_inputs(net, validation, "validation")
-    if target_accuracy is not None and _operands(net) is None:
+    if target_accuracy is not None and not is_classifier(net):
         raise FitError(
-            f"target_accuracy needs a classifier loss ({', '.join(CLASSIFIER_LOSSES)}); "
-            f"loss node {net.loss!r} is op {net.graph.nodes[net.loss].get('op')!r}"
+            "target_accuracy needs a classifier loss (one whose op declares predicts=, as "
+            f"hinge, logistic, softmax_cross_entropy); loss node {net.loss!r} is op "
+            f"{net.graph.nodes[net.loss].get('op')!r}"
         )
     if optimizer is not None and not isinstance(optimizer, Optimizer):
         raise FitError(f"optimizer must be a graphdiff Optimizer, got {type(optimizer).__name__}")
@@ -460,6 +407,9 @@ def fit(
         epoch = steps = 0
     else:
         current, opt, history, epoch, steps = _resume(resume, net, optimizer, fingerprint, rng)
+    check_data(net, current, fed, "data")  # once per call: the targets fit the loss
+    if val is not None:
+        check_data(net, current, val, "validation")
     settings: dict[str, Any] = {
         "epochs": epochs, "batch_size": batch_size, "shuffle": shuffle, "seed": seed,
         "target_loss": target_loss, "target_accuracy": target_accuracy, "every": every,
@@ -491,14 +441,14 @@ def fit(
                     continue
                 with np.errstate(**_QUIET):
                     try:  # the training data where it lives, validation data here
-                        metrics = engine.evaluate(current) if d is None else evaluate(
+                        scores = engine.evaluate(current) if d is None else metrics(
                             net, current, d
                         )
                     except NonFiniteError as e:
                         what = "validation" if prefix else "training"
                         why = f"at the end of the epoch, on the {what} data, {e}"
                         raise _diverged(why, epoch, steps, e.node, "evaluation", current) from e
-                row.update({prefix + k: v for k, v in metrics.items()})
+                row.update({prefix + k: v for k, v in scores.items()})
             row["time"] = time.perf_counter() - started
             row.update(engine.stats())
             history.append(row)
