@@ -113,7 +113,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     print("  the updates are " + ("identical" if same else "NOT identical"))
 
     if args.plots:
-        graphdiff.plot_decision_boundary("perceptron.png", p.predict, data["x"], data["t"],
+        graphdiff.plot_decision_boundary(p.predict, data["x"], data["t"], "perceptron.png",
                                          title=f"perceptron after {p.epochs} epochs")
         print("wrote perceptron.png")
     return out
