@@ -1,22 +1,27 @@
 """Command-line conventions common to every ``graphdiff`` subcommand.
 
 ``--version``, ``python -m graphdiff``, a closed pipe, ``--debug`` before or after
-the subcommand, one help line per subcommand, and exit statuses: 1 and one line
-on stderr for bad input (never a traceback), 2 for usage errors.
+the subcommand, one help line per subcommand, exit statuses (1 and one line on
+stderr for bad input, never a traceback; 2 for usage errors; 3 for a failed
+gradcheck), and ``--json`` on ``ops``, ``info`` and ``gradcheck``.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import re
 import subprocess
 import sys
 import tomllib
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import networkx as nx
 import numpy as np
 import pytest
+from test_lecture import lecture_graph
 
 import graphdiff
 from graphdiff.cli import build_parser, main
@@ -112,6 +117,7 @@ BAD_INPUT = [
     ["info", "{hostile}"],
     ["gradcheck", "{model}", "--data", "moon"],
     ["gradcheck", "{missing}", "--data", "moons"],
+    ["gradcheck", "{model}", "--data", "moons", "--directions", "-3"],  # 0 checks, all "ok"
     ["schema"],
     ["demo", "--hidden", "x", "--out", "{tmp}/demo"],
     ["train", "{hostile}", "--data", "moons", "--out", "{tmp}/out.json"],
@@ -167,3 +173,119 @@ def test_a_bug_in_a_plugin_is_one_line_too(
                         capsys.readouterr().err)
     with pytest.raises(KeyError):
         main([*argv, "--debug"])
+
+
+# -- --json: only JSON on stdout, every row -------------------------------------------
+
+
+def json_out(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, Any]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    assert err == "", err
+    return code, json.loads(out)  # the whole of stdout parses: nothing else was printed
+
+
+def test_ops_json_lists_every_op(capsys: pytest.CaptureFixture[str]) -> None:
+    code, ops = json_out(capsys, "ops", "--json")
+    assert code == 0
+    assert main(["ops"]) == 0
+    table = [line.split(maxsplit=2) for line in capsys.readouterr().out.splitlines()]
+    assert [[op["name"], op["kind"], op["source"]] for op in ops] == table
+    assert {"matmul", "tanh", "hinge", "neuron"} <= {op["name"] for op in ops}
+
+
+def test_info_json(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    # the slides' network: u and v are each the weight of four edges
+    lecture = tmp_path / "lecture.json"
+    graphdiff.save(lecture, lecture_graph("tanh", shared=True),
+                   {"u": np.float64(0.8), "v": np.float64(-0.5)}, loss="E")
+    code, info = json_out(capsys, "info", str(lecture), "--json")
+    assert code == 0
+    assert (info["graph"], info["loss"], info["edges"]) == ("DiGraph", "E", 10)
+    nodes = {n["node"]: n for n in info["nodes"]}
+    assert sorted(nodes) == ["E", "a3", "a4", "a5", "a6", "a7", "t", "x1", "x2"]
+    assert nodes["a3"] == {"node": "a3", "op": "neuron", "activation": "tanh", "in": 2, "out": 2}
+    assert nodes["E"] == {"node": "E", "op": "hinge", "activation": None, "in": 2, "out": 0}
+    assert info["parameters"] == [
+        {"name": p, "shape": [], "size": 1, "stored": "float64", "uses": 4, "shared": True}
+        for p in ("u", "v")
+    ]
+    assert info["compiled"] is True and info["note"] is None and info["plugins"] == []
+
+
+def test_info_json_keeps_int_ids_unsaved_params_and_plugins(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, fresh_registry: Any
+) -> None:
+    graphdiff.register_op(replace(
+        graphdiff.elementwise_op("cube_json", lambda x: x**3, lambda x, out: 3 * x**2),
+        source="plugin cube-pkg 2.1"))
+    G = nx.DiGraph()
+    G.add_node("x", op="input")
+    G.add_node("W", op="param", shape=(2, 3))
+    G.add_node(0, op="matmul")
+    G.add_edge("x", 0, port=0)
+    G.add_edge("W", 0, port=1)
+    G.add_node("c", op="cube_json")
+    G.add_edge(0, "c")
+    G.add_node("s", op="sum")
+    G.add_edge("c", "s")
+    graphdiff.save(tmp_path / "m.json", G, {"unused": np.zeros(3, np.float32)})
+    code, info = json_out(capsys, "info", str(tmp_path / "m.json"), "--json")
+    assert code == 0 and info["loss"] is None and len(info["nodes"]) == 5
+    assert {"node": 0, "op": "matmul", "activation": None, "in": 2, "out": 1} in info["nodes"]
+    assert info["parameters"] == [
+        {"name": "W", "shape": [2, 3], "size": 6, "stored": None, "uses": 1, "shared": False},
+        {"name": "unused", "shape": [3], "size": 3, "stored": "float32", "uses": None,
+         "shared": False},
+    ]
+    assert info["plugins"] == [{"op": "cube_json", "source": "plugin cube-pkg 2.1"}]
+
+
+def test_gradcheck_json_and_exit_status(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, fresh_registry: Any
+) -> None:
+    model = tmp_path / "m.json"
+    graphdiff.save(model, lecture_graph("tanh"), loss="E")
+    code, report = json_out(capsys, "gradcheck", str(model), "--data", "moons", "--json")
+    assert code == 0 and report["ok"] is True and report["mismatch"] == []
+    names = ["w13", "w23", "w24", "w35", "w36", "w46", "w57", "w67"]
+    assert sorted(r["name"] for r in report["rows"]) == names  # every row
+    assert all(r["ok"] and r["max_abs_err"] <= 1e-6 for r in report["rows"])
+    assert (report["loss"], report["data"], report["mode"]) == ("E", "moons", "central")
+
+    # a plugin whose derivative is off by a factor 2 for a5: exit 3, the three
+    # gradients that use a5's derivative are named (as in test_io_cli)
+    graphdiff.register_op(graphdiff.elementwise_op(
+        "bad_cube_json", lambda x: x**3, lambda x, out: 6 * x**2))
+    G = lecture_graph("tanh")
+    G.nodes["a5"]["activation"] = "bad_cube_json"
+    graphdiff.save(model, G, loss="E")
+    code, report = json_out(capsys, "gradcheck", str(model), "--data", "moons", "--json")
+    assert code == 3 and report["ok"] is False
+    assert sorted(report["mismatch"]) == ["w13", "w23", "w35"]
+    assert {r["name"] for r in report["rows"] if not r["ok"]} == {"w13", "w23", "w35"}
+    assert len(report["rows"]) == 8
+
+    # bad input stays exit 1, with nothing on stdout
+    assert main(["gradcheck", str(model), "--data", "moon", "--json"]) == 1
+    out, err = capsys.readouterr()
+    assert out == "" and err.count("\n") == 1
+
+
+def test_json_keeps_every_row_where_the_text_summarises(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    G = graphdiff.mlp([2, 8, 1])  # 33 parameters: more rows than the text shows
+    model = tmp_path / "m.json"
+    graphdiff.save(model, G, loss="E")
+    names = set(graphdiff.compile(G, loss="E").params)
+    assert len(names) == 33
+    code, info = json_out(capsys, "info", str(model), "--json")
+    assert code == 0 and {p["name"] for p in info["parameters"]} == names
+    nodes = [n["node"] for n in info["nodes"]]
+    assert len(nodes) == G.number_of_nodes() == 13 and set(nodes) == set(G.nodes)
+    code, report = json_out(capsys, "gradcheck", str(model), "--data", "moons", "--n", "10",
+                            "--json")
+    assert code == 0 and {r["name"] for r in report["rows"]} == names
+    assert main(["gradcheck", str(model), "--data", "moons", "--n", "10"]) == 0
+    assert "more rows pass" in capsys.readouterr().out  # the text is a summary
