@@ -4,9 +4,6 @@ Draw a network as a networkx DAG, neuron by neuron or op by op, compile it,
 and get the loss, every node's delta and every parameter's gradient.
 """
 
-from importlib.metadata import PackageNotFoundError
-from importlib.metadata import version as _installed_version
-
 from .baselines import NearestMean, Perceptron
 from .build import LECTURE_EDGES, LECTURE_SHARED, lecture_network, mlp, write_params
 from .compile import GraphWarning, compile
@@ -44,13 +41,9 @@ from .optim import SGD, Adam, Optimizer, Schedule
 from .params import Grads, Params
 from .predict import evaluate
 from .registry import NoAttrs, Op, elementwise_op, get_op, list_ops, register_op, unregister_op
+from .schema import __version__ as __version__
 from .train import FitResult, TrainingDivergedError, fit
 from .viz import VizError, draw_network, plot_decision_boundary, plot_history, predictor
-
-try:  # one place for the version: pyproject.toml, read back from the installed metadata
-    __version__ = _installed_version("graphdiff")
-except PackageNotFoundError:  # pragma: no cover - a checkout that was never installed
-    __version__ = "0+unknown"
 
 __all__ = [
     "LECTURE_EDGES",

@@ -19,6 +19,8 @@ the little-endian bytes in standard base64.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from importlib.metadata import PackageNotFoundError
+from importlib.metadata import version as _installed_version
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -49,6 +51,10 @@ __all__ = [
     "TensorSpec",
 ]
 
+try:  # graphdiff's own (re-exported by the package): pyproject.toml's, from the metadata
+    __version__ = _installed_version("graphdiff")
+except PackageNotFoundError:  # pragma: no cover - a checkout that was never installed
+    __version__ = "0+unknown"
 FORMAT_VERSION = "1.0"
 MODEL_FORMAT = "graphdiff"
 PARAMS_FORMAT = "graphdiff-params"
