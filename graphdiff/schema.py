@@ -19,8 +19,6 @@ the little-endian bytes in standard base64.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from importlib.metadata import PackageNotFoundError
-from importlib.metadata import version as _installed_version
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -32,6 +30,8 @@ from pydantic import (
     WithJsonSchema,
 )
 from pydantic_core import PydanticCustomError
+
+from ._version import __version__ as __version__  # graphdiff's own (the package re-exports it)
 
 __all__ = [
     "CHECKPOINT_FORMAT",
@@ -51,10 +51,6 @@ __all__ = [
     "TensorSpec",
 ]
 
-try:  # graphdiff's own (re-exported by the package): pyproject.toml's, from the metadata
-    __version__ = _installed_version("graphdiff")
-except PackageNotFoundError:  # pragma: no cover - a checkout that was never installed
-    __version__ = "0+unknown"
 FORMAT_VERSION = "1.0"
 MODEL_FORMAT = "graphdiff"
 PARAMS_FORMAT = "graphdiff-params"
