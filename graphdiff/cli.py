@@ -167,10 +167,20 @@ def _compiled(G: nx.DiGraph[Any], loss: Hashable | None) -> tuple[Any, str]:
         return None, f"does not compile: {e}"
 
 
+def _read_model(path: str) -> tuple[nx.DiGraph[Any], dict[str, Any], Hashable | None]:
+    """A model file, or an ONNX model (``*.onnx``, through graphdiff.onnx, no loss)."""
+    if str(path).lower().endswith(".onnx"):
+        from .onnx import load as load_onnx
+
+        G, params = load_onnx(path)
+        return G, dict(params), None
+    return tuple(load_model(path))  # type: ignore[return-value]
+
+
 def _info(file: str) -> dict[str, Any]:
-    """What ``graphdiff info`` tells about a model file: every node (ids as in the
-    file, in its order) and every parameter (in natural order)."""
-    G, params, loss = load_model(file)
+    """What ``graphdiff info`` tells about a model (or ONNX) file: every node (ids as
+    in the file, in its order) and every parameter (in natural order)."""
+    G, params, loss = _read_model(file)
     net, why = _compiled(G, loss)
     nodes = [{"node": n, "op": d.get("op"),
               "activation": d.get("activation") if d.get("op") == "neuron" else None,
