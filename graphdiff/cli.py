@@ -31,7 +31,6 @@ import numpy as np
 
 from . import __version__
 from .errors import GraphdiffError
-from .graphspec import BUILTIN_SOURCE
 from .io import load_model, loss_node
 from .registry import ENGINE_OPS, get_op
 from .schema import ModelFile
@@ -204,7 +203,7 @@ def _info(file: str) -> dict[str, Any]:
         "loss": loss, "nodes": nodes, "edges": G.number_of_edges(),
         "parameters": parameters, "compiled": net is not None, "note": why or None,
         "plugins": [{"op": op.name, "source": op.source}
-                    for op in ops if op.source != BUILTIN_SOURCE],
+                    for op in ops if not op.builtin],
     }
 
 
