@@ -24,7 +24,6 @@ from typing import Any
 import networkx as nx
 import numpy as np
 
-from .codegen import generate
 from .errors import GraphdiffError, GraphError, InputError, NonFiniteError, ShapeError
 from .params import Grads, Layout, Params
 from .plan import (
@@ -41,6 +40,7 @@ from .plan import (
     check_loss_value,
     check_value,
 )
+from .program import generate
 from .schema import ModelFile
 
 __all__ = ["BackwardResult", "Grads", "Network", "Params"]
