@@ -221,14 +221,12 @@ class CodeGen:
             ]
         return out
 
-    def bind(self, value: Any, prefix: str, i: int) -> str:
+    def bind(self, value: Any, prefix: str, i: int | str) -> str:
+        """``value`` in the namespace as ``_<prefix><i>`` (``i``: a slot, or ``L<b>`` for
+        level b), the name the code uses."""
         name = f"_{prefix}{i}"
         self.ns[name] = value
         return name
-
-    def node_of(self, i: int) -> Any:
-        """The node of slot ``i``; for a level (``i`` = 100000 + its index), its first member."""
-        return self.levels[i - 100000].members[0].node if i >= 100000 else self.steps[i].node
 
     def val(self, slot: int) -> str:
         """Expression for a node's value."""
@@ -369,7 +367,7 @@ class CodeGen:
             lines.append(f"V{b} = Z{b}")
             return lines
         fwd = partial(act.forward, **attrs) if attrs else act.forward
-        lines.append(f"V{b} = {self.bind(fwd, 'G', 100000 + b)}(Z{b})")
+        lines.append(f"V{b} = {self.bind(fwd, 'G', f'L{b}')}(Z{b})")
         lines += self._numeric(f"V{b}", act, lv.members[0])
         if f"Z{b}" not in self.kept:
             lines.append(f"del Z{b}")
@@ -418,7 +416,8 @@ class CodeGen:
             return []
         lv = self.level_of(slot)
         if lv is not None:
-            return [*self._alloc(lv[0]), f"DV{lv[0]}[{lv[1]}] += {expr}"]
+            self._alloc(lv[0])
+            return [f"DV{lv[0]}[{lv[1]}] += {expr}"]
         return self._accumulate(self.dstate, f"d{slot}", slot, expr, maybe)
 
     def _accumulate(
@@ -454,13 +453,12 @@ class CodeGen:
         delta = f"{c} * d{slot}" if c else f"d{slot}"
         return [f"_cd({delta}, _steps[{slot}])"]
 
-    def _alloc(self, b: int) -> list[str]:
-        # Allocated unconditionally at the top of the current block (never inside an
-        # `if`), at the first contribution, so deltas exist only once they are needed.
+    def _alloc(self, b: int) -> None:
+        """Make DV<b>, level b's delta, at its first contribution: at the top of the
+        current block (never inside an `if`), so deltas exist only once needed."""
         if b not in self.allocated:
             self.allocated.add(b)
             self.pre.append(f"DV{b} = _zeros_like(V{b})")
-        return []
 
     def _step_backward(self, s: Step) -> list[str]:
         i = s.slot
@@ -516,7 +514,7 @@ class CodeGen:
         else:  # zeros in place of what the activation does not read
             zeros = "ZN" if self.per_point(i) else f"_ph(d{i}.shape)"
             a_i, z_i = f"v{i}" if kept_a else zeros, f"z{i}" if kept_z else zeros
-        body = [*self._checked(i), self._delta_z("dz", f"d{i}", s.act, attrs, z_i, a_i, i)]
+        body = [*self._checked(i), self._delta_z("dz", f"d{i}", s.act, attrs, z_i, a_i, s)]
         if self.deltas:
             body.append(f"xz{i} = dz")
         times = f"{c} * " if c else ""
@@ -573,11 +571,13 @@ class CodeGen:
         return memo[slot]
 
     def _delta_z(
-        self, out: str, delta: str, act: Op, attrs: dict[str, Any], z: str, a: str, i: int,
-        owned: bool = False,
+        self, out: str, delta: str, act: Op, attrs: dict[str, Any], z: str, a: str,
+        at: NeuronStep | Level, owned: bool = False,
     ) -> str:
-        """``out = dE/dz``: delta · g'(z) when the activation gives g', else its vjp.
+        """``out = dE/dz``: delta · g'(z) when the activation gives g', else its vjp, for
+        ``at``, a neuron or a level (its functions bound as ``_D<slot>`` / ``_DL<b>``).
         An ``owned`` delta is this call's own array, dead after this: scaled in place."""
+        i: int | str = f"L{at.index}" if isinstance(at, Level) else at.slot
         if _passes(act, attrs):
             return f"{out} = {delta}"
         if act.derivative is not None:
@@ -586,7 +586,8 @@ class CodeGen:
                 return f"{delta} *= {df}({z}, {a}); {out} = {delta}"
             return f"{out} = {delta} * {df}({z}, {a})"
         vjp = self.bind(partial(act.vjp, **attrs) if attrs else act.vjp, "H", i)
-        name, node = self.bind(act.name, "O", i), self.bind(self.node_of(i), "N", i)
+        node = self.bind(at.members[0].node if isinstance(at, Level) else at.node, "N", i)
+        name = self.bind(act.name, "O", i)
         return f"{out} = _dz({vjp}({delta}, {a}, {z})[0], {name}, {node})"
 
     def _level_backward(self, lv: Level) -> list[str]:
@@ -606,7 +607,7 @@ class CodeGen:
                 lines.append(f"    _cd(DV{b}[{self.row[m.slot]}], _steps[{m.slot}])")
         # deltas=True keeps DV<b>: the same product, not in place
         owned = not self.deltas
-        lines.append(self._delta_z("DZ", f"DV{b}", act, attrs, z_b, v_b, 100000 + b, owned=owned))
+        lines.append(self._delta_z("DZ", f"DV{b}", act, attrs, z_b, v_b, lv, owned=owned))
         if self.deltas:
             lines.append(f"XZ{b} = DZ")
         pi = self.ns[f"_PI{b}"]
@@ -651,7 +652,7 @@ class CodeGen:
                     lines.append(f"DV{blk} = DA[{j0}:{j1}]")
                 else:
                     # rows are distinct within a level, so a fancy-index += is exact
-                    lines += self._alloc(blk)
+                    self._alloc(blk)
                     lines.append(f"DV{blk}[{sel}] += DA[{j0}:{j1}]")
         return lines
 
