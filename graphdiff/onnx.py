@@ -532,6 +532,10 @@ _ATTRS: dict[str, set[str]] = {
     "Softmax": {"axis"}, "Constant": {"value", "value_float", "value_floats", "value_int",
                                       "value_ints"},
 }
+# AttributeProto types: FLOAT 1, INT 2, TENSOR 4, FLOATS 6, INTS 7
+_ATTR_TYPES = {"axis": 2, "transA": 2, "transB": 2, "keepdims": 2, "allowzero": 2,
+               "noop_with_empty_axes": 2, "alpha": 1, "beta": 1, "axes": 7, "value": 4,
+               "value_float": 1, "value_floats": 6, "value_int": 2, "value_ints": 7}
 # TensorProto.FLOAT and DOUBLE
 _FLOATS: dict[int, np.dtype[Any]] = {1: np.dtype("<f4"), 11: np.dtype("<f8")}
 _INT64 = 7
@@ -693,7 +697,8 @@ class _Importer:
     # -- building -------------------------------------------------------------------
 
     def add(self, name: str, where: str, operands: Sequence[str] = (), **attrs: Any) -> str:
-        if name in self.nodes or name in self.ints:
+        taken = name in self.initializers and attrs.get("op") != "param"
+        if name in self.nodes or name in self.ints or taken:
             raise GraphFormatError("duplicate_name", f"value {name!r} is defined twice", where)
         self.nodes[name] = attrs
         for port, u in enumerate(operands):
@@ -745,6 +750,11 @@ class _Importer:
                     raise GraphFormatError("unknown_attribute", f"node {n.name!r} "
                                            f"({n.op_type}) has attribute {a.name!r}, which "
                                            "graphdiff does not import", f"{where}.attribute")
+                if a.type != _ATTR_TYPES[a.name] or a.ref_attr_name:
+                    raise GraphFormatError("bad_attribute", f"node {n.name!r} ({n.op_type}): "
+                                           f"attribute {a.name!r} has type {a.type}, expected "
+                                           f"{_ATTR_TYPES[a.name]} (onnx.AttributeProto)",
+                                           f"{where}.attribute")
         self.defined = {i.name for i in g.input} | {t.name for t in g.initializer}
         self.defined |= {o for n in g.node for o in n.output}
         init_names: set[str] = set()
@@ -914,7 +924,7 @@ class _Importer:
             floats = self.dtype or np.float64
             arr = arr.astype(np.int64 if a.name.startswith("value_int") else floats)
             self.elements += arr.size
-        if out in self.nodes or out in self.ints:
+        if out in self.nodes or out in self.ints or out in self.initializers:
             raise GraphFormatError("duplicate_name", f"value {out!r} is defined twice", where)
         if arr.dtype.kind == "i":
             self.ints[out] = arr

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import sys
 from pathlib import Path
@@ -456,3 +457,28 @@ def test_cli_info_reads_onnx_and_never_shows_a_traceback(
     assert main(["info", str(tmp_path / "bad.onnx")]) == 1
     err = capsys.readouterr().err
     assert err.startswith("graphdiff: error:") and "Traceback" not in err
+
+
+def test_corrupted_files_give_only_graph_format_errors(tmp_path: Path) -> None:
+    """Some hundred random byte changes to two valid models: each one loads (and
+    compiles or is refused by compile) or is refused with a GraphFormatError."""
+    _imported_mlp(tmp_path / "a.onnx")
+    net = graphdiff.compile(graphdiff.lecture_network(shared=True), loss="E")
+    gonnx.export(net, net.init_params(0), tmp_path / "b.onnx")
+    rng = np.random.default_rng(0)
+    codes: set[str] = set()
+    for name in ("a.onnx", "b.onnx"):
+        data = (tmp_path / name).read_bytes()
+        for _ in range(120):
+            bad = bytearray(data)
+            for i in rng.integers(0, len(bad), rng.integers(1, 4)):
+                bad[i] = int(rng.integers(256))
+            (tmp_path / "bad.onnx").write_bytes(bytes(bad))
+            try:
+                G, _ = gonnx.load(tmp_path / "bad.onnx")
+            except graphdiff.GraphFormatError as e:
+                codes.add(e.code)
+                continue
+            with contextlib.suppress(graphdiff.GraphdiffError):
+                graphdiff.compile(G)
+    assert {"not_onnx", "unknown_op"} <= codes
