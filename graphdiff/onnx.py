@@ -43,6 +43,9 @@ from .schema import MAX_NAME_CHARS
 __all__ = ["DEFAULT_OPSET", "IMPORTED", "Builder", "OnnxError", "export", "load"]
 
 DEFAULT_OPSET = 18
+# A level whose weight matrix would have more cells than this and than 4 per edge is
+# written neuron by neuron (one small MatMul each): ONNX has no sparse matrix product.
+SPARSE_CELLS = 1 << 16
 MIN_OPSET = 18  # ReduceSum and ReduceMean take their axes as an input from opset 18
 
 
@@ -249,8 +252,21 @@ def _levels(steps: list[Step]) -> tuple[list[Step | _Level], dict[int, tuple[_Le
             level.members.append(s)
         else:
             items.append(((d, s.slot), s))
+    levels: list[_Level] = []
+    for i, (at, item) in enumerate(list(items)):
+        if not isinstance(item, _Level):
+            continue
+        edges = sum(len(m.args) for m in item.members)
+        cells = len({a for m in item.members for a in m.args}) * len(item.members)
+        if cells > max(SPARSE_CELLS, 4 * edges):  # sparse: a dense W would be mostly zeros
+            items[i] = (at, _Level(-1, item.members[:1]))
+            items += [((at[0], m.slot), _Level(-1, [m])) for m in item.members[1:]]
     items.sort(key=lambda item: item[0])
-    where = {m.slot: (lv, row) for lv in groups.values() for row, m in enumerate(lv.members)}
+    for _, item in items:
+        if isinstance(item, _Level):
+            item.index = len(levels)
+            levels.append(item)
+    where = {m.slot: (lv, row) for lv in levels for row, m in enumerate(lv.members)}
     return [item for _, item in items], where
 
 

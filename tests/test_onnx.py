@@ -482,3 +482,26 @@ def test_corrupted_files_give_only_graph_format_errors(tmp_path: Path) -> None:
             with contextlib.suppress(graphdiff.GraphdiffError):
                 graphdiff.compile(G)
     assert {"not_onnx", "unknown_op"} <= codes
+
+
+def test_a_sparse_level_exports_neuron_by_neuron(tmp_path: Path, monkeypatch: Any) -> None:
+    """A wide level where each neuron reads 2 of 40 inputs: no 40 x 40 matrix of zeros."""
+    monkeypatch.setattr(gonnx, "SPARSE_CELLS", 100)
+    G = nx.DiGraph()
+    xs = [f"x{k}" for k in range(40)]
+    G.add_nodes_from(xs, op="input")
+    for k in range(40):
+        G.add_node(f"h{k}", op="neuron", activation="tanh", bias=0.5)
+        G.add_edge(xs[k], f"h{k}")
+        G.add_edge(xs[(k + 1) % 40], f"h{k}", param="shared")
+    G.add_node("y", op="neuron", activation="identity")
+    G.add_edges_from((f"h{k}", "y") for k in range(40))
+    net = graphdiff.compile(G)
+    params = _params(net, 2)
+    gonnx.export(net, params, tmp_path / "m.onnx")
+    model = onnx.load(str(tmp_path / "m.onnx"))
+    assert max(np.prod(t.dims) for t in model.graph.initializer) <= 40
+    rng = np.random.default_rng(3)
+    inputs = {x: rng.standard_normal(6) for x in xs}
+    (got,) = run_ort(tmp_path / "m.onnx", inputs)
+    assert max_diff(got, net.forward(params, inputs, outputs=["y"])["y"]) <= 1e-9
