@@ -505,3 +505,26 @@ def test_a_sparse_level_exports_neuron_by_neuron(tmp_path: Path, monkeypatch: An
     inputs = {x: rng.standard_normal(6) for x in xs}
     (got,) = run_ort(tmp_path / "m.onnx", inputs)
     assert max_diff(got, net.forward(params, inputs, outputs=["y"])["y"]) <= 1e-9
+
+
+def test_input_shapes_from_example_and_forward_only_export(tmp_path: Path) -> None:
+    G = nx.DiGraph()
+    G.add_node("x", op="input")
+    G.add_node("s", op="sum", axis=1)
+    G.add_node("y", op="tanh")
+    G.add_edges_from([("x", "s"), ("s", "y")])
+    net = graphdiff.compile(G)  # no loss: the outputs are the sinks
+    with pytest.raises(graphdiff.InputError, match="input 'x'.*example="):
+        gonnx.export(net, {}, tmp_path / "m.onnx")
+    x = np.random.default_rng(0).standard_normal((4, 3, 2))
+    gonnx.export(net, {}, tmp_path / "m.onnx", example={"x": x[:1]})
+    model = onnx.load(str(tmp_path / "m.onnx"))
+    dims = [d.dim_param or d.dim_value for d in model.graph.input[0].type.tensor_type.shape.dim]
+    assert dims == ["N", 3, 2] and [o.name for o in model.graph.output] == ["y"]
+    (got,) = run_ort(tmp_path / "m.onnx", {"x": x})
+    assert max_diff(got, np.tanh(x.sum(axis=1))) <= 1e-15
+    # and back: load, compile without a loss, export again
+    G2, p2 = gonnx.load(tmp_path / "m.onnx")
+    gonnx.export(graphdiff.compile(G2), p2, tmp_path / "again.onnx", example={"x": x})
+    (again,) = run_ort(tmp_path / "again.onnx", {"x": x})
+    assert max_diff(again, got) == 0.0
