@@ -19,11 +19,11 @@ import reprlib
 import stat
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, BinaryIO
 
 from pydantic import BaseModel, ValidationError
 
-from .errors import GraphdiffError
+from .errors import FileError, GraphdiffError
 from .schema import (
     CHECKPOINT_FORMAT,
     FORMAT_VERSION,
@@ -115,21 +115,76 @@ def _pointer(parts: tuple[Any, ...] | list[Any]) -> str:
 # -- reading ---------------------------------------------------------------------
 
 
+def _open_regular(path: object) -> BinaryIO:
+    """``path`` opened for reading in binary mode, if it is a regular file.
+
+    Anything else is refused (:class:`~graphdiff.errors.FileError`) before it is
+    opened for reading: a FIFO or a terminal would block, a device could be
+    endless, a directory is not a file.
+    """
+    name = _path_name(path)
+    try:
+        kind = _kind(os.stat(name).st_mode)
+        if kind is None:  # opened without blocking, then checked again: it may have changed
+            fd = os.open(name, os.O_RDONLY | os.O_NONBLOCK)  # not inheritable (PEP 446)
+            try:
+                kind = _kind(os.fstat(fd).st_mode)
+                if kind is None:
+                    return os.fdopen(fd, "rb")
+            except BaseException:
+                os.close(fd)
+                raise
+            os.close(fd)
+    except OSError as e:
+        raise FileError(f"cannot read {name!r}: {e.strerror or e}", name, e.errno) from None
+    raise FileError(f"cannot read {name!r}: it is {kind}, not a regular file", name)
+
+
+def _path_name(path: object) -> str:
+    """``path`` as a non-empty str, or a :class:`~graphdiff.errors.FileError`."""
+    if isinstance(path, (str, os.PathLike)):
+        name = os.fspath(path)
+        if isinstance(name, str) and name:
+            return name
+    raise FileError(f"expected a file path (a str or os.PathLike), got {_show(path)}")
+
+
+def _kind(mode: int) -> str | None:
+    """What a file that is not a regular file is (``None`` for a regular file)."""
+    if stat.S_ISREG(mode):
+        return None
+    if stat.S_ISDIR(mode):
+        return "a directory"
+    if stat.S_ISFIFO(mode):
+        return "a FIFO (named pipe)"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return "a special file"
+
+
 def _read_text(path: str | os.PathLike[str], limits: LoadLimits) -> str:
-    with open(path, "rb") as f:
-        st = os.fstat(f.fileno())
-        if stat.S_ISREG(st.st_mode) and st.st_size > limits.max_file_bytes:
+    with _open_regular(path) as f:
+        size = os.fstat(f.fileno()).st_size
+        if size > limits.max_file_bytes:
             raise GraphFormatError(
                 "file_too_large",
-                f"the file has {st.st_size} bytes; the limit is {limits.max_file_bytes} "
+                f"the file has {size} bytes; the limit is {limits.max_file_bytes} "
                 "(LoadLimits.max_file_bytes)",
             )
-        # Never read more than the limit + 1 bytes, even from a file that grows or a pipe.
+        # Never read more than the limit + 1 bytes, even from a file that grows.
         budget = limits.max_file_bytes + 1
-        chunk = max(st.st_size + 1, 1 << 20) if stat.S_ISREG(st.st_mode) else 1 << 20
+        chunk = max(size + 1, 1 << 20)
         parts = []
         while budget > 0:
-            part = f.read(min(budget, chunk))
+            try:
+                part = f.read(min(budget, chunk))
+            except OSError as e:
+                raise FileError(
+                    f"cannot read {os.fspath(path)!r}: {e.strerror or e}", os.fspath(path),
+                    e.errno,
+                ) from None
             if not part:
                 break
             parts.append(part)
@@ -327,14 +382,15 @@ def _validate(model: type[BaseModel], doc: Any) -> Any:
 
 
 @contextmanager
-def _in_file(path: str | os.PathLike[str]) -> Iterator[None]:
+def _in_file(path: object) -> Iterator[None]:
+    name = os.fspath(path) if isinstance(path, (str, os.PathLike)) else ""
     try:
         yield
     except GraphFormatError as e:
-        raise GraphFormatError(e.code, e.message, e.location, os.fspath(path)) from None
+        raise GraphFormatError(e.code, e.message, e.location, str(name)) from None
     except MemoryError:
         raise GraphFormatError(
-            "too_large", "not enough memory to load this file", "", os.fspath(path)
+            "too_large", "not enough memory to load this file", "", str(name)
         ) from None
 
 

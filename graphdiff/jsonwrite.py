@@ -8,14 +8,18 @@ target's folder, fsyncs it and renames it over the target.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import stat
 import tempfile
+import time
 from collections.abc import Iterable, Iterator
 from contextlib import suppress
 from typing import Any
 
+from .errors import FileError
+from .jsonread import _path_name
 from .schema import (
     FORMAT_VERSION,
     MODEL_FORMAT,
@@ -111,52 +115,100 @@ def _model_text(spec: ModelFile) -> Iterator[str | bytes]:
     yield "\n"
 
 
+# Temporary files are named ".<name>.graphdiff-<random>.tmp" next to the file they
+# replace. One left behind by a save that was killed is removed by a later save of
+# the same file once nothing has written to it for this long; a live one never is.
+STALE_SECONDS = 3600
+
+
 def _atomic_write(path: str | os.PathLike[str], text: Iterable[str | bytes]) -> None:
     """Write ``text`` (ASCII pieces, str or bytes) to ``path`` so that a crash leaves
     either the old or the new file.
 
-    A temporary file in the same directory is written, fsynced and renamed over
-    ``path``, then the directory is fsynced. Temporary files left by an earlier
-    save of the same path that was killed are removed first.
+    A temporary file of its own, in the folder of the file written, is written,
+    fsynced and renamed over that file, then the folder is fsynced. Concurrent
+    saves to one path all succeed; the last rename wins. A symbolic link is
+    followed: the file it points to is replaced (the link stays a link). Every
+    failure is a :class:`~graphdiff.errors.FileError` naming ``path``; the
+    previous file is then unchanged and no temporary file is left.
     """
-    path = os.path.abspath(os.fspath(path))
-    folder, name = os.path.split(path)
-    prefix, suffix = f".{name}.", ".tmp"
+    name = _path_name(path)
+    try:
+        target = _target(name)
+        folder, base = os.path.split(target)
+        prefix, suffix = f".{base}.graphdiff-", ".tmp"
+        _remove_stale(folder, prefix, suffix)
+        fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=suffix, dir=folder)
+        try:
+            try:
+                os.fchmod(fd, _file_mode(target))
+                chunk: list[str] = []
+                size = 0
+                for piece in text:  # written in chunks of about 1 MiB
+                    if isinstance(piece, bytes):  # ASCII already: written as it is
+                        _write_all(fd, "".join(chunk).encode("ascii"))
+                        _write_all(fd, piece)
+                        chunk, size = [], 0
+                        continue
+                    chunk.append(piece)
+                    size += len(piece)
+                    if size >= 1 << 20:
+                        _write_all(fd, "".join(chunk).encode("ascii"))
+                        chunk, size = [], 0
+                _write_all(fd, "".join(chunk).encode("ascii"))
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.replace(tmp, target)
+        except BaseException:
+            with suppress(FileNotFoundError):
+                os.unlink(tmp)
+            raise
+        dir_fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+    except OSError as e:
+        if isinstance(e, FileError):
+            raise
+        raise FileError(f"cannot write {name!r}: {e.strerror or e}", name, e.errno) from e
+
+
+def _target(name: str) -> str:
+    """The regular file that saving to ``name`` replaces: ``name`` itself or, through
+    symbolic links, the file they point to (which need not exist yet)."""
+    if name.endswith(os.sep) or (os.altsep and name.endswith(os.altsep)):
+        raise FileError(
+            f"cannot write {name!r}: it names a folder (ends with {name[-1]!r}); "
+            "give a file name", name, errno.EISDIR,
+        )
+    target = os.path.realpath(name)
+    try:
+        mode = os.stat(target).st_mode
+    except FileNotFoundError:
+        return target
+    if stat.S_ISDIR(mode):
+        raise FileError(f"cannot write {name!r}: it is a directory", name, errno.EISDIR)
+    if not stat.S_ISREG(mode):
+        raise FileError(
+            f"cannot write {name!r}: it is not a regular file (a FIFO, device or socket)",
+            name,
+        )
+    return target
+
+
+def _remove_stale(folder: str, prefix: str, suffix: str) -> None:
+    """Remove temporary files of this library's naming for this file that nothing
+    has written to for STALE_SECONDS (left by saves that were killed)."""
+    now = time.time()
     for other in os.listdir(folder):
         if other.startswith(prefix) and other.endswith(suffix):
-            with suppress(FileNotFoundError):  # another save may have removed it
-                os.unlink(os.path.join(folder, other))
-    fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=suffix, dir=folder)
-    try:
-        try:
-            os.fchmod(fd, _file_mode(path))
-            chunk: list[str] = []
-            size = 0
-            for piece in text:  # written in chunks of about 1 MiB
-                if isinstance(piece, bytes):  # ASCII already: written as it is
-                    _write_all(fd, "".join(chunk).encode("ascii"))
-                    _write_all(fd, piece)
-                    chunk, size = [], 0
-                    continue
-                chunk.append(piece)
-                size += len(piece)
-                if size >= 1 << 20:
-                    _write_all(fd, "".join(chunk).encode("ascii"))
-                    chunk, size = [], 0
-            _write_all(fd, "".join(chunk).encode("ascii"))
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
-    except BaseException:
-        with suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    dir_fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+            full = os.path.join(folder, other)
+            with suppress(OSError):  # another save may have removed it
+                st = os.lstat(full)
+                if stat.S_ISREG(st.st_mode) and now - st.st_mtime > STALE_SECONDS:
+                    os.unlink(full)
 
 
 def _file_mode(path: str) -> int:

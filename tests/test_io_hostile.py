@@ -91,32 +91,32 @@ def test_allow_nonfinite_never_admits_json_tokens(name: str) -> None:
         assert e.value.code == "non_finite"
 
 
-def test_endless_stream_read_up_to_the_limit(tmp_path: Path) -> None:
-    with pytest.raises(GraphFormatError) as e:
-        graphdiff.load("/dev/zero", limits=LoadLimits(max_file_bytes=10**6))
-    assert e.value.code == "file_too_large" and "/dev/zero" in str(e.value)
-    assert "max_file_bytes" in str(e.value)
-    fifo = tmp_path / "pipe.json"
-    os.mkfifo(fifo)
-    sent = [0]
+@pytest.mark.parametrize("kind", ["fifo", "device", "directory", "none", "missing"])
+def test_special_files_refused_before_reading(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], kind: str
+) -> None:
+    """A FIFO with no writer would block open() and read() forever, a device may be
+    endless, a directory is no file: each is refused before it is opened for reading,
+    by every loader and by the command line, with a FileError naming it."""
+    from graphdiff import FileError
+    from graphdiff.cli import main
 
-    def writer() -> None:
-        with open(fifo, "wb") as f:
-            try:
-                while True:
-                    f.write(b" " * 65536)
-                    sent[0] += 65536
-            except BrokenPipeError:
-                pass
-
-    thread = threading.Thread(target=writer, daemon=True)
-    thread.start()
-    with pytest.raises(GraphFormatError) as e:
-        graphdiff.load(fifo, limits=LoadLimits(max_file_bytes=200_000))
-    assert e.value.code == "file_too_large"
-    thread.join(5)
-    assert not thread.is_alive()
-    assert sent[0] <= 200_000 + 2 * 65536 + 65536 * 16  # the pipe's buffer at most
+    path: Any = {"fifo": tmp_path / "pipe.json", "device": "/dev/zero",
+                 "directory": tmp_path, "none": None, "missing": tmp_path / "no.json"}[kind]
+    if kind == "fifo":
+        os.mkfifo(path)
+    for loader in (graphdiff.load, graphdiff.load_params, graphdiff.load_checkpoint):
+        with time_cap(10), pytest.raises(FileError) as e:
+            loader(path)
+        assert isinstance(e.value, OSError)
+        assert (str(path) if path is not None else "got None") in str(e.value)
+        if kind != "none":
+            assert e.value.path == str(path)
+    if path is not None:
+        with time_cap(10):
+            assert main(["info", str(path)]) == 1
+        err = capsys.readouterr().err
+        assert err.startswith("graphdiff: error: cannot read") and str(path) in err
 
 
 @settings(max_examples=200)
