@@ -8,15 +8,18 @@ target's folder, fsyncs it and renames it over the target.
 
 from __future__ import annotations
 
+import base64
 import errno
 import json
 import os
 import stat
 import tempfile
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import suppress
 from typing import Any
+
+import numpy as np
 
 from .errors import FileError
 from .jsonread import _path_name
@@ -38,13 +41,23 @@ def _compact(v: Any) -> str:
 
 
 _BASE64 = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/="
+_CHUNK = 3 << 18  # bytes encoded at a time (a multiple of 3: no padding inside)
 
 
 def _tensor_text(doc: dict[str, Any]) -> Iterator[str | bytes]:
     """A parameter's tensor document, as ``_compact`` writes it, with its base64 data
     as bytes: JSON-escaping megabytes of text that needs no escape cost more than
-    the rest of a save. Data with any other character goes through ``_compact``."""
+    the rest of a save. Data given as a (little-endian, contiguous) array is encoded
+    here, a few MiB at a time. Data with any other character goes through ``_compact``."""
     data = doc["data"]
+    if isinstance(data, np.ndarray):
+        head = _compact({"dtype": doc["dtype"], "shape": doc["shape"]})[:-1] + ',"data":"'
+        yield head
+        flat = data.reshape(-1).view(np.uint8)
+        for i in range(0, flat.size, _CHUNK):
+            yield base64.b64encode(flat[i:i + _CHUNK].data)
+        yield '"}'
+        return
     raw = data.encode("ascii") if isinstance(data, str) and data.isascii() else None
     if raw is None or raw.translate(None, _BASE64) or list(doc) != ["dtype", "shape", "data"]:
         yield _compact(doc)
@@ -73,8 +86,9 @@ def _layout(
     yield "\n}" if isinstance(doc, dict) else "\n]"
 
 
-def _tensor_doc(t: TensorSpec) -> dict[str, Any]:
-    return {"dtype": t.dtype, "shape": list(t.shape), "data": t.data}
+def _tensor_doc(t: TensorSpec, array: np.ndarray | None = None) -> dict[str, Any]:
+    """A tensor's document; its data is ``array`` (encoded while writing) if given."""
+    return {"dtype": t.dtype, "shape": list(t.shape), "data": t.data if array is None else array}
 
 
 def _item_doc(item: NodeSpec | EdgeSpec) -> dict[str, Any]:
@@ -100,14 +114,18 @@ def _graph_doc(g: GraphSpec) -> dict[str, Any]:
     }
 
 
-def _model_text(spec: ModelFile) -> Iterator[str | bytes]:
+def _model_text(
+    spec: ModelFile, arrays: Mapping[str, np.ndarray] | None = None
+) -> Iterator[str | bytes]:
+    """A model file's text; ``arrays``: the parameters' data (see ``_tensor_doc``)."""
+    arrays = arrays or {}
     doc = {
         "format": MODEL_FORMAT,
         "format_version": FORMAT_VERSION,
         "loss": spec.loss,
         "graph": _graph_doc(spec.graph),
         "params": None if spec.params is None
-        else {k: _tensor_doc(t) for k, t in spec.params.items()},
+        else {k: _tensor_doc(t, arrays.get(k)) for k, t in spec.params.items()},
         "ops": {k: p.model_dump() for k, p in spec.ops.items()},
     }
     expand = {(), ("graph",), ("graph", "nodes"), ("graph", "edges"), ("params",), ("ops",)}

@@ -371,6 +371,26 @@ def build() -> None:
         edit(lambda d: d["params"]["W"].update(shape=[0, 2**64], data="")),
         "too_large", "[0, 18446744073709551616]", "/params/W/shape")
 
+    # issue 13: loads bounded by the file's size, not its shape
+    add("98_many_small_values.json",
+        edit(set_op(1, "blob", [0.5] * 400)),
+        "too_many_values", "max_json_values", "", limits={"max_json_values": 300})
+    add("99_long_text_outside_payloads.json",
+        edit(set_op(1, "label", "x" * 3000)),
+        "text_too_large", "max_text_bytes", "", limits={"max_text_bytes": 2500})
+    add("9a_param_node_shape_attribute_huge.json",
+        edit(set_op(3, "shape", [100_000, 100_000])),
+        "too_large", "[100000, 100000]", "/graph/nodes/3/attrs/shape")
+    add("9b_param_node_shape_attribute_rank_40.json",
+        edit(set_op(3, "shape", [1] * 40)),
+        "bad_shape", "rank 40", "/graph/nodes/3/attrs/shape")
+    add("9c_many_strings.json",
+        edit(set_op(1, "blob", ["ab"] * 400)),
+        "too_many_values", "max_json_values", "", limits={"max_json_values": 300})
+    add("9d_many_empty_lists.json",
+        edit(set_op(1, "blob", [[]] * 400)),
+        "too_many_values", "max_json_values", "", limits={"max_json_values": 300})
+
     # found by fuzzing: an unhashable value where a name is looked up
     add("96_format_is_an_object.json",
         edit(lambda d: d.__setitem__("format", {"module": "os"})),
