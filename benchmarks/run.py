@@ -36,6 +36,7 @@ from benchmarks.files import w6
 from benchmarks.lecture import w1, w2
 from benchmarks.mlp import w3, w3_memory, w4
 from benchmarks.scaling import compile_rows, w5
+from benchmarks.training import w7, w7_fit
 
 __all__ = ["WORKLOADS", "machine", "main", "table"]
 
@@ -49,6 +50,8 @@ WORKLOADS: dict[str, Callable[[Context], list[Row]]] = {
     "W6": w6,
     "COMPILE": compile_rows,
     "DIST": w3_distributed,
+    "W7": w7,
+    "W7FIT": w7_fit,
 }
 DEFAULT_JSON = Path(__file__).resolve().parent / "results.json"
 

@@ -80,8 +80,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     if args.plots:
         graphdiff.plot_decision_boundary(
-            "heterogeneous.png", graphdiff.predictor(net, result.params, output="logits"),
-            data["x"], data["t"], title=f"neurons → stack → tensor ops: {last['accuracy']:.0%}")
+            graphdiff.predictor(net, result.params, output="logits"), data["x"], data["t"],
+            "heterogeneous.png", title=f"neurons → stack → tensor ops: {last['accuracy']:.0%}")
         print("wrote heterogeneous.png")
     return {"gradcheck_ok": check.ok, "gradcheck_max_abs_err": check.max_abs_err,
             "accuracy": last["accuracy"], "kinds": kinds}

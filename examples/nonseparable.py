@@ -59,9 +59,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         fig = Figure(figsize=(11, 9), layout="constrained")
         axes = fig.subplots(2, 2)
         for row, (name, data, p, predict, acc, p_acc) in zip(axes, pictures, strict=True):
-            graphdiff.plot_decision_boundary(None, p.predict, data["x"], data["t"], ax=row[0],
+            graphdiff.plot_decision_boundary(p.predict, data["x"], data["t"], ax=row[0],
                                              title=f"{name}: perceptron, {p_acc:.0%}")
-            graphdiff.plot_decision_boundary(None, predict, data["x"], data["t"], ax=row[1],
+            graphdiff.plot_decision_boundary(predict, data["x"], data["t"], ax=row[1],
                                              title=f"{name}: 2-8-8-1 network, {acc:.0%}")
         fig.savefig("nonseparable.png", dpi=100)
         print("wrote nonseparable.png")

@@ -79,7 +79,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         for ax, (name, predict) in zip(fig.subplots(1, 2), (("nearest mean", nm.predict),
                                                              ("perceptron", p.predict)),
                                        strict=True):
-            graphdiff.plot_decision_boundary(None, predict, x, t, ax=ax,
+            graphdiff.plot_decision_boundary(predict, x, t, ax=ax,
                                              title=f"{name}: {rows[name]['accuracy']:.0%}")
         means = np.array([nm.mu1, nm.mu2])
         fig.axes[0].scatter(means[:, 0], means[:, 1], marker="*", s=250, color="black")

@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     print(report)
 
     if args.plots:
-        graphdiff.draw_network("shared_parameters.png", lecture_network(True), params=values,
+        graphdiff.draw_network(lecture_network(True), "shared_parameters.png", params=values,
                                title="shared parameters u and v")
         print("wrote shared_parameters.png")
     return {"max_diff": worst, "gradcheck_ok": report.ok,

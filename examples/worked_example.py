@@ -106,7 +106,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     if args.plots:
         neurons = {n: d for n, d in res.deltas.items() if G.nodes[n]["op"] == "neuron"}
-        graphdiff.draw_network("worked_example.png", G, deltas=neurons, params=params,
+        graphdiff.draw_network(G, "worked_example.png", deltas=neurons, params=params,
                                title="the worked example: |δ| = |∂E/∂a| of every neuron")
         print("wrote worked_example.png")
     return {"max_diff": worst, "checked": len(by_hand) + 1, "t": t, "loss": float(res.loss)}

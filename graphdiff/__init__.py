@@ -19,6 +19,7 @@ from .errors import (
     OpContractError,
     RegistryError,
     ShapeError,
+    TargetError,
     UnknownOpError,
 )
 from .io import (
@@ -35,9 +36,11 @@ from .io import (
     save_params,
     to_spec,
 )
-from .network import BackwardResult, Grads, Network
+from .network import BackwardResult, Network
 from .numgrad import GradcheckReport, gradcheck
 from .optim import SGD, Adam, Optimizer, Schedule
+from .params import Grads, Params
+from .predict import evaluate
 from .registry import NoAttrs, Op, elementwise_op, get_op, list_ops, register_op, unregister_op
 from .train import FitResult, TrainingDivergedError, fit
 from .viz import VizError, draw_network, plot_decision_boundary, plot_history, predictor
@@ -72,10 +75,12 @@ __all__ = [
     "Op",
     "OpContractError",
     "Optimizer",
+    "Params",
     "Perceptron",
     "RegistryError",
     "Schedule",
     "ShapeError",
+    "TargetError",
     "TrainingDivergedError",
     "UnknownOpError",
     "VizError",
@@ -84,6 +89,7 @@ __all__ = [
     "compile",
     "draw_network",
     "elementwise_op",
+    "evaluate",
     "feed",
     "fit",
     "from_spec",

@@ -28,6 +28,7 @@ from __future__ import annotations
 import csv
 import difflib
 import re
+import sys
 import zipfile
 from collections.abc import Callable, Hashable, Iterable, Mapping
 from functools import partial
@@ -44,8 +45,10 @@ __all__ = [
     "DataError",
     "blobs",
     "circles",
+    "columns",
     "feed",
     "load_data",
+    "load_table",
     "moons",
     "spirals",
     "xor",
@@ -288,7 +291,10 @@ def _number(cell: str) -> float | None:
         return None
 
 
-def _load_csv(path: Path, label: str | int | None) -> Data:
+def _csv_table(path: Path, text: bool) -> tuple[list[str], bool, list[Any]]:
+    """A CSV file's column names, whether it has a header row, and its columns: float64
+    arrays, or (with ``text``) arrays of str for columns holding a cell that is not a
+    number. Empty and non-finite cells are errors naming the line and column."""
     try:
         with path.open(newline="", encoding="utf-8-sig") as f:
             rows = [(i, row) for i, row in enumerate(csv.reader(f), start=1) if row]
@@ -305,25 +311,67 @@ def _load_csv(path: Path, label: str | int | None) -> Data:
     width = len(names)
     if width < 2:
         raise DataError(f"{path}: needs at least two columns (features and a label), has {width}")
-    col = _label_column(path, names, header, label)
     values = np.empty((len(body), width))
+    cells: list[list[str]] = []
+    words: set[int] = set()  # columns holding text
     for r, (line, row) in enumerate(body):
         if len(row) != width:
             raise DataError(
                 f"{path}: line {line} has {len(row)} cells, expected {width} like line {rows[0][0]}"
             )
-        for c, cell in enumerate(row):
-            v = _number(cell.strip())
+        stripped = [cell.strip() for cell in row]
+        if text:
+            cells.append(stripped)
+        for c, cell in enumerate(stripped):
+            v = _number(cell)
+            if v is None and text and cell:
+                words.add(c)
+                continue
             if v is None or not np.isfinite(v):
                 what = (
                     "is empty"
-                    if not cell.strip()
+                    if not cell
                     else ("is not a number" if v is None else "is not finite")
                 )
-                raise DataError(f"{path}: line {line}, column {names[c]!r}: {cell!r} {what}")
+                raise DataError(f"{path}: line {line}, column {names[c]!r}: {row[c]!r} {what}")
             values[r, c] = v
-    features = [c for c in range(width) if c != col]
-    return {"x": values[:, features], "t": values[:, col]}
+    columns: list[Any] = [
+        np.array([row[c] for row in cells]) if c in words else values[:, c] for c in range(width)
+    ]
+    return names, header, columns
+
+
+def _load_csv(path: Path, label: str | int | None) -> Data:
+    names, header, columns = _csv_table(path, text=False)
+    col = _label_column(path, names, header, label)
+    features = [c for c in range(len(names)) if c != col]
+    return {"x": np.column_stack([columns[c] for c in features]), "t": columns[col]}
+
+
+def load_table(spec: str | Path, *, n: int = 200, seed: int = 0) -> dict[str, Any]:
+    """A data set as named columns, for ``graphdiff train``: a CSV file's columns by
+    header name (numbers as float64, columns holding text as str arrays, e.g. class
+    names); for built-in data sets and ``.npz`` files, ``x1``, ``x2``, ... (the
+    columns of ``x``) and ``t``.
+
+    >>> sorted(load_table("blobs", n=4))
+    ['t', 'x1', 'x2']
+    """
+    text = str(spec)
+    if text not in BUILTIN_DATA and Path(text).suffix.lower() == ".csv":
+        path = Path(text)
+        if not path.is_file():
+            raise DataError(f"{text}: no such file")
+        names, _, columns = _csv_table(path, text=True)
+        if len(set(names)) != len(names):
+            twice = sorted({c for c in names if names.count(c) > 1})
+            raise DataError(f"{text}: the header names column(s) {twice!r} more than once")
+        return dict(zip(names, columns, strict=True))
+    data = load_data(spec, n=n, seed=seed)
+    x = data["x"]
+    table: dict[str, Any] = {f"x{k + 1}": x[:, k] for k in range(x.shape[1])}
+    table["t"] = data["t"]
+    return table
 
 
 def _label_column(path: Path, names: list[str], header: bool, label: str | int | None) -> int:
@@ -411,15 +459,42 @@ def _load_npz(path: Path, label: str | int | None) -> Data:
 _COLUMN = re.compile(r"x([1-9][0-9]*)")
 
 
-def feed(net: Any, data: Mapping[str, Any]) -> dict[Hashable, Any]:
+def columns(data: Any, what: str = "data") -> Mapping[Hashable, Any]:
+    """``data`` as a mapping from column (or input) name to values.
+
+    A mapping is returned as it is; a pandas ``DataFrame`` becomes a dict of its
+    columns as numpy arrays, in column order. pandas is never imported here: a
+    DataFrame is recognised only if pandas is already loaded (the caller made one).
+
+    >>> columns({"x": [1.0]})
+    {'x': [1.0]}
+    >>> columns([1.0, 2.0])
+    Traceback (most recent call last):
+    ...
+    graphdiff.data.DataError: data must map input names to arrays (a dict or a pandas ...
+    """
+    if isinstance(data, Mapping):
+        return data
+    pandas = sys.modules.get("pandas")
+    if pandas is not None and isinstance(data, pandas.DataFrame):
+        return {c: data[c].to_numpy() for c in data.columns}
+    raise DataError(
+        f"{what} must map input names to arrays (a dict or a pandas DataFrame), "
+        f"got {type(data).__name__}"
+    )
+
+
+def feed(net: Any, data: Any) -> dict[Hashable, Any]:
     """Map a data set onto a network's inputs.
 
     ``net`` is a compiled :class:`~graphdiff.network.Network` (its ``inputs``
-    are mapped) or an iterable of input names. An input whose name is a key
-    of ``data`` gets that array (so ``"x"`` gets the feature matrix and ``"t"``
-    the labels); an input named ``"x1"``, ``"x2"``, ... gets column k-1 of
-    ``data["x"]``. The result is the ``inputs`` argument of ``backward``,
-    ``forward`` or ``fit``.
+    are mapped) or an iterable of input names; ``data`` a mapping or a pandas
+    ``DataFrame`` (see :func:`columns`). An input whose name is a key (a
+    column) of ``data`` gets that array (so ``"x"`` gets the feature matrix and
+    ``"t"`` the labels); an input named ``"x1"``, ``"x2"``, ... gets column k-1
+    of ``data["x"]``; an input ``"x"`` that is not a key gets every other
+    column, in order, as the columns of a matrix (N, d). The result is the
+    ``inputs`` argument of ``backward``, ``forward`` or ``fit``.
 
     Raises
     ------
@@ -429,8 +504,12 @@ def feed(net: Any, data: Mapping[str, Any]) -> dict[Hashable, Any]:
     >>> d = {"x": np.array([[1.0, 2.0], [3.0, 4.0]]), "t": np.array([1.0, -1.0])}
     >>> feed(["x2", "t"], d)
     {'x2': array([2., 4.]), 't': array([ 1., -1.])}
+    >>> feed(["x", "t"], {"a": [1.0, 3.0], "b": [2.0, 4.0], "t": [1.0, -1.0]})["x"]
+    array([[1., 2.],
+           [3., 4.]])
     """
-    names = net.inputs if hasattr(net, "inputs") else net
+    names = list(net.inputs if hasattr(net, "inputs") else net)
+    data = columns(data)
     out: dict[Hashable, Any] = {}
     for name in names:
         if name in data:
@@ -446,8 +525,20 @@ def feed(net: Any, data: Mapping[str, Any]) -> dict[Hashable, Any]:
                 )
             out[name] = np.asarray(x)[:, k - 1]
             continue
+        rest = [c for c in data if c not in names]
+        if name == "x" and rest:
+            parts = [np.asarray(data[c]) for c in rest]
+            bad = next((c for c, a in zip(rest, parts, strict=True) if a.ndim != 1), None)
+            if bad is not None:
+                raise DataError(
+                    f"input 'x' is made of the columns {rest!r}, but {bad!r} has shape "
+                    f"{np.shape(data[bad])}, not one value per data point"
+                )
+            out[name] = np.column_stack(parts)
+            continue
         raise DataError(
-            f"input {name!r} matches nothing in the data; keys are {sorted(data)!r} "
-            "(inputs 'x1', 'x2', ... take the columns of 'x')"
+            f"input {name!r} matches nothing in the data; keys are {sorted(map(str, data))!r} "
+            "(inputs 'x1', 'x2', ... take the columns of 'x'; an input 'x' takes the columns "
+            "that no other input takes)"
         )
     return out

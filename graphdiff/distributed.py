@@ -3,7 +3,7 @@
 Everything Dask-specific lives here; :func:`graphdiff.fit` hands each step's
 gradient and each epoch's evaluation to a :class:`DataParallel` when it is given
 a ``client``, and keeps the optimizer, history, progress bar and checkpoints.
-Install with ``pip install "graphdiff[dask]"``. On this machine::
+Install with ``pip install -e ".[dask]"``. On this machine::
 
     from dask.distributed import Client, LocalCluster
     with LocalCluster(n_workers=4, threads_per_worker=1) as cluster, Client(cluster) as client:
@@ -79,13 +79,16 @@ from .compile import GraphWarning, compile
 from .errors import GraphdiffError, InputError, NonFiniteError, ShapeError
 from .io import GraphFormatError, from_spec
 from .network import BackwardResult, Network
+from .params import Grads
+from .params import Params as ParamVector
+from .predict import is_classifier, metrics
 from .schema import ModelFile
-from .train import _QUIET, FitError, _as_inputs, _operands, batch_gradient, evaluate
+from .train import _QUIET, FitError, _as_inputs, batch_gradient
 
 __all__ = ["ClusterError", "DaskMissingError", "DataParallel", "connect", "local_cluster"]
 
 Array = NDArray[np.float64]
-Params = dict[str, Any]
+Params = Mapping[str, Any]
 Shard = dict[Hashable, Array]
 # numpy data leaves the driver as task arguments; shards under Dask's large-graph
 # warning (10 MB) keep each task message ordinary.
@@ -121,7 +124,7 @@ def _dask() -> Any:
         import distributed
     except ImportError as e:
         raise DaskMissingError(
-            f"training with client= needs Dask: pip install \"graphdiff[dask]\" ({e})"
+            f"training with client= needs Dask: pip install -e \".[dask]\" ({e})"
         ) from None
     return distributed
 
@@ -222,31 +225,31 @@ def _points(shard: Shard) -> int:
 
 
 def _shard_sums(
-    key: str, text: str, params: Params, shard: Shard, pick: NDArray[np.intp] | None
-) -> tuple[np.float64, Params, int]:
-    """Loss sum, gradient sums and count over the shard's points at ``pick`` (all: None)."""
+    key: str, text: str, vector: Array, shard: Shard, pick: NDArray[np.intp] | None
+) -> tuple[np.float64, Array, int]:
+    """Loss sum, gradient sums (one vector) and count over the shard's points at ``pick``
+    (all: None), for the parameters ``vector`` in the network's layout."""
     batch = shard if pick is None else {k: a[pick] for k, a in shard.items()}
+    net = _network(key, text)
     with np.errstate(**_QUIET):
-        res = batch_gradient(_network(key, text), params, batch)
-    return res.loss, dict(res.grads), _points(batch)
+        res = batch_gradient(net, ParamVector(net.layout, vector), batch)
+    return res.loss, res.grads.vector, _points(batch)
 
 
 def _shard_metrics(
-    key: str, text: str, params: Params, shard: Shard, pick: NDArray[np.intp] | None
+    key: str, text: str, vector: Array, shard: Shard, pick: NDArray[np.intp] | None
 ) -> tuple[float, int, int]:
     """Loss sum, points classified correctly (0 without accuracy) and count at ``pick``."""
     batch = shard if pick is None else {k: a[pick] for k, a in shard.items()}
+    net = _network(key, text)
     with np.errstate(**_QUIET):
-        m = evaluate(_network(key, text), params, batch)
+        m = metrics(net, ParamVector(net.layout, vector), batch)
     n = _points(batch)
     return m["loss"], round(m.get("accuracy", 0.0) * n), n
 
 
 def _add(a: tuple[Any, ...], b: tuple[Any, ...]) -> tuple[Any, ...]:
-    return tuple(
-        {k: x[k] + y[k] for k in x} if isinstance(x, dict) else x + y
-        for x, y in zip(a, b, strict=True)
-    )
+    return tuple(x + y for x, y in zip(a, b, strict=True))
 
 
 # -- driver side -------------------------------------------------------------------
@@ -352,7 +355,7 @@ class DataParallel:
             )
         scale = count if self.net.reduction == "mean" else 1
         loss = np.float64(loss / scale)
-        grads = self.net._as_grads({p: g / scale for p, g in grads.items()})
+        grads = Grads(self.net.layout, grads / scale)
         if not (np.isfinite(loss) and grads.all_finite()):
             raise NonFiniteError(
                 f"the loss {self.net.loss!r} or a gradient summed over the shards is not "
@@ -360,7 +363,7 @@ class DataParallel:
             )
         # parameters out to every worker, a partial gradient back from each one used
         workers = len(self.client.nthreads())
-        sent = (workers + min(workers, tasks)) * _nbytes(params)
+        sent = (workers + min(workers, tasks)) * self.net.layout.size * 8
         if idx is not None:
             sent += idx.nbytes
         self._steps.append((time.perf_counter() - started, sent))
@@ -370,7 +373,7 @@ class DataParallel:
         """:func:`~graphdiff.train.evaluate` over all the data, computed shard by shard."""
         (loss, correct, n), _ = self._run(_shard_metrics, params, None, "the evaluation")
         out = {"loss": float(loss / n if self.net.reduction == "mean" else loss)}
-        if _operands(self.net) is not None:
+        if is_classifier(self.net):
             out["accuracy"] = correct / n
         return out
 
@@ -435,9 +438,16 @@ class DataParallel:
         return [s[a:b] - lo for a, b, lo in zip(cuts[:-1], cuts[1:], self.bounds[:-1], strict=True)]
 
     def _broadcast(self, params: Params) -> Any:
-        """A future of ``params`` on every worker (kept while the same dict comes back)."""
+        """A future of the parameters' vector on every worker (kept while the same
+        parameters come back): one array per step, whatever the number of parameters."""
         if self._sent is None or self._sent[0] is not params:
-            [future] = self.client.scatter([params], broadcast=True, hash=False)
+            if isinstance(params, ParamVector) and (
+                params.layout.fingerprint == self.net.layout.fingerprint
+            ):
+                vector = params.vector
+            else:
+                vector = self.net.as_params(params).vector
+            [future] = self.client.scatter([vector], broadcast=True, hash=False)
             self._sent = (params, future)
         return self._sent[1]
 
@@ -454,9 +464,6 @@ class DataParallel:
 def _is_dask(a: object) -> bool:
     return type(a).__module__.startswith("dask.array")
 
-
-def _nbytes(params: Mapping[str, Any]) -> int:
-    return sum(np.asarray(v).nbytes for v in params.values())
 
 
 def _check_data(net: Network, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:

@@ -21,6 +21,7 @@ __all__ = [
     "OpContractError",
     "RegistryError",
     "ShapeError",
+    "TargetError",
     "UnknownOpError",
 ]
 
@@ -95,3 +96,17 @@ class FileError(GraphdiffError, OSError):
 
     def __reduce__(self) -> tuple[object, ...]:
         return (type(self), (str(self), self.path, self.errno))
+
+
+class TargetError(GraphdiffError, ValueError):
+    """Targets outside the loss's domain (0/1 labels for a -1/+1 loss, say).
+
+    The message names the loss node and its target, shows the values found and
+    the fix. Attributes: ``node`` (the loss node), ``found`` (the distinct
+    values found, sorted, at most a few).
+    """
+
+    def __init__(self, message: str, node: object = None, found: tuple[float, ...] = ()) -> None:
+        super().__init__(message)
+        self.node = node
+        self.found = found

@@ -28,7 +28,7 @@ import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict
@@ -95,6 +95,23 @@ class Op:
         ``check_shapes`` is given.
     check_shapes : for losses, ``check_shapes(pred_shape, target_shape)``
         returns an error text or ``None``.
+    targets : for losses, the target domain, checked once per call by
+        :func:`~graphdiff.fit`, :func:`~graphdiff.evaluate` and the CLI (never by
+        ``backward``/``forward``, which stay the plain mathematics): ``"signs"``
+        (-1 or +1, as hinge and logistic), ``"classes"`` (class indices 0..K-1 of
+        shape (N,), or rows of K probabilities, as softmax cross-entropy),
+        ``"real"`` (any finite number, as squared error) or ``None`` (unchecked).
+    predicts : for losses, how a prediction z (the port-0 operand) becomes a
+        class label; setting it makes the loss a classifier, which gives it
+        ``accuracy``, ``target_accuracy`` and :meth:`~graphdiff.Network.predict`
+        labels: ``"sign"`` (+1 where z > 0, else -1; accuracy counts z t > 0) or
+        ``"argmax"`` (the class of the largest z per row; accuracy compares it with
+        the target's class index, or its argmax for probability rows). ``None``:
+        a regression loss, whose prediction is z itself.
+    proba : for classifier losses, ``proba(z) -> probabilities`` as the loss
+        models them (logistic: P(t = +1) = sigmoid(z), shape (N,); softmax
+        cross-entropy: softmax(z), shape (N, K)); used by
+        :meth:`~graphdiff.Network.predict_proba`. ``None``: the loss models none.
     derivative : for elementwise ops, ``derivative(x, out, **attrs)``, the local
         derivative d out / d x elementwise (the lecture's g'(z)); then ``vjp`` must
         equal ``g * derivative(x, out)``, and the engine may use either.
@@ -122,6 +139,9 @@ class Op:
     unordered: bool = False
     loss: bool = False
     check_shapes: Callable[[tuple[int, ...], tuple[int, ...]], str | None] | None = None
+    targets: Literal["signs", "classes", "real"] | None = None
+    predicts: Literal["sign", "argmax"] | None = None
+    proba: Callable[[Array], Array] | None = None
     samples: Callable[[np.random.Generator], list[Sample]] | None = None
     saves: tuple[str | int, ...] | None = None
     derivative: Callable[..., Array] | None = None
@@ -181,6 +201,21 @@ class Registry:
             raise RegistryError(f"op {op.name!r}: an elementwise op takes exactly one operand")
         if op.loss and op.arity != 2:
             raise RegistryError(f"op {op.name!r}: a loss takes (prediction, target)")
+        if not op.loss and (op.targets or op.predicts or op.proba):
+            raise RegistryError(
+                f"op {op.name!r}: targets, predicts and proba are for losses (loss=True)"
+            )
+        if op.targets not in (None, "signs", "classes", "real"):
+            raise RegistryError(
+                f"op {op.name!r}: targets must be 'signs', 'classes', 'real' or None, "
+                f"got {op.targets!r}"
+            )
+        if op.predicts not in (None, "sign", "argmax"):
+            raise RegistryError(
+                f"op {op.name!r}: predicts must be 'sign', 'argmax' or None, got {op.predicts!r}"
+            )
+        if op.proba is not None and (op.predicts is None or not callable(op.proba)):
+            raise RegistryError(f"op {op.name!r}: proba must be a callable, for a classifier")
         if not callable(op.forward) or not callable(op.vjp):
             raise RegistryError(f"op {op.name!r}: forward and vjp must be callables")
         if op.vjps is not None and (

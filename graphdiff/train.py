@@ -25,7 +25,6 @@ early stopping, divergence detection and exact checkpoint/resume.
 from __future__ import annotations
 
 import copy
-import math
 import os
 import sys
 import time
@@ -36,11 +35,14 @@ from typing import TYPE_CHECKING, Any, TextIO
 import numpy as np
 from numpy.typing import NDArray
 
+from .data import DataError
 from .errors import GraphdiffError, InputError, NonFiniteError, ShapeError
 from .io import Checkpoint, graph_fingerprint, load_checkpoint, save_checkpoint
 from .network import BackwardResult, Network
 from .optim import SGD, Optimizer, OptimizerError
+from .params import Params
 from .plan import as_numbers
+from .predict import _fed, check_data, evaluate, is_classifier, metrics
 
 if TYPE_CHECKING:
     from .distributed import DataParallel
@@ -57,10 +59,8 @@ __all__ = [
 ]
 
 Array = NDArray[np.float64]
-Params = dict[str, Any]
-Data = dict[Hashable, Array]
 
-CLASSIFIER_LOSSES = ("hinge", "logistic", "softmax_cross_entropy")
+Data = dict[Hashable, Array]
 
 # Non-finite values are detected and reported by fit, naming the node; numpy's
 # overflow warnings would only repeat them (or, as errors, hide which node it was).
@@ -80,7 +80,7 @@ class CheckpointError(GraphdiffError, OSError):
     params : the parameters training had reached.
     """
 
-    def __init__(self, message: str, *, epoch: int, params: Params) -> None:
+    def __init__(self, message: str, *, epoch: int, params: Mapping[str, Any]) -> None:
         super().__init__(message)
         self.epoch = epoch
         self.params = params
@@ -105,7 +105,8 @@ class TrainingDivergedError(GraphdiffError, FloatingPointError):
     """
 
     def __init__(
-        self, message: str, *, epoch: int, step: int, node: object, phase: str, params: Params
+        self, message: str, *, epoch: int, step: int, node: object, phase: str,
+        params: Mapping[str, Any],
     ) -> None:
         super().__init__(message)
         self.epoch = epoch
@@ -121,14 +122,15 @@ class EpochRecord:
 
     ``grads`` are the gradients of the epoch's last step, ``loss`` and
     ``accuracy`` (``None`` for non-classifier losses) the end-of-epoch values
-    also in ``history[-1]``.
+    also in ``history[-1]`` (both ``None`` in an epoch that ``evaluate_every``
+    leaves unevaluated).
     """
 
     epoch: int
     step: int
     params: Params
     grads: Mapping[str, Any]
-    loss: float
+    loss: float | None
     accuracy: float | None
     history: list[dict[str, float]]
 
@@ -142,7 +144,8 @@ class FitResult:
     params : the trained parameters (new arrays; the caller's are untouched).
     history : one dict per epoch: ``epoch``, ``loss``, ``accuracy`` (classifier
         losses), ``val_loss``/``val_accuracy`` (with validation data) and ``time``
-        (seconds spent on the epoch, evaluation included).
+        (seconds spent on the epoch, evaluation included); the metrics only in
+        epochs that ``evaluate_every`` evaluates.
     stopped : why training ended: ``"epochs"``, ``"target_loss"``,
         ``"target_accuracy"`` or ``"callback"``.
     epochs : epochs completed (counting those before a resume).
@@ -158,7 +161,7 @@ class FitResult:
     optimizer: Optimizer
 
 
-def batch_gradient(net: Network, params: Params, batch: Data) -> BackwardResult:
+def batch_gradient(net: Network, params: Mapping[str, Any], batch: Data) -> BackwardResult:
     """Loss and gradient of one batch; :class:`~graphdiff.errors.NonFiniteError` if not finite.
 
     This is the part of each training step a data-parallel engine replaces. It
@@ -178,70 +181,14 @@ def batch_gradient(net: Network, params: Params, batch: Data) -> BackwardResult:
     )
 
 
-# -- reading the loss node --------------------------------------------------------
-
-
-def _operands(net: Network) -> tuple[Hashable, Hashable] | None:
-    """The loss node's (prediction, target) operands, ports 0 and 1, if it is a classifier's."""
-    if net.graph.nodes[net.loss].get("op") not in CLASSIFIER_LOSSES:
-        return None
-    by_port = {d.get("port"): u for u, _, d in net.graph.in_edges(net.loss, data=True)}
-    return by_port[0], by_port[1]
-
-
-def _accuracy(op: str, pred: Array, t: Array) -> float:
-    if op == "softmax_cross_entropy":
-        labels = t if t.ndim == 1 else np.argmax(t, axis=1)
-        return float(np.mean(np.argmax(pred, axis=1) == labels))
-    # sign(prediction) == t with sign(0) counted as wrong
-    return float(np.mean(pred * t > 0))
-
-
-def evaluate(
-    net: Network, params: Mapping[str, Any], data: Mapping[Hashable, Any]
-) -> dict[str, float]:
-    """The loss over ``data`` and, for hinge, logistic and softmax cross-entropy, the accuracy.
-
-    The loss is reduced as the network's ``reduction`` says (mean by default).
-    Accuracy is the fraction of data points classified correctly: for hinge and
-    logistic ``prediction · t > 0`` (a prediction of 0 is wrong), for softmax
-    cross-entropy ``argmax(prediction) == t`` (class indices) or ``argmax(t)``
-    (one-hot or probabilities). The prediction is the loss node's port-0 operand.
-    A non-finite loss raises :class:`~graphdiff.errors.NonFiniteError` naming
-    the first node whose value went non-finite.
-    """
-    operands = _operands(net)
-    if operands is None:
-        loss = float(net.error(params, data))
-    else:
-        values = net.forward(params, data, outputs=[net.loss, *operands])
-        per_point = values[net.loss]
-        loss = float(per_point.mean() if net.reduction == "mean" else per_point.sum())
-    if not math.isfinite(loss):
-        every = net.forward(params, data, outputs=[net.loss])
-        first = next((n for n, v in every.items() if not np.all(np.isfinite(v))), net.loss)
-        raise NonFiniteError(
-            f"the loss {net.loss!r} is not finite ({loss}); the first non-finite value is "
-            f"node {first!r}",
-            node=first,
-            phase="forward",
-        )
-    out = {"loss": loss}
-    if operands is not None:
-        op = str(net.graph.nodes[net.loss]["op"])
-        out["accuracy"] = _accuracy(op, values[operands[0]], values[operands[1]])
-    return out
-
-
 # -- data and batches -------------------------------------------------------------
 
 
-def _as_inputs(net: Network, data: Mapping[Hashable, Any], what: str) -> Data:
-    if not isinstance(data, Mapping):
-        raise FitError(f"{what} must map input names to arrays, got {type(data).__name__}")
-    missing = [n for n in net.inputs if n not in data]
-    if missing:
-        raise InputError(f"{what} lacks input(s) {missing!r} of the network")
+def _as_inputs(net: Network, data: Any, what: str) -> Data:
+    try:
+        data = _fed(net, data, list(net.inputs), what)
+    except DataError as e:
+        raise FitError(str(e)) from None
     arrays = {n: as_numbers(data[n], f"{what}: input {n!r}") for n in net.inputs}
     sizes = {n: (a.shape[0] if a.ndim else None) for n, a in arrays.items()}
     if len(set(sizes.values())) != 1 or None in sizes.values():
@@ -263,13 +210,25 @@ class _InProcess:
         self.net = net
         self.data = _as_inputs(net, data, "data")
         self.n = next(iter(self.data.values())).shape[0]
+        # inputs of one number per data point (neuron notation's x1, x2, ...) as the rows
+        # of one matrix, so a minibatch is one gather, not one per input
+        self._columns = [k for k, a in self.data.items() if a.ndim == 1]
+        self._rows = (
+            np.stack([self.data[k] for k in self._columns]) if len(self._columns) > 1 else None
+        )
 
     def gradient(self, params: Params, idx: NDArray[np.intp] | None) -> BackwardResult:
-        batch = self.data if idx is None else {k: a[idx] for k, a in self.data.items()}
+        if idx is None:
+            batch = self.data
+        elif self._rows is None:
+            batch = {k: a[idx] for k, a in self.data.items()}
+        else:
+            batch = {k: a[idx] for k, a in self.data.items() if a.ndim != 1}
+            batch.update(zip(self._columns, self._rows[:, idx], strict=True))
         return batch_gradient(self.net, params, batch)
 
     def evaluate(self, params: Params) -> dict[str, float]:
-        return evaluate(self.net, params, self.data)
+        return metrics(self.net, params, self.data)
 
     def stats(self) -> dict[str, float]:
         return {}
@@ -308,7 +267,9 @@ class _Progress:
         if self.stream is None or (now - self.shown < 0.1 and not final):
             return
         self.shown = now
-        text = f"epoch {int(row['epoch'])}/{self.total}  loss {row['loss']:.4g}"
+        text = f"epoch {int(row['epoch'])}/{self.total}"
+        if "loss" in row:
+            text += f"  loss {row['loss']:.4g}"
         if "accuracy" in row:
             text += f"  acc {row['accuracy']:.1%}"
         if "val_loss" in row:
@@ -343,6 +304,8 @@ def _own_copy(net: Network, name: str, value: Any) -> Any:
 
 
 def _first_non_finite(params: Mapping[str, Any]) -> str | None:
+    if isinstance(params, Params):
+        return params.first_non_finite()
     return next((n for n, v in params.items() if not np.all(np.isfinite(v))), None)
 
 
@@ -365,6 +328,7 @@ def fit(
     every: int = 1,
     resume: str | os.PathLike[str] | None = None,
     client: Any = None,
+    evaluate_every: int = 1,
 ) -> FitResult:
     """Train ``net`` by gradient descent; return the trained parameters and a history.
 
@@ -408,8 +372,12 @@ def fit(
         settings, the parameters and history (but ``time``) are bit-identical to
         an uninterrupted run. A checkpoint of another graph or of another
         optimizer (name or hyperparameters) is refused.
+    evaluate_every : measure the loss (and accuracy, validation metrics) on the
+        whole training set every this many epochs and after the last one; 0
+        never (history rows then hold ``epoch`` and ``time`` only, and
+        ``target_loss``/``target_accuracy`` are refused).
     client : a ``dask.distributed.Client`` to train data-parallel on its
-        cluster (``pip install "graphdiff[dask]"``): ``data`` may then hold
+        cluster (``pip install -e ".[dask]"``): ``data`` may then hold
         ``dask.array`` inputs chunked along the data-point axis, and each history
         row gains ``step_time`` and ``bytes_per_step``; the parameters equal
         in-process training's up to the order of float summation. See
@@ -430,19 +398,26 @@ def fit(
     """
     epochs = _int_at_least("epochs", epochs, 0)
     every = _int_at_least("every", every, 1)
+    evaluate_every = _int_at_least("evaluate_every", evaluate_every, 0)
+    if not evaluate_every and (target_loss is not None or target_accuracy is not None):
+        raise FitError("target_loss and target_accuracy need evaluate_every >= 1")
     if batch_size is not None:
         batch_size = _int_at_least("batch_size", batch_size, 1)
     if client is None:
-        engine: _InProcess | DataParallel = _InProcess(net, data)
+        local = _InProcess(net, data)
+        engine: _InProcess | DataParallel = local
+        fed: Mapping[Hashable, Any] = local.data
     else:
         from .distributed import DataParallel
 
-        engine = DataParallel(client, net, data)
+        fed = _fed(net, data, list(net.inputs), "data")
+        engine = DataParallel(client, net, fed)
     val = None if validation is None else _as_inputs(net, validation, "validation")
-    if target_accuracy is not None and _operands(net) is None:
+    if target_accuracy is not None and not is_classifier(net):
         raise FitError(
-            f"target_accuracy needs a classifier loss ({', '.join(CLASSIFIER_LOSSES)}); "
-            f"loss node {net.loss!r} is op {net.graph.nodes[net.loss].get('op')!r}"
+            "target_accuracy needs a classifier loss (one whose op declares predicts=, as "
+            f"hinge, logistic, softmax_cross_entropy); loss node {net.loss!r} is op "
+            f"{net.graph.nodes[net.loss].get('op')!r}"
         )
     if optimizer is not None and not isinstance(optimizer, Optimizer):
         raise FitError(f"optimizer must be a graphdiff Optimizer, got {type(optimizer).__name__}")
@@ -454,12 +429,20 @@ def fit(
         missing = [p for p in net.params if p not in params]
         if missing:
             raise InputError(f"params lacks parameter(s) {missing!r} of the network")
-        current: Params = {p: _own_copy(net, p, params[p]) for p in net.params}
+        if isinstance(params, Params) and params.layout.fingerprint == net.layout.fingerprint:
+            current: Params = params.copy()
+        else:
+            current = Params.from_mapping(
+                net.layout, {p: _own_copy(net, p, params[p]) for p in net.params}
+            )
         opt = copy.deepcopy(optimizer) if optimizer is not None else SGD(lr=0.1)
         history: list[dict[str, float]] = []
         epoch = steps = 0
     else:
         current, opt, history, epoch, steps = _resume(resume, net, optimizer, fingerprint, rng)
+    check_data(net, current, fed, "data")  # once per call: the targets fit the loss
+    if val is not None:
+        check_data(net, current, val, "validation")
     settings: dict[str, Any] = {
         "epochs": epochs, "batch_size": batch_size, "shuffle": shuffle, "seed": seed,
         "target_loss": target_loss, "target_accuracy": target_accuracy, "every": every,
@@ -486,37 +469,38 @@ def fit(
                 current, grads = new, res.grads
                 steps += 1
             row: dict[str, float] = {"epoch": epoch}
+            evaluated = evaluate_every and (epoch % evaluate_every == 0 or epoch == epochs)
             for prefix, d in [("", None), ("val_", val)]:
-                if prefix and d is None:
+                if (prefix and d is None) or not evaluated:
                     continue
                 with np.errstate(**_QUIET):
                     try:  # the training data where it lives, validation data here
-                        metrics = engine.evaluate(current) if d is None else evaluate(
+                        scores = engine.evaluate(current) if d is None else metrics(
                             net, current, d
                         )
                     except NonFiniteError as e:
                         what = "validation" if prefix else "training"
                         why = f"at the end of the epoch, on the {what} data, {e}"
                         raise _diverged(why, epoch, steps, e.node, "evaluation", current) from e
-                row.update({prefix + k: v for k, v in metrics.items()})
+                row.update({prefix + k: v for k, v in scores.items()})
             row["time"] = time.perf_counter() - started
             row.update(engine.stats())
             history.append(row)
             record = EpochRecord(
-                epoch, steps, current, grads, row["loss"], row.get("accuracy"), history
+                epoch, steps, current, grads, row.get("loss"), row.get("accuracy"), history
             )
             if any([bool(cb(record)) for cb in callbacks]):  # a list: every callback runs
                 stopped = "callback"
-            elif target_loss is not None and row["loss"] <= target_loss:
+            elif target_loss is not None and evaluated and row["loss"] <= target_loss:
                 stopped = "target_loss"
-            elif target_accuracy is not None and row["accuracy"] >= target_accuracy:
+            elif target_accuracy is not None and evaluated and row["accuracy"] >= target_accuracy:
                 stopped = "target_accuracy"
             bar.update(row, steps, final=stopped != "epochs" or epoch == epochs)
             if checkpoint is not None and (
                 epoch % every == 0 or stopped != "epochs" or epoch == epochs
             ):
                 ckpt = Checkpoint(
-                    params=current, optimizer=opt.state_dict(),
+                    params=dict(current), optimizer=opt.state_dict(),
                     rng_state=dict(rng.bit_generator.state), epoch=epoch, step=steps,
                     config=settings, history=history, graph_fingerprint=fingerprint,
                 )
@@ -582,11 +566,11 @@ def _resume(
         )
     rng.bit_generator.state = ckpt.rng_state
     history = [{**row, "epoch": int(row["epoch"])} for row in ckpt.history]
-    return {p: params[p] for p in net.params}, opt, history, ckpt.epoch, ckpt.step
+    return net.as_params(params), opt, history, ckpt.epoch, ckpt.step
 
 
 def _diverged(
-    why: object, epoch: int, step: int, node: object, phase: str, params: Params
+    why: object, epoch: int, step: int, node: object, phase: str, params: Mapping[str, Any]
 ) -> TrainingDivergedError:
     return TrainingDivergedError(
         f"training diverged in epoch {epoch}, step {step}, at node {node!r} ({phase}): {why}. "

@@ -1,22 +1,29 @@
-"""Pictures: decision boundaries, training curves and the network itself, as PNG files.
+"""Pictures: decision boundaries, training curves and the network itself.
 
-Every function draws on a fresh :class:`matplotlib.figure.Figure` (never
-pyplot, so no window opens and no global state changes), writes it to
-``path`` and returns ``path``. :func:`plot_decision_boundary` and
-:func:`draw_network` can also draw into a given matplotlib ``ax`` for
-composing several pictures; then ``path`` may be ``None``.
+Every function takes the thing it draws first and draws on a fresh
+:class:`matplotlib.figure.Figure` (never pyplot, so no window opens and no
+global state changes), or into a given matplotlib ``ax`` for composing
+several pictures. With ``path`` it writes a PNG there and returns the path;
+without, it returns the Figure (which a notebook displays).
 
 >>> import graphdiff, tempfile, pathlib
 >>> from graphdiff.baselines import Perceptron
 >>> d = graphdiff.blobs(40)
 >>> p = Perceptron().fit(d["x"], d["t"])
+>>> type(plot_decision_boundary(p.predict, d["x"], d["t"])).__name__
+'Figure'
 >>> out = pathlib.Path(tempfile.mkdtemp()) / "boundary.png"
->>> plot_decision_boundary(out, p.predict, d["x"], d["t"]).read_bytes()[:4]
+>>> plot_decision_boundary(p.predict, d["x"], d["t"], out).read_bytes()[:4]
 b'\\x89PNG'
+
+The path-first order of earlier versions (``plot_decision_boundary(path,
+predict, x, t)``) still works, with a :class:`DeprecationWarning`.
 """
 
 from __future__ import annotations
 
+import os
+import warnings
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -31,12 +38,14 @@ from .errors import GraphdiffError, GraphError, InputError
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
 
 # matplotlib is imported inside the functions: `import graphdiff` stays fast.
 
 __all__ = [
     "VizError",
     "draw_network",
+    "network_png",
     "plot_decision_boundary",
     "plot_history",
     "predictor",
@@ -54,6 +63,15 @@ KIND_COLORS = {
     "const": "#e0e0e0",
     "op": "#ffffff",
 }
+ENGINE_KINDS = ("input", "param", "const")
+SIGN_COLORS = {False: "#2166ac", True: "#b2182b"}  # positive, negative weight
+DENSE_EDGES = 32  # more edges than this: drawn by |weight| (or thin and translucent)
+DIAGNOSTIC_KEYS = ("delta_rms", "dead", "saturated")
+DIAGNOSTIC_LABELS = {
+    "delta_rms": "RMS of δ over the data points (log scale)",
+    "dead": "dead: fraction of data points with g'(z) = 0",
+    "saturated": "saturated: fraction with |g'(z)| < 1e-3 of its maximum",
+}
 MAX_DEFAULT_LABELS = 16  # more default "u->v" edge labels than this would hide the picture
 SHARED_COLORS = ["#e6550d", "#3182bd", "#31a354", "#756bb1", "#de2d26", "#636363", "#8c6d31"]
 
@@ -62,28 +80,42 @@ class VizError(GraphdiffError, ValueError):
     """Arguments a picture cannot be drawn from (shapes, an empty history, no target)."""
 
 
-def _canvas(ax: Axes | None, path: PathLike | None, size: tuple[float, float]) -> Axes:
+def _canvas(ax: Axes | None, size: tuple[float, float]) -> Axes:
     from matplotlib.figure import Figure
 
     if ax is not None:
         return ax
-    if path is None:
-        raise VizError("give a path to write the PNG to, or an ax to draw into")
     return Figure(figsize=size, layout="constrained").add_subplot()
 
 
-def _finish(ax: Axes, path: PathLike | None, title: str | None) -> Path | None:
+def _root(ax: Axes) -> Figure:
     from matplotlib.figure import Figure
 
-    if title:
-        ax.set_title(title)
-    if path is None:
-        return None
     fig: Any = ax.figure
-    while not isinstance(fig, Figure):  # a SubFigure: save the whole figure
+    while not isinstance(fig, Figure):  # a SubFigure: the whole figure
         fig = fig.figure
+    return fig
+
+
+def _finish(fig: Figure, path: PathLike | None) -> Path | Figure:
+    """Write ``fig`` to ``path`` and return the path; without a path, return ``fig``."""
+    if path is None:
+        return fig
     fig.savefig(path, dpi=100)
     return Path(path)
+
+
+def _is_path(value: object) -> bool:
+    return value is None or isinstance(value, (str, os.PathLike))
+
+
+def _deprecated_order(name: str, new: str) -> None:
+    warnings.warn(
+        f"{name}(path, ...) is deprecated: pass what is drawn first and the path after it, "
+        f"{new}",
+        DeprecationWarning,
+        stacklevel=3,
+    )
 
 
 # --- decision boundary ------------------------------------------------------------------
@@ -128,30 +160,36 @@ def _class_color(label: float, binary: bool) -> str:
 
 
 def plot_decision_boundary(
-    path: PathLike | None,
     predict: Callable[[Array], Any],
     x: Any,
     t: Any,
+    path: PathLike | None = None,
     *,
     title: str | None = None,
     resolution: int = 200,
     ax: Axes | None = None,
-) -> Path | None:
+) -> Path | Figure:
     """The classifier's regions, its decision boundary and the data points.
 
     Parameters
     ----------
-    path : where to write the PNG (``None`` when drawing into ``ax`` only).
     predict : maps points (M, 2) to scores: one per point (its sign is the
         class, labels in {-1, +1}; the boundary is score = 0) or one per class
         (M, K), the largest wins (labels 0..K-1). :func:`predictor` makes one
         from a network.
     x, t : the data points (N, 2) and their labels (N,).
+    path : where to write the PNG; without, the Figure is returned.
     resolution : grid points per axis.
+    ax : draw into this matplotlib Axes instead of a new Figure.
 
     Misclassified points are crossed out; the legend counts them.
     """
     from matplotlib.colors import ListedColormap
+
+    first: Any = predict
+    if not callable(first) and _is_path(first) and callable(x):  # the old (path, predict, x, t)
+        _deprecated_order("plot_decision_boundary", "plot_decision_boundary(predict, x, t, path)")
+        predict, x, t, path = x, t, path, first
 
     x = np.asarray(x, dtype=np.float64)
     t = np.asarray(t, dtype=np.float64)
@@ -174,7 +212,7 @@ def plot_decision_boundary(
     binary = scores.ndim == 1 or scores.shape[1] == 1
     region = _classes(scores).reshape(X0.shape)
     labels = [-1.0, 1.0] if binary else [float(k) for k in range(scores.shape[1])]
-    ax = _canvas(ax, path, (6.0, 5.0))
+    ax = _canvas(ax, (6.0, 5.0))
     cmap = ListedColormap([_class_color(c, binary) for c in labels])
     # A score of exactly 0 belongs to no class; it is shaded with the -1 side.
     index = (region > 0).astype(int) if binary else region.astype(int)
@@ -211,7 +249,9 @@ def plot_decision_boundary(
     ax.set_xlabel("x1")
     ax.set_ylabel("x2")
     ax.legend(loc="best", fontsize=8, framealpha=0.8)
-    return _finish(ax, path, title)
+    if title:
+        ax.set_title(title)
+    return _finish(_root(ax), path)
 
 
 # --- training curves ----------------------------------------------------------------------
@@ -225,42 +265,64 @@ def _series(history: Sequence[Mapping[str, Any]], key: str) -> Array | None:
 
 
 def plot_history(
-    path: PathLike, history: Sequence[Mapping[str, Any]], *, title: str | None = None
-) -> Path:
+    history: Sequence[Mapping[str, Any]],
+    path: PathLike | None = None,
+    *,
+    title: str | None = None,
+    ax: Axes | None = None,
+) -> Path | Figure:
     """Loss per epoch, and accuracy beside it when the history has it.
 
     ``history`` is :func:`graphdiff.fit`'s: one dict per epoch with ``epoch``,
     ``loss`` and optionally ``accuracy``, ``val_loss``, ``val_accuracy``
-    (missing or ``None`` values are left out of the curves).
+    (missing or ``None`` values are left out of the curves). On its own
+    Figure loss and accuracy get a panel each; drawn into ``ax``, the accuracy
+    shares it on a second y axis (right). With ``path`` the PNG is written
+    there and the path returned; without, the Figure is returned.
     """
     from matplotlib.figure import Figure
 
+    if _is_path(history) and isinstance(path, Sequence) and not _is_path(path):
+        _deprecated_order("plot_history", "plot_history(history, path)")
+        history, path = path, history  # type: ignore[assignment]
     if not history:
         raise VizError("plot_history: the history is empty (no epoch to plot)")
     if _series(history, "loss") is None:
         raise VizError(f"plot_history: no 'loss' in the history; keys are {sorted(history[0])}")
     epochs = np.array([row.get("epoch", i + 1) for i, row in enumerate(history)], dtype=float)
-    panels = [("loss", "loss")]
+    keys = ["loss"]
     if _series(history, "accuracy") is not None or _series(history, "val_accuracy") is not None:
-        panels.append(("accuracy", "accuracy"))
-    fig = Figure(figsize=(5.0 * len(panels), 3.8), layout="constrained")
-    for i, (key, name) in enumerate(panels):
-        ax = fig.add_subplot(1, len(panels), i + 1)
+        keys.append("accuracy")
+    if ax is not None:
+        axes = [ax, ax.twinx()] if len(keys) == 2 else [ax]
+        fig = _root(ax)
+    else:
+        fig = Figure(figsize=(5.0 * len(keys), 3.8), layout="constrained")
+        axes = [fig.add_subplot(1, len(keys), i + 1) for i in range(len(keys))]
+    shared = len(axes) == 2 and ax is not None
+    lines: list[Any] = []
+    for i, (key, panel) in enumerate(zip(keys, axes, strict=True)):
         for prefix, style in (("", "-"), ("val_", "--")):
             ys = _series(history, prefix + key)
             if ys is not None:
-                label = ("validation " if prefix else "training ") + name
-                ax.plot(epochs, ys, style, marker="o" if len(epochs) < 30 else None, label=label)
-        ax.set_xlabel("epoch")
-        ax.set_ylabel(name)
+                label = ("validation " if prefix else "training ") + key
+                lines += panel.plot(
+                    epochs, ys, style, color=f"C{2 * i + bool(prefix)}" if shared else None,
+                    marker="o" if len(epochs) < 30 else None, label=label,
+                )
+        panel.set_xlabel("epoch")
+        panel.set_ylabel(key)
         if key == "accuracy":
-            ax.set_ylim(-0.02, 1.02)
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
+            panel.set_ylim(-0.02, 1.02)
+        if not shared:
+            panel.grid(alpha=0.3)
+            panel.legend(fontsize=8)
+    if shared:
+        axes[0].grid(alpha=0.3)
+        axes[0].legend(handles=lines, fontsize=8)
     if title:
-        fig.suptitle(title)
-    fig.savefig(path, dpi=100)
-    return Path(path)
+        (ax.set_title if ax is not None else fig.suptitle)(title)
+    return _finish(fig, path)
 
 
 # --- the network ----------------------------------------------------------------------
@@ -314,38 +376,62 @@ def _fmt(value: Any) -> str:
 
 
 def draw_network(
-    path: PathLike | None,
     G: Any,
+    path: PathLike | None = None,
     *,
     deltas: Mapping[Hashable, Any] | None = None,
     params: Mapping[str, Any] | None = None,
+    grads: Mapping[str, Any] | None = None,
+    diagnostics: Mapping[Hashable, Mapping[str, float]] | None = None,
+    color: str = "delta_rms",
     title: str | None = None,
     ax: Axes | None = None,
-) -> Path | None:
+) -> Path | Figure:
     """Draw a graphdiff network from its networkx graph.
 
     Layers run left to right: the nodes' ``pos`` (as :func:`graphdiff.mlp`
-    sets it) when every node has one, else networkx's topological
-    generations. Nodes show their ``label`` (default: the name) and are
-    coloured by kind (input, neuron, param, const, op). Edges into neurons are
-    labelled with their parameter's name (``param``, or the default
+    sets it) when every node has one, else layers by depth. Nodes show their
+    ``label`` (default: the name), neurons their activation and op nodes their
+    op (unless the label names it already), and are coloured by kind (input,
+    neuron, param, const, op). Arrows end at the node boxes. Edges into neurons
+    are labelled with their parameter's name (``param``, or the default
     ``"u->v"``; the defaults only while there are at most 16 of them, so a big
-    layer stays readable), with its value when ``params`` has it. A
-    parameter used on several edges, or a param node feeding several ops, is
-    shared: its edges get their own colour, and the legend names it.
+    layer stays readable), with its value when ``params`` has it. A parameter
+    used on several edges, or a param node feeding several ops, is shared: its
+    edges get their own colour, and the legend names it.
 
-    ``deltas`` (node -> δ array, such as ``backward(..., deltas=True).deltas``)
-    colours each node by its mean |δ| over the data points, with a colour bar;
-    nodes without a δ stay grey.
+    In a dense drawing (more than 32 edges) with ``params``, or with
+    ``grads`` (parameter name -> gradient), edges with a scalar weight are
+    drawn with width and opacity growing with |weight| (or |gradient|), blue
+    for positive and red for negative (unless shared parameters have the
+    colours), so a dense layer shows its strong connections instead of a grey
+    wall.
+
+    Node colours: ``deltas`` (node -> δ array, such as
+    ``backward(..., deltas=True).deltas``) colours each node by its mean |δ|
+    over the data points; ``diagnostics`` (node -> stats, a
+    ``fit(..., diagnostics=True)`` history row's ``"nodes"``) by the stat
+    ``color``: ``"delta_rms"`` (log scale), ``"dead"`` or ``"saturated"``
+    (fractions, 0 to 1). A colour bar explains them; other nodes stay grey.
+    With ``path`` the PNG is written there and the path returned; without,
+    the Figure is returned.
     """
     from matplotlib import colormaps
     from matplotlib.cm import ScalarMappable
-    from matplotlib.colors import Normalize
+    from matplotlib.colors import LogNorm, Normalize
     from matplotlib.lines import Line2D
-    from matplotlib.patches import Patch
+    from matplotlib.patches import FancyArrowPatch, Patch
 
+    second: Any = path
+    if _is_path(G) and isinstance(second, nx.Graph):  # the old draw_network(path, G)
+        _deprecated_order("draw_network", "draw_network(G, path)")
+        G, path = second, G
     if not isinstance(G, nx.DiGraph):
         raise GraphError(f"draw_network expects a networkx DiGraph, got {type(G).__name__}")
+    if deltas is not None and diagnostics is not None:
+        raise VizError("draw_network: colour by deltas or by diagnostics, not both")
+    if color not in DIAGNOSTIC_KEYS:
+        raise VizError(f"draw_network: color must be one of {DIAGNOSTIC_KEYS}, got {color!r}")
     pos = _layout(G)
     names = _weights(G)
     uses: dict[str, int] = {}
@@ -356,59 +442,41 @@ def draw_network(
     color_of = {n: SHARED_COLORS[i % len(SHARED_COLORS)] for i, n in enumerate(shared)}
     xs = [p[0] for p in pos.values()] or [0.0]
     ys = [p[1] for p in pos.values()] or [0.0]
-    width = min(max(1.7 * (max(xs) - min(xs) + 1) + 1.5, 5.0), 18.0)
-    height = min(max(1.0 * (max(ys) - min(ys) + 1) + 1.0, 3.5), 12.0)
-    ax = _canvas(ax, path, (width, height))
-    D: nx.DiGraph[Any] = nx.DiGraph(G)  # parallel edges of a multigraph drawn as one, labels joined
-    edges = list(D.edges)
-    edge_colors, edge_widths = [], []
-    for e in edges:
-        mine = [n for n in names.get(e, []) if n in color_of]
-        edge_colors.append(color_of[mine[0]] if mine else "#7f7f7f")
-        edge_widths.append(2.5 if mine else 1.0)
-    sizes = [_box_size(_node_text(G, n, params)) for n in D]
-    nx.draw_networkx_edges(
-        D,
-        pos,
-        ax=ax,
-        edgelist=edges,
-        nodelist=list(D),
-        node_size=sizes,
-        edge_color=edge_colors,
-        width=edge_widths,
-        arrows=True,
-        arrowstyle="-|>",
-        arrowsize=12,
-    )
-    explicit = {e: ns for e, ns in names.items() if G.nodes[e[1]].get("op") == "neuron"}
-    defaults = sum(1 for u, v, d in G.edges(data=True) if "param" not in d and (u, v) in explicit)
-    edge_text = {}
-    for (u, v), ns in explicit.items():
-        shown = [n for n in ns if defaults <= MAX_DEFAULT_LABELS or n != f"{u}->{v}"]
-        if params is not None:
-            shown = [f"{n}={_fmt(params[n])}" if n in params else n for n in shown]
-        if shown:
-            edge_text[(u, v)] = ", ".join(shown)
-    if edge_text:
-        nx.draw_networkx_edge_labels(
-            D,
-            pos,
-            edge_labels=edge_text,
-            ax=ax,
-            font_size=7,
-            label_pos=0.4,
-            bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none", "alpha": 0.8},
-        )
-    size = {n: float(np.mean(np.abs(d))) for n, d in (deltas or {}).items() if n in G}
-    norm = Normalize(min(size.values()), max(size.values())) if size else None
+    rows = max(ys) - min(ys) + 1
+    step = 1.7 + 0.06 * min(rows, 20)  # tall layers get wider gaps between them
+    width = min(max(step * (max(xs) - min(xs) + 1) + 1.5, 5.0), 18.0)
+    height = min(max(1.0 * rows + 1.0, 3.5), 12.0)
+    ax = _canvas(ax, (width, height))
+
+    # node colours
+    value: dict[Hashable, float] = {}
+    norm: Normalize | None = None
     cmap = colormaps["viridis"]
+    bar_label = "mean |δ| over the data points"
+    if deltas is not None:
+        value = {n: float(np.mean(np.abs(d))) for n, d in deltas.items() if n in G}
+        if value:
+            norm = Normalize(min(value.values()), max(value.values()))
+    elif diagnostics is not None:
+        value = {n: float(s[color]) for n, s in diagnostics.items() if n in G}
+        bar_label = DIAGNOSTIC_LABELS[color]
+        if color == "delta_rms":
+            positive = [v for v in value.values() if v > 0]
+            if positive:
+                norm = LogNorm(min(positive), max(max(positive), min(positive) * 1.0001))
+                value = {n: max(v, min(positive)) for n, v in value.items()}
+        else:
+            norm, cmap = Normalize(0.0, 1.0), colormaps["magma_r"]
+    boxes: dict[Hashable, Any] = {}
     for node, (px, py) in pos.items():
         fill: Any = KIND_COLORS.get(G.nodes[node].get("op"), KIND_COLORS["op"])
         ink = "black"
         if norm is not None:
-            fill = cmap(norm(size[node])) if node in size else "#d9d9d9"
-            ink = "white" if node in size and norm(size[node]) < 0.5 else "black"
-        ax.text(
+            shade = float(norm(value[node])) if node in value else None
+            fill = cmap(shade) if shade is not None else "#d9d9d9"
+            dark = shade is not None and (shade < 0.5) == (cmap is colormaps["viridis"])
+            ink = "white" if dark else "black"
+        boxes[node] = ax.text(
             px,
             py,
             _node_text(G, node, params),
@@ -419,10 +487,63 @@ def draw_network(
             zorder=3,
             bbox={"boxstyle": "round,pad=0.35", "fc": fill, "ec": "#333333"},
         )
+
+    # edge styles; the arrows are added last, once the layout (and so the boxes) is fixed
+    D: nx.DiGraph[Any] = nx.DiGraph(G)  # parallel edges of a multigraph drawn as one, labels joined
+    source = grads if grads is not None else params
+    size: dict[tuple[Hashable, Hashable], float] = {}
+    sign: dict[tuple[Hashable, Hashable], float] = {}
+    if source is not None:
+        for e, ns in names.items():
+            scalars = [float(source[n]) for n in ns if n in source and np.ndim(source[n]) == 0]
+            if scalars and G.nodes[e[1]].get("op") == "neuron":
+                size[e] = sum(abs(v) for v in scalars)
+                sign[e] = float(np.sign(sum(scalars)))
+    biggest = max(size.values(), default=0.0)
+    dense = D.number_of_edges() > DENSE_EDGES
+    if not dense and grads is None:
+        size = {}  # few edges: their labels show the weights
+    styles: list[tuple[Hashable, Hashable, Any, float, float]] = []  # u, v, colour, width, alpha
+    scaled = False  # some edge is drawn by its magnitude
+    for u, v in D.edges:
+        mine = [n for n in names.get((u, v), []) if n in color_of]
+        if mine:
+            styles.append((u, v, color_of[mine[0]], 2.5, 1.0))
+        elif (u, v) in size and biggest > 0:
+            share = size[(u, v)] / biggest
+            ink = "#7f7f7f" if shared else SIGN_COLORS[sign[(u, v)] < 0]
+            styles.append((u, v, ink, 0.25 + 2.75 * share, 0.08 + 0.92 * share))
+            scaled = True
+        elif dense:
+            styles.append((u, v, "#7f7f7f", 0.5, 0.3))
+        else:
+            styles.append((u, v, "#7f7f7f", 1.0, 1.0))
+    explicit = {e: ns for e, ns in names.items() if G.nodes[e[1]].get("op") == "neuron"}
+    defaults = sum(1 for u, v, d in G.edges(data=True) if "param" not in d and (u, v) in explicit)
+    edge_text = {}
+    for (u, v), ns in explicit.items():
+        shown = [n for n in ns if defaults <= MAX_DEFAULT_LABELS or n != f"{u}->{v}"]
+        if params is not None:
+            shown = [f"{n}={_fmt(params[n])}" if n in params else n for n in shown]
+        if shown:
+            edge_text[(u, v)] = ", ".join(shown)
+    if edge_text:
+        labels = nx.draw_networkx_edge_labels(
+            D,
+            pos,
+            edge_labels=edge_text,
+            ax=ax,
+            font_size=7,
+            label_pos=0.4,
+            bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none", "alpha": 0.8},
+        )
+        for label in labels.values():
+            label.set_zorder(5)  # above the arrows
+
     handles: list[Any] = []
     if norm is not None:
         bar = ax.figure.colorbar(ScalarMappable(norm=norm, cmap=cmap), ax=ax, shrink=0.8)
-        bar.set_label("mean |δ| over the data points")
+        bar.set_label(bar_label)
     else:
         kinds = {G.nodes[n].get("op") for n in G}
         handles += [
@@ -434,28 +555,100 @@ def draw_network(
         Line2D([], [], color=color_of[n], lw=2.5, label=f"shared {n} ({uses[n]} uses)")
         for n in shared
     ]
+    if scaled:
+        what = "|gradient|" if grads is not None else "|weight|"
+        if not shared:
+            handles += [
+                Line2D([], [], color=SIGN_COLORS[False], lw=2, label="positive"),
+                Line2D([], [], color=SIGN_COLORS[True], lw=2, label="negative"),
+            ]
+        handles.append(Line2D([], [], color="#7f7f7f", lw=0, label=f"width ∝ {what}"))
     if handles:
         ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8)
     ax.set_xlim(min(xs) - 0.6, max(xs) + 0.6)
     ax.set_ylim(min(ys) - 0.6, max(ys) + 0.6)
     ax.set_axis_off()
-    return _finish(ax, path, title)
+    if title:
+        ax.set_title(title)
+    fig = _root(ax)
+    fig.draw_without_rendering()  # lays the figure out: the boxes get their final size
+    to_data = ax.transData.inverted()
+    half = {}
+    for node, box in boxes.items():
+        corners = to_data.transform(box.get_bbox_patch().get_window_extent().get_points())
+        half[node] = np.abs(corners[1] - corners[0]) / 2
+    for u, v, ink, lw, alpha in styles:
+        start, end = _between_boxes(np.array(pos[u]), np.array(pos[v]), half[u], half[v])
+        ax.add_patch(
+            FancyArrowPatch(
+                start, end, arrowstyle="-|>", mutation_scale=10 if lw < 2 else 12,
+                shrinkA=0, shrinkB=1, color=ink, lw=lw, alpha=alpha, zorder=2,
+            )
+        )
+    return _finish(fig, path)
+
+
+def _between_boxes(
+    a: Array, b: Array, half_a: Array, half_b: Array
+) -> tuple[tuple[float, float], tuple[float, float]]:
+    """Where the arrow from the box centred at ``a`` to the one at ``b`` starts and ends.
+
+    Between layers (``b`` to the right or left of ``a``) it leaves ``a``'s facing
+    side and enters ``b``'s, so the arrowheads line up on the side of a box; in
+    one column it runs between the centres, cut at the boxes.
+    """
+    d = b - a
+    if abs(d[0]) > half_a[0] + half_b[0]:
+        side = np.sign(d[0])
+        slope = d[1] / abs(d[0])
+        # where the centre line would cross the side, pulled in from the corners
+        rise_a = np.clip(slope * half_a[0], -half_a[1], half_a[1]) * 0.6
+        rise_b = np.clip(slope * half_b[0], -half_b[1], half_b[1]) * 0.6
+        start = a + np.array([side * half_a[0], rise_a])
+        end = b - np.array([side * half_b[0], rise_b])
+    else:
+        with np.errstate(divide="ignore"):
+            leave = float(np.min(np.where(d != 0, half_a / np.abs(d), np.inf)))
+            enter = float(np.min(np.where(d != 0, half_b / np.abs(d), np.inf)))
+        if leave + enter >= 1:  # the boxes overlap: centre to centre
+            leave = enter = 0.0
+        start, end = a + leave * d, b - enter * d
+    return (float(start[0]), float(start[1])), (float(end[0]), float(end[1]))
 
 
 def _node_text(G: Any, n: Hashable, params: Mapping[str, Any] | None) -> str:
+    """The label, then the neuron's activation or the node's op (unless the label names it)."""
     data = G.nodes[n]
     text = str(data.get("label", n))
+    op = data.get("op")
+    kind = data.get("activation", "identity") if op == "neuron" else op
+    line = str(kind) if kind is not None and op not in ENGINE_KINDS else ""
+    if line and line in text:
+        line = ""
     bias = data.get("bias")
-    if data.get("op") == "neuron" and bias is not None and params is not None:
+    if op == "neuron" and bias is not None and params is not None:
         name: str = bias if isinstance(bias, str) else f"{n}.bias"
         if name in params:
-            text += f"\nb={_fmt(params[name])}"
-    return text
+            line = f"{line}  b={_fmt(params[name])}" if line else f"b={_fmt(params[name])}"
+    return f"{text}\n{line}" if line else text
 
 
-def _box_size(text: str) -> float:
-    """A node_size (points²) whose circle roughly covers the label's box, for arrow ends."""
-    lines = text.split("\n")
-    w = 0.62 * 8 * max(len(line) for line in lines) + 10
-    h = 8 * 1.25 * len(lines) + 10
-    return float(max(w, h) ** 2)
+def network_png(G: Any, *, max_nodes: int = 120, max_edges: int = 1200) -> bytes | None:
+    """The drawing of ``G`` as PNG bytes, or ``None`` when it is too big to be worth it.
+
+    What :class:`~graphdiff.network.Network` shows in a notebook; a graph with
+    more than ``max_nodes`` nodes or ``max_edges`` edges (or that cannot be
+    drawn) gives ``None``, and the notebook falls back to the text repr.
+    """
+    import io
+
+    if G.number_of_nodes() > max_nodes or G.number_of_edges() > max_edges:
+        return None
+    try:
+        fig = draw_network(G)
+    except GraphdiffError:
+        return None
+    buffer = io.BytesIO()
+    assert not isinstance(fig, Path)
+    fig.savefig(buffer, format="png", dpi=72)
+    return buffer.getvalue()

@@ -10,12 +10,13 @@ like any third-party op:
 - ``linalg``: matmul
 - ``reduce``: sum, mean (``axis``, ``keepdims``)
 - ``shape``: stack, concat, index, reshape
-- ``loss``: hinge, logistic, squared_error, softmax_cross_entropy
+- ``softmax``: softmax (``axis``)
+- ``loss``: hinge (``margin``), logistic, squared_error, softmax_cross_entropy
 
 Axis 0 is the data-point axis everywhere; ``axis`` attributes count it.
 """
 
 # Relative imports: ruff resolves them to the top-level `ops` it bans, a false positive.
-from . import arithmetic, elementwise, linalg, loss, reduce, shape
+from . import arithmetic, elementwise, linalg, loss, reduce, shape, softmax
 
-__all__ = ["arithmetic", "elementwise", "linalg", "loss", "reduce", "shape"]
+__all__ = ["arithmetic", "elementwise", "linalg", "loss", "reduce", "shape", "softmax"]

@@ -4,11 +4,15 @@ For predictions with more than one axis, each data point's loss is summed
 over the non-batch axes. Gradients are per data point: the engine's ``g`` has
 shape (N,).
 
-- ``hinge`` = max(0, -z t), the perceptron criterion (t in {-1, +1}). At
-  -z t = 0 the point counts as a mistake: the subgradient is -t there, so
-  gradient descent on it makes the perceptron's updates, even from zero weights.
-- ``logistic`` = log(1 + exp(-t z)), stable for any z.
-- ``squared_error`` = (z - t)**2, without a factor 1/2 (its gradient is 2 (z - t)).
+- ``hinge`` = max(0, m - z t) with attribute ``margin`` m: 0 (default) is the
+  lecture's perceptron criterion max(0, -z t), 1 the SVM hinge max(0, 1 - z t);
+  t in {-1, +1}. At z t = m the point counts as inside the margin: the
+  subgradient is -t there, so gradient descent on the perceptron criterion makes
+  the perceptron's updates, even from zero weights.
+- ``logistic`` = log(1 + exp(-t z)), stable for any z (t in {-1, +1}); it models
+  P(t = +1) = sigmoid(z).
+- ``squared_error`` = (z - t)**2, without a factor 1/2 (its gradient is 2 (z - t));
+  any real t.
 - ``softmax_cross_entropy`` = -sum_k t_k log softmax(z)_k, logits z of shape
   (N, k); targets t are probabilities (N, k) or class indices (N,). For
   targets summing to 1 this is logsumexp(z) - sum_k t_k z_k; for any targets
@@ -19,11 +23,13 @@ from __future__ import annotations
 
 import numpy as np
 from numpy.typing import NDArray
+from pydantic import BaseModel, ConfigDict, Field
 
 from graphdiff.errors import InputError
 from graphdiff.registry import Op, Sample, register_op
 
 from .elementwise import sigmoid
+from .softmax import softmax
 
 SOURCE = "graphdiff (built-in)"
 Array = NDArray[np.float64]
@@ -56,29 +62,50 @@ def _pm1_samples(rng: np.random.Generator) -> list[Sample]:
     return [((_away_from_zero(rng, s), _signs(rng, s)), {}) for s in shapes]
 
 
-# --- hinge (the perceptron criterion) ----------------------------------------------
+# --- hinge (the perceptron criterion; the SVM hinge with margin=1) ---------------------
 
 
-def _hinge(z: Array, t: Array) -> Array:
+class HingeAttrs(BaseModel):
+    """``margin``: m in max(0, m - z t); 0 (default) is the perceptron criterion, 1 the SVM
+    hinge."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    margin: float = Field(default=0.0, ge=0.0, allow_inf_nan=False)
+
+
+def _hinge(z: Array, t: Array, margin: float = 0.0) -> Array:
+    if margin:
+        return _per_point(np.maximum(0.0, margin - z * t))
     return _per_point(np.maximum(0.0, -z * t))
 
 
-def _hinge_active(g: Array, z: Array, t: Array) -> Array:
-    """-g where the point is a mistake (z t <= 0: the boundary counts), else 0."""
-    return np.where(z * t <= 0, -_like(g, z), 0.0)
+def _hinge_active(g: Array, z: Array, t: Array, margin: float) -> Array:
+    """-g where the point is inside the margin (z t <= m: the boundary counts), else 0."""
+    return np.where(z * t <= margin, -_like(g, z), 0.0)
 
 
-def _hinge_vjp(g: Array, out: Array, z: Array, t: Array) -> tuple[Array, Array]:
-    active = _hinge_active(g, z, t)
+def _hinge_vjp(
+    g: Array, out: Array, z: Array, t: Array, margin: float = 0.0
+) -> tuple[Array, Array]:
+    active = _hinge_active(g, z, t, margin)
     return active * t, active * z
 
 
-def _hinge_dz(g: Array, out: Array, z: Array, t: Array) -> Array:
-    return _hinge_active(g, z, t) * t
+def _hinge_dz(g: Array, out: Array, z: Array, t: Array, margin: float = 0.0) -> Array:
+    return _hinge_active(g, z, t, margin) * t
 
 
-def _hinge_dt(g: Array, out: Array, z: Array, t: Array) -> Array:
-    return _hinge_active(g, z, t) * z
+def _hinge_dt(g: Array, out: Array, z: Array, t: Array, margin: float = 0.0) -> Array:
+    return _hinge_active(g, z, t, margin) * z
+
+
+def _hinge_samples(rng: np.random.Generator) -> list[Sample]:
+    """Targets in {-1, +1}, z t away from the kink at the margin."""
+    out = _pm1_samples(rng)
+    for s in [(6,), (4, 2)]:
+        t = _signs(rng, s)
+        out.append(((t * (1.0 + _away_from_zero(rng, s)), t), {"margin": 1.0}))
+    return out
 
 
 register_op(
@@ -87,11 +114,15 @@ register_op(
         forward=_hinge,
         vjp=_hinge_vjp,
         vjps=(_hinge_dz, _hinge_dt),
+        attrs=HingeAttrs,
         arity=2,
         loss=True,
-        samples=_pm1_samples,
+        targets="signs",
+        predicts="sign",
+        samples=_hinge_samples,
         source=SOURCE,
-        doc="max(0, -z t), the perceptron criterion; d/dz = -t where -z t >= 0, else 0.",
+        doc="max(0, m - z t), margin m = 0 (default: the perceptron criterion) or 1 (the "
+        "SVM hinge); d/dz = -t where z t <= m, else 0. Targets -1 or +1.",
     )
 )
 
@@ -129,9 +160,13 @@ register_op(
         vjps=(_logistic_dz, _logistic_dt),
         arity=2,
         loss=True,
+        targets="signs",
+        predicts="sign",
+        proba=sigmoid,
         samples=_pm1_samples,
         source=SOURCE,
-        doc="log(1 + exp(-t z)), stable; d/dz = -t sigmoid(-t z).",
+        doc="log(1 + exp(-t z)), stable; d/dz = -t sigmoid(-t z). Targets -1 or +1; "
+        "P(t = +1) = sigmoid(z).",
     )
 )
 
@@ -169,6 +204,7 @@ register_op(
         vjps=(_squared_error_dz, _squared_error_dt),
         arity=2,
         loss=True,
+        targets="real",
         samples=_real_samples,
         source=SOURCE,
         doc="(z - t)**2 summed over non-batch axes, no factor 1/2; d/dz = 2 (z - t).",
@@ -207,17 +243,37 @@ def _softmax_cross_entropy(z: Array, t: Array) -> Array:
     return -weighted
 
 
+def _softmax(z: Array) -> Array:
+    """softmax over axis 1, one exp of the shifted logits (a new array)."""
+    e: Array = np.exp(z - z.max(axis=1, keepdims=True))
+    e /= e.sum(axis=1, keepdims=True)
+    return e
+
+
+def _softmax_cross_entropy_dz(g: Array, out: Array, z: Array, t: Array) -> Array:
+    # softmax(z) sum_k t_k - t, the one-hot t subtracted in place (no log-softmax,
+    # no one-hot matrix); class indices were checked by the forward pass
+    d = _softmax(z)
+    if t.ndim == 1:
+        d[np.arange(len(t)), t.astype(np.intp)] -= 1.0
+    else:
+        d *= t.sum(axis=1, keepdims=True)
+        d -= t
+    d *= g[:, np.newaxis]
+    return d
+
+
+def _softmax_cross_entropy_dt(g: Array, out: Array, z: Array, t: Array) -> Array | None:
+    if t.ndim == 1:
+        return None  # class indices: no gradient
+    dt: Array = (z - _logsumexp(z)) * -g[:, np.newaxis]  # -log softmax(z) g
+    return dt
+
+
 def _softmax_cross_entropy_vjp(
     g: Array, out: Array, z: Array, t: Array
 ) -> tuple[Array, Array | None]:
-    log_softmax = z - _logsumexp(z)
-    softmax = np.exp(log_softmax)
-    gx = g[:, np.newaxis]
-    if t.ndim == 1:
-        onehot = np.zeros(z.shape)
-        onehot[np.arange(len(t)), _class_indices(t, z.shape[1])] = 1.0
-        return (softmax - onehot) * gx, None
-    return (softmax * t.sum(axis=1, keepdims=True) - t) * gx, -log_softmax * gx
+    return _softmax_cross_entropy_dz(g, out, z, t), _softmax_cross_entropy_dt(g, out, z, t)
 
 
 def _softmax_cross_entropy_shapes(pred: tuple[int, ...], target: tuple[int, ...]) -> str | None:
@@ -249,8 +305,12 @@ register_op(
         name="softmax_cross_entropy",
         forward=_softmax_cross_entropy,
         vjp=_softmax_cross_entropy_vjp,
+        vjps=(_softmax_cross_entropy_dz, _softmax_cross_entropy_dt),
         arity=2,
         loss=True,
+        targets="classes",
+        predicts="argmax",
+        proba=softmax,
         check_shapes=_softmax_cross_entropy_shapes,
         samples=_softmax_cross_entropy_samples,
         source=SOURCE,

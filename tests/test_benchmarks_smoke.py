@@ -40,13 +40,15 @@ def test_smoke_suite_verifies_every_workload(tmp_path: Path) -> None:
     doc = json.loads(out.read_text())
     assert doc["failures"] == {} and doc["smoke"] is True
     workloads = {r["workload"].split()[0] for r in doc["rows"]}
-    assert workloads == {"W1", "W2", "W3", "W4", "W5", "W6", "Compile"}
+    assert workloads == {"W1", "W2", "W3", "W4", "W5", "W6", "W7", "Compile"}
     impls = {(r["workload"], r["impl"]) for r in doc["rows"]}
     for w in ("W1", "W2", "W3", "W4"):
         assert {(w, "hand numpy"), (w, "graphdiff")} <= impls
     assert ("W3", "hand numpy, out= buffers") in impls
     assert ("W4", "graphdiff, op notation") in impls
     assert {("W3 memory", "graphdiff"), ("W3 memory", "hand numpy")} <= impls
+    assert {("W7", "graphdiff, op notation"), ("W7", "graphdiff, neuron notation"),
+            ("W7 fit", "graphdiff"), ("W7 fit", "hand numpy")} <= impls
 
 
 def test_a_wrong_gradient_fails_its_workload_by_name(
@@ -89,7 +91,7 @@ def test_hand_lecture_matches_the_slides_at_one_point() -> None:
     assert grads["w35"] == pytest.approx(d5 * (1 - a5**2) * a3, rel=1e-14)
 
 
-@pytest.mark.parametrize("name", ["core", "lecture", "mlp", "scaling", "files", "run"])
+@pytest.mark.parametrize("name", ["core", "lecture", "mlp", "scaling", "files", "run", "training"])
 def test_doctests(name: str) -> None:
     module = importlib.import_module(f"benchmarks.{name}")
     result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
