@@ -439,7 +439,8 @@ def test_many_small_values_bounded_by_the_file_not_its_shape(tmp_path: Path) -> 
     n = LoadLimits().max_json_values
     files = {}
     for name, blob in [("strings", ["ab"] * (5 * n)), ("empty_lists", [[]] * (2 * n)),
-                       ("floats", [0.123456789] * (3 * n)), ("floats_within", [0.5] * (n - 200)),
+                       ("floats", [0.123456789] * (5 * n // 2)),
+                       ("floats_within", [0.5] * (n - 200)),
                        ("strings_within", ["ab"] * (n - 200))]:
         d = copy.deepcopy(doc)
         d["graph"]["nodes"][1]["attrs"]["blob"] = blob
