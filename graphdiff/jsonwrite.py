@@ -216,6 +216,24 @@ def _target(name: str) -> str:
     return target
 
 
+def check_writable(path: str | os.PathLike[str]) -> None:
+    """Refuse, before any work, a path that a save could not write: one
+    :func:`_atomic_write` refuses, or whose folder does not take a new file (a
+    temporary file is made there and removed). Raises
+    :class:`~graphdiff.errors.FileError` naming ``path``."""
+    name = _path_name(path)
+    try:
+        folder = os.path.dirname(_target(name))
+        fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(name)}.graphdiff-", suffix=".tmp",
+                                   dir=folder)
+        os.close(fd)
+        os.unlink(tmp)
+    except OSError as e:
+        if isinstance(e, FileError):
+            raise
+        raise FileError(f"cannot write {name!r}: {e.strerror or e}", name, e.errno) from e
+
+
 def _remove_stale(folder: str, prefix: str, suffix: str) -> None:
     """Remove temporary files of this library's naming for this file that nothing
     has written to for STALE_SECONDS (left by saves that were killed)."""

@@ -119,3 +119,33 @@ def test_unusable_save_paths_refused_naming_them(tmp_path: Path, kind: str) -> N
             assert str(path) in str(e.value)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["dir", "pipe"]
     assert list(folder.iterdir()) == []
+
+
+@pytest.mark.parametrize("kind", ["directory", "slash", "missing_folder", "fifo"])
+def test_train_checks_out_before_training(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+    kind: str,
+) -> None:
+    """``graphdiff train --out`` that cannot be written is refused before training
+    (issue 13: an existing folder as --out trained 100 epochs, then failed)."""
+    import graphdiff.train
+    from graphdiff.cli import main
+
+    model = tmp_path / "model.json"
+    graphdiff.save(model, graphdiff.mlp([2, 2, 1]), loss="E")
+    (tmp_path / "folder").mkdir()
+    os.mkfifo(tmp_path / "pipe")
+    out = {"directory": str(tmp_path / "folder"), "slash": str(tmp_path / "new") + os.sep,
+           "missing_folder": str(tmp_path / "no" / "m.json"),
+           "fifo": str(tmp_path / "pipe")}[kind]
+
+    def no_training(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("trained before checking --out")
+
+    monkeypatch.setattr(graphdiff.train, "fit", no_training)
+    before = sorted(p.name for p in tmp_path.rglob("*"))
+    assert main(["train", str(model), "--data", "moons", "--out", out]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("graphdiff: error: cannot write") and out in err, err
+    assert err.count("\n") == 1
+    assert sorted(p.name for p in tmp_path.rglob("*")) == before  # nothing left behind
