@@ -50,6 +50,8 @@ _OP_NAME = re.compile(OP_NAME_PATTERN)
 def _check_graph(spec: ModelFile) -> None:
     """Duplicate ids, edges to missing nodes and cycles, before networkx sees the graph."""
     g = spec.graph
+    if g.arrays and g.attrs.keys() & g.arrays.keys():
+        _refuse_overlap(g, "/graph", "the graph (G.graph)")
     index: dict[int | str, int] = {}
     for i, node in enumerate(g.nodes):
         if node.id in index:
@@ -99,7 +101,7 @@ def _check_graph(spec: ModelFile) -> None:
         raise GraphFormatError("missing_node", f"loss {_show(spec.loss)} is not a node", "/loss")
 
 
-def _refuse_overlap(item: NodeSpec | EdgeSpec, where: str, what: str) -> None:
+def _refuse_overlap(item: NodeSpec | EdgeSpec | GraphSpec, where: str, what: str) -> None:
     name = sorted(item.attrs.keys() & item.arrays.keys())[0]
     raise GraphFormatError(
         "duplicate_key",
@@ -185,6 +187,8 @@ def _plugin_text(plugin: PluginSpec) -> str:
 
 
 def _tensors(spec: ModelFile) -> Iterator[tuple[str, TensorSpec]]:
+    for k, t in spec.graph.arrays.items():
+        yield f"/graph/arrays/{_pointer([k])[1:]}", t
     groups: list[tuple[str, list[NodeSpec] | list[EdgeSpec]]] = [
         ("nodes", spec.graph.nodes), ("edges", spec.graph.edges)
     ]
@@ -341,6 +345,7 @@ def _from_spec(
         copy = _identity if share else _copy_json
     g = spec.graph
     G: nx.DiGraph[Any] = nx.MultiDiGraph() if g.multigraph else nx.DiGraph()
+    G.graph.update(_attr_values(g, "/graph", allow_nonfinite, payloads, copy))
     for i, node in enumerate(g.nodes):
         data = _attr_values(node, f"/graph/nodes/{i}", allow_nonfinite, payloads, copy)
         G.add_node(node.id)
@@ -374,7 +379,7 @@ def _identity(v: Any) -> Any:
 
 
 def _attr_values(
-    item: NodeSpec | EdgeSpec,
+    item: NodeSpec | EdgeSpec | GraphSpec,
     where: str,
     allow_nonfinite: bool,
     payloads: Payloads | None = None,
@@ -457,8 +462,10 @@ def _to_spec(
     try:
         nodes = [_node_spec(n, G.nodes[n]) for n in order]
         edge_specs = [_edge_spec(u, v, k, d) for u, v, k, d in edges]
+        attrs, arrays_ = _split_attrs(G.graph, lambda: "the graph (G.graph)")
         spec = ModelFile(
-            graph=GraphSpec(multigraph=multi, nodes=nodes, edges=edge_specs),
+            graph=GraphSpec(multigraph=multi, nodes=nodes, edges=edge_specs, attrs=attrs,
+                            arrays=arrays_),
             loss=loss,  # type: ignore[arg-type]
             params=None if params is None else _encode_params(params, arrays),
             ops=_plugin_table(G),

@@ -30,10 +30,11 @@ file). Every refusal is a :class:`GraphFormatError` with a ``code`` and the
 
 What :func:`save` refuses: node ids other than ``str`` and ``int``, cycles,
 unregistered ops, and attribute values JSON cannot hold exactly (NaN, sets,
-objects, integer or bool numpy values); the error names the node (or edge)
-and the attribute. Tuples are stored as lists and numpy float scalars as plain
-floats; numpy float arrays stay arrays (0-d ones included). In a parameter
-dict, shape-``()`` arrays come back as numpy scalars of their dtype.
+objects, integer or bool numpy values); the error names the node (or the
+edge, or the graph: ``G.graph`` is kept like a node's attributes) and the
+attribute. Tuples are stored as lists and numpy float scalars as plain floats;
+numpy float arrays stay arrays (0-d ones included). In a parameter dict,
+shape-``()`` arrays come back as numpy scalars of their dtype.
 """
 
 from __future__ import annotations

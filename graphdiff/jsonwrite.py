@@ -106,12 +106,14 @@ def _item_doc(item: NodeSpec | EdgeSpec) -> dict[str, Any]:
 
 
 def _graph_doc(g: GraphSpec) -> dict[str, Any]:
-    return {
-        "directed": True,
-        "multigraph": g.multigraph,
-        "nodes": [_item_doc(n) for n in g.nodes],
-        "edges": [_item_doc(e) for e in g.edges],
-    }
+    doc: dict[str, Any] = {"directed": True, "multigraph": g.multigraph}
+    if g.attrs:  # the graph's own attributes, written only when there are some
+        doc["attrs"] = dict(g.attrs)
+    if g.arrays:
+        doc["arrays"] = {k: _tensor_doc(t) for k, t in g.arrays.items()}
+    doc["nodes"] = [_item_doc(n) for n in g.nodes]
+    doc["edges"] = [_item_doc(e) for e in g.edges]
+    return doc
 
 
 def _model_text(

@@ -176,10 +176,13 @@ class EdgeSpec(_Strict):
 
 
 class GraphSpec(_Strict):
-    """The networkx graph: always directed; nodes in canonical topological order."""
+    """The networkx graph: always directed; nodes in canonical topological order;
+    ``attrs`` and ``arrays``: the graph's own attributes (``G.graph``), as a node's."""
 
     directed: Literal[True] = True
     multigraph: bool = False
+    attrs: dict[Name, JsonValue] = Field(default_factory=dict)
+    arrays: dict[Name, TensorSpec] = Field(default_factory=dict)
     nodes: list[NodeSpec]
     edges: list[EdgeSpec]
 
