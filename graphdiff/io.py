@@ -104,7 +104,10 @@ def save(
 ) -> None:
     """Save a graph, and optionally its parameters and loss node, to a JSON file.
 
-    The write is atomic: a failure or crash leaves the previous file as it was.
+    The write is atomic: a failure or crash leaves the previous file as it was;
+    concurrent saves to one path all succeed (the last one wins); a symbolic link
+    is written through to the file it points to. A path that cannot be written
+    raises :class:`~graphdiff.errors.FileError` naming it.
     ``loss`` (a node) is recorded so that tools (``graphdiff info``,
     ``graphdiff gradcheck``) know what to compile. See :func:`to_spec` for what
     is refused.
@@ -135,7 +138,9 @@ def load_model(
     ------
     GraphFormatError
         for anything wrong with the file (its ``code`` says what, its
-        ``location`` where); OSError when it cannot be read.
+        ``location`` where); :class:`~graphdiff.errors.FileError` (an OSError) when
+        it cannot be read, or is not a regular file (FIFOs and devices are refused
+        before they are opened for reading).
     """
     limits = limits or LoadLimits()
     with _in_file(path), _reading(path, MODEL_FORMAT, limits) as (doc, payloads):
