@@ -39,6 +39,7 @@ from .errors import GraphdiffError
 __all__ = ["CommandError", "add_commands"]
 
 DEMO_POINTS = 200  # training points; as many new points are drawn to test on
+MAX_HIDDEN = 1000  # neurons per hidden layer; a toy data set needs far fewer
 
 
 class CommandError(GraphdiffError, ValueError):
@@ -131,9 +132,10 @@ def add_commands(sub: Any) -> None:
 def _sizes(text: str) -> list[int]:
     """Hidden layer sizes from ``"16,16"``; ``""`` is no hidden layer."""
     parts = [s.strip() for s in text.split(",")] if text.strip() else []
-    if not all(p.isdigit() and int(p) >= 1 for p in parts):
+    if not all(p.isascii() and p.isdigit() and 1 <= int(p) <= MAX_HIDDEN for p in parts):
         raise CommandError(
-            f"--hidden must be layer sizes >= 1 separated by commas, like 16,16; got {text!r}"
+            f"--hidden must be layer sizes from 1 to {MAX_HIDDEN} separated by commas, like "
+            f"16,16; got {text!r}"
         )
     return [int(p) for p in parts]
 

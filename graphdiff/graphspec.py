@@ -580,6 +580,10 @@ def _encode_params(
     params: Mapping[str, Any], arrays: dict[str, np.ndarray] | None = None
 ) -> dict[str, TensorSpec]:
     """The parameters' :class:`TensorSpec`; ``arrays``: see :func:`_encode`."""
+    if not isinstance(params, Mapping):
+        raise GraphFormatError(
+            "bad_type", f"params must map names to arrays, got {type(params).__name__}"
+        )
     out = {}
     for name in sorted(params, key=str):
         if not isinstance(name, str) or not 0 < len(name) <= MAX_NAME_CHARS:
