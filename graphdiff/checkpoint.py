@@ -21,7 +21,7 @@ from .graphspec import (
     _json_value,
     _named,
 )
-from .jsonread import GraphFormatError, _in_file, _pointer, _read_doc, _validate
+from .jsonread import GraphFormatError, _in_file, _pointer, _read_doc, _show, _validate
 from .jsonwrite import _atomic_write, _layout, _tensor_doc
 from .schema import CHECKPOINT_FORMAT, FORMAT_VERSION, CheckpointFile, LoadLimits
 
@@ -92,17 +92,22 @@ def save_checkpoint(path: str | os.PathLike[str], ckpt: Checkpoint) -> None:
     opt = ckpt.optimizer
     opt_doc = None
     if opt is not None:
-        state = opt.get("state") or {}
-        opt_doc = {
-            "name": opt.get("name"),
-            "config": _named("optimizer config", _json_value, opt.get("config") or {}),
-            "step": opt.get("step", 0),
-            "state": {
-                p: {s: _tensor_doc(_named(f"optimizer state {p!r}/{s!r}", _encode, a))
-                    for s, a in sorted(slots.items())}
-                for p, slots in sorted(state.items())
-            },
-        }
+        try:
+            state = opt.get("state") or {}
+            opt_doc = {
+                "name": opt.get("name"),
+                "config": _named("optimizer config", _json_value, opt.get("config") or {}),
+                "step": opt.get("step", 0),
+                "state": {
+                    p: {s: _tensor_doc(_named(f"optimizer state {p!r}/{s!r}", _encode, a))
+                        for s, a in sorted(slots.items())}
+                    for p, slots in sorted(state.items())
+                },
+            }
+        except (AttributeError, TypeError):  # not the dicts of an optimizer's state_dict()
+            raise GraphFormatError(
+                "bad_type", f"optimizer must be an optimizer's state_dict(), got {_show(opt)}"
+            ) from None
     doc: dict[str, Any] = {
         "format": CHECKPOINT_FORMAT,
         "format_version": FORMAT_VERSION,
@@ -117,7 +122,12 @@ def save_checkpoint(path: str | os.PathLike[str], ckpt: Checkpoint) -> None:
         "optimizer": opt_doc,
         "params": {k: _tensor_doc(t) for k, t in _encode_params(ckpt.params).items()},
     }
-    doc["checksum"] = _checksum(doc)
+    try:
+        doc["checksum"] = _checksum(doc)
+    except (TypeError, ValueError):  # a field that is not JSON (epoch=frozenset(), ...)
+        _validate(CheckpointFile, doc)  # names the field
+        raise GraphFormatError("bad_type", "the checkpoint holds values that are not "
+                               "JSON data") from None
     _validate(CheckpointFile, doc)
     expand = {(), ("params",), ("optimizer",), ("optimizer", "state"), ("history",)}
     _atomic_write(path, [*_layout(doc, expand), "\n"])
@@ -134,7 +144,10 @@ def load_checkpoint(
     ``allow_nonfinite`` applies to the arrays only; configuration values are
     always finite.
     """
-    limits = limits or LoadLimits()
+    limits = LoadLimits() if limits is None else limits
+    if not isinstance(limits, LoadLimits):
+        raise GraphFormatError("bad_type", f"limits must be a LoadLimits, got "
+                               f"{type(limits).__name__}")
     with _in_file(path):
         doc = _read_doc(path, CHECKPOINT_FORMAT, limits)
         spec: CheckpointFile = _validate(CheckpointFile, doc)

@@ -558,7 +558,10 @@ def _encode(value: Any, arrays: dict[str, np.ndarray] | None = None, name: str =
     """The :class:`TensorSpec` of an array; with ``arrays``, its ``data`` is left empty
     and the little-endian array is put in ``arrays[name]`` (a writer encodes it a
     few MiB at a time, see :func:`graphdiff.jsonwrite._tensor_text`)."""
-    arr = np.asarray(value)
+    try:
+        arr = np.asarray(value)
+    except (TypeError, ValueError, OverflowError):  # ragged lists, say
+        raise GraphFormatError("bad_dtype", "not a numeric array of one shape") from None
     if arr.dtype.kind in "iu" and not isinstance(value, (np.ndarray, np.generic)):
         arr = arr.astype(np.float64)  # plain Python numbers are float64 parameters
     if arr.dtype.kind != "f" or arr.dtype.itemsize not in (4, 8):

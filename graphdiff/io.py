@@ -142,7 +142,10 @@ def load_model(
         it cannot be read, or is not a regular file (FIFOs and devices are refused
         before they are opened for reading).
     """
-    limits = limits or LoadLimits()
+    limits = LoadLimits() if limits is None else limits
+    if not isinstance(limits, LoadLimits):
+        raise GraphFormatError("bad_type", f"limits must be a LoadLimits, got "
+                               f"{type(limits).__name__}")
     with _in_file(path), _reading(path, MODEL_FORMAT, limits) as (doc, payloads):
         _check_counts(doc, limits)
         spec: ModelFile = _validate(ModelFile, doc)
@@ -194,7 +197,10 @@ def load_params(
     allow_nonfinite: bool = False,
 ) -> dict[str, Any]:
     """Load a parameter dict saved by :func:`save_params` (checked like :func:`load`)."""
-    limits = limits or LoadLimits()
+    limits = LoadLimits() if limits is None else limits
+    if not isinstance(limits, LoadLimits):
+        raise GraphFormatError("bad_type", f"limits must be a LoadLimits, got "
+                               f"{type(limits).__name__}")
     with _in_file(path), _reading(path, PARAMS_FORMAT, limits) as (doc, payloads):
         spec: ParamsFile = _validate(ParamsFile, doc)
         del doc
