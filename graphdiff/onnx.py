@@ -43,6 +43,9 @@ from .schema import MAX_NAME_CHARS
 __all__ = ["DEFAULT_OPSET", "IMPORTED", "Builder", "OnnxError", "export", "load"]
 
 DEFAULT_OPSET = 18
+# A level whose weight matrix would have more cells than this and than 4 per edge is
+# written neuron by neuron (one small MatMul each): ONNX has no sparse matrix product.
+SPARSE_CELLS = 1 << 16
 MIN_OPSET = 18  # ReduceSum and ReduceMean take their axes as an input from opset 18
 
 
@@ -249,8 +252,21 @@ def _levels(steps: list[Step]) -> tuple[list[Step | _Level], dict[int, tuple[_Le
             level.members.append(s)
         else:
             items.append(((d, s.slot), s))
+    levels: list[_Level] = []
+    for i, (at, item) in enumerate(list(items)):
+        if not isinstance(item, _Level):
+            continue
+        edges = sum(len(m.args) for m in item.members)
+        cells = len({a for m in item.members for a in m.args}) * len(item.members)
+        if cells > max(SPARSE_CELLS, 4 * edges):  # sparse: a dense W would be mostly zeros
+            items[i] = (at, _Level(-1, item.members[:1]))
+            items += [((at[0], m.slot), _Level(-1, [m])) for m in item.members[1:]]
     items.sort(key=lambda item: item[0])
-    where = {m.slot: (lv, row) for lv in groups.values() for row, m in enumerate(lv.members)}
+    for _, item in items:
+        if isinstance(item, _Level):
+            item.index = len(levels)
+            levels.append(item)
+    where = {m.slot: (lv, row) for lv in levels for row, m in enumerate(lv.members)}
     return [item for _, item in items], where
 
 
@@ -532,6 +548,10 @@ _ATTRS: dict[str, set[str]] = {
     "Softmax": {"axis"}, "Constant": {"value", "value_float", "value_floats", "value_int",
                                       "value_ints"},
 }
+# AttributeProto types: FLOAT 1, INT 2, TENSOR 4, FLOATS 6, INTS 7
+_ATTR_TYPES = {"axis": 2, "transA": 2, "transB": 2, "keepdims": 2, "allowzero": 2,
+               "noop_with_empty_axes": 2, "alpha": 1, "beta": 1, "axes": 7, "value": 4,
+               "value_float": 1, "value_floats": 6, "value_int": 2, "value_ints": 7}
 # TensorProto.FLOAT and DOUBLE
 _FLOATS: dict[int, np.dtype[Any]] = {1: np.dtype("<f4"), 11: np.dtype("<f8")}
 _INT64 = 7
@@ -693,7 +713,8 @@ class _Importer:
     # -- building -------------------------------------------------------------------
 
     def add(self, name: str, where: str, operands: Sequence[str] = (), **attrs: Any) -> str:
-        if name in self.nodes or name in self.ints:
+        taken = name in self.initializers and attrs.get("op") != "param"
+        if name in self.nodes or name in self.ints or taken:
             raise GraphFormatError("duplicate_name", f"value {name!r} is defined twice", where)
         self.nodes[name] = attrs
         for port, u in enumerate(operands):
@@ -745,6 +766,11 @@ class _Importer:
                     raise GraphFormatError("unknown_attribute", f"node {n.name!r} "
                                            f"({n.op_type}) has attribute {a.name!r}, which "
                                            "graphdiff does not import", f"{where}.attribute")
+                if a.type != _ATTR_TYPES[a.name] or a.ref_attr_name:
+                    raise GraphFormatError("bad_attribute", f"node {n.name!r} ({n.op_type}): "
+                                           f"attribute {a.name!r} has type {a.type}, expected "
+                                           f"{_ATTR_TYPES[a.name]} (onnx.AttributeProto)",
+                                           f"{where}.attribute")
         self.defined = {i.name for i in g.input} | {t.name for t in g.initializer}
         self.defined |= {o for n in g.node for o in n.output}
         init_names: set[str] = set()
@@ -914,7 +940,7 @@ class _Importer:
             floats = self.dtype or np.float64
             arr = arr.astype(np.int64 if a.name.startswith("value_int") else floats)
             self.elements += arr.size
-        if out in self.nodes or out in self.ints:
+        if out in self.nodes or out in self.ints or out in self.initializers:
             raise GraphFormatError("duplicate_name", f"value {out!r} is defined twice", where)
         if arr.dtype.kind == "i":
             self.ints[out] = arr
