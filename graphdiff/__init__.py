@@ -11,6 +11,7 @@ from .data import DataError, blobs, circles, feed, load_data, moons, spirals, xo
 from .distributed import ClusterError, DaskMissingError
 from .errors import (
     CycleError,
+    FileError,
     GraphdiffError,
     GraphError,
     InputError,
@@ -56,6 +57,7 @@ __all__ = [
     "CycleError",
     "DaskMissingError",
     "DataError",
+    "FileError",
     "FitResult",
     "GradcheckReport",
     "Grads",
