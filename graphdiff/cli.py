@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import logging
 import math
 import sys
 import warnings
@@ -167,16 +168,37 @@ def build_parser() -> argparse.ArgumentParser:
         prog="graphdiff", description="Backpropagation on any graph you can draw."
     )
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="log progress (a line per epoch), checkpoints written and plugins "
+                        "loaded on stderr")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in COMMAND_MODULES:
         importlib.import_module(name).add_commands(sub)
     return parser
 
 
+class _Stderr(logging.Handler):
+    """graphdiff's log records as ``graphdiff: warning: ...`` lines on the current stderr."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        print(f"graphdiff: {record.levelname.lower()}: {record.getMessage()}", file=sys.stderr)
+
+
+def _log_to_stderr(level: int) -> None:
+    logger = logging.getLogger("graphdiff")
+    handler = next((h for h in logger.handlers if isinstance(h, _Stderr)), None)
+    if handler is None:
+        handler = _Stderr()
+        logger.addHandler(handler)
+    handler.setLevel(level)
+    logger.setLevel(min(level, logger.getEffectiveLevel()))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    _log_to_stderr(logging.INFO if getattr(args, "verbose", False) else logging.WARNING)
     try:
         code: int = args.func(args)
         return code
