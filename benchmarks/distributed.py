@@ -50,7 +50,7 @@ def _step(gradient: Callable[[dict[str, Any]], Any], p: dict[str, Any]) -> Calla
 def w3_distributed(ctx: Context) -> list[Row]:
     """Rows: seconds per step (ratio to one process) and bytes moved per step."""
     if importlib.util.find_spec("distributed") is None:
-        ctx.notes.append('W3 distributed skipped: pip install "graphdiff[dask]"')
+        ctx.notes.append('W3 distributed skipped: pip install -e ".[dask]"')
         return []
     from distributed import Client
 

@@ -160,8 +160,9 @@ def _named(loss: Any, grads: Params, new: Params) -> Results:
 
 
 def _graphdiff_step(net: Any, p: Params, inputs: dict[str, Array]) -> Any:
-    """A training step as a graphdiff user writes it: backward, then graphdiff.Adam."""
-    state, opt = {"p": p}, graphdiff.Adam(lr=LR)
+    """A training step as a graphdiff user writes it: backward, then graphdiff.Adam, on
+    the network's parameters (``net.as_params``, what ``init_params`` gives)."""
+    state, opt = {"p": net.as_params(p)}, graphdiff.Adam(lr=LR)
 
     def run() -> tuple[Any, Any, Params]:
         res = net.backward(state["p"], inputs)

@@ -37,9 +37,10 @@ from .io import (
     save_params,
     to_spec,
 )
-from .network import BackwardResult, Grads, Network
+from .network import BackwardResult, Network
 from .numgrad import GradcheckReport, gradcheck
 from .optim import SGD, Adam, Optimizer, Schedule
+from .params import Grads, Params
 from .predict import evaluate
 from .registry import NoAttrs, Op, elementwise_op, get_op, list_ops, register_op, unregister_op
 from .train import FitResult, TrainingDivergedError, fit
@@ -83,6 +84,7 @@ __all__ = [
     "Op",
     "OpContractError",
     "Optimizer",
+    "Params",
     "Perceptron",
     "RegistryError",
     "Schedule",

@@ -108,6 +108,20 @@ class Program:
     tensor_names: tuple[str, ...]
     input_nodes: tuple[Hashable, ...]
     source: str
+    _gen: _Gen | None = None
+    _terms: Callable[..., Any] | None = None
+
+    @property
+    def terms(self) -> Callable[..., Any]:
+        """``(P, Q, X, N) -> (E, L, operands)``: the error, the loss node's value per
+        data point and its operands' values (prediction, target), generated on first use
+        (only classifiers' evaluation needs it)."""
+        if self._terms is None:
+            assert self._gen is not None
+            src = self._gen.source(with_backward=False, loss_terms=True)
+            exec(compile(src, "<graphdiff plan>", "exec"), self._gen.ns)  # noqa: S102
+            self._terms, self._gen = self._gen.ns["terms"], None
+        return self._terms
 
 
 class _Gen:
@@ -739,7 +753,7 @@ class _Gen:
 
     # -- assembly -----------------------------------------------------------------
 
-    def source(self, with_backward: bool) -> str:
+    def source(self, with_backward: bool, loss_terms: bool = False) -> str:
         inputs = [s for s in self.steps if isinstance(s, InputStep)]
         fwd = self.forward_lines()
         blocks = self.backward_blocks() if with_backward else []
@@ -762,6 +776,9 @@ class _Gen:
             # np.add.reduce is what L.mean()/L.sum() run, without their Python wrappers
             f"E = _sum(L){' / N' if self.reduction == 'mean' else ''}",
         ]
+        if loss_terms:
+            operands = "".join(f"{self.val(a)}, " for a in self.steps[self.loss_slot].args)
+            return _function("terms", [*body, f"return E, L, ({operands})"])
         if not with_backward:
             return _function("error", [*body, "return E"])
         body += [f"{var} = None" for var in sorted(self.maybe_vars)]
@@ -840,4 +857,4 @@ def generate(
     exec(compile(src_b + "\n" + src_e, "<graphdiff plan>", "exec"), ns)  # noqa: S102
     inputs = tuple(s.node for s in steps if isinstance(s, InputStep))
     return Program(ns["backward"], ns["error"], tuple(scalar_names), tuple(tensor_names),
-                   inputs, src_b)
+                   inputs, src_b, gen)

@@ -79,27 +79,49 @@ def add_commands(sub: Any) -> None:
     p = sub.add_parser(
         "train",
         help="train a saved model on a data set and save it",
-        description="Load a model file, train it with Adam and write the trained model "
-        "to --out (atomically; --out may be FILE itself).",
+        description="Load a model file, feed it a data set (CSV columns go to the inputs "
+        "of the same names; the label column's values are mapped to the loss's targets and "
+        "the mapping printed), train it and write the trained model to --out "
+        "(atomically; --out may be FILE itself).",
     )
     p.add_argument("file", help="a model file written by graphdiff.save")
     p.add_argument("--data", required=True,
                    help=f"a built-in data set ({builtin}) or a .csv/.npz file")
     p.add_argument("--out", required=True, help="where to write the trained model file")
+    p.add_argument("--label", metavar="COLUMN",
+                   help="the column of the targets (default: the loss's target input's "
+                   "name, then t, y, label, target)")
+    p.add_argument("--features", metavar="A,B,...",
+                   help="the feature columns, in the order of the model's inputs (default: "
+                   "the columns named like the inputs, or all but the label)")
+    p.add_argument("--labels", metavar="NEG,POS",
+                   help="the label values in target order: NEG,POS for a -1/+1 loss, "
+                   "class 0,1,... for softmax cross-entropy (default: sorted)")
     p.add_argument("--epochs", type=int, default=100, help="epochs (default 100)")
-    p.add_argument("--lr", type=float, default=0.02, help="Adam's learning rate (default 0.02)")
+    p.add_argument("--optimizer", default=None, metavar="NAME",
+                   help="sgd or adam (default adam; with --resume, the checkpoint's)")
+    p.add_argument("--lr", type=float, default=None,
+                   help="the learning rate (default 0.02; with --resume, the checkpoint's)")
     p.add_argument("--batch-size", type=int, default=None,
                    help="minibatch size (default: full batches)")
     p.add_argument("--seed", type=int, default=0,
                    help="seeds a built-in data set, the shuffling, and parameters the file lacks")
     p.add_argument("--loss", help="the loss node (default: the one saved in the file)")
+    p.add_argument("--checkpoint", metavar="FILE",
+                   help="write a checkpoint to FILE every --every epochs and at the end")
+    p.add_argument("--every", type=int, default=None, metavar="K",
+                   help="epochs between checkpoints (default 1; needs --checkpoint)")
+    p.add_argument("--resume", metavar="FILE",
+                   help="continue from a checkpoint written by --checkpoint")
+    p.add_argument("--quiet", action="store_true",
+                   help="print nothing but errors (no progress bar)")
     where = p.add_mutually_exclusive_group()
     where.add_argument("--workers", type=int, metavar="N",
                        help="train data-parallel on N single-threaded Dask worker processes "
-                       "on this machine (needs graphdiff[dask])")
+                       "on this machine (needs Dask: pip install -e \".[dask]\")")
     where.add_argument("--scheduler", metavar="ADDRESS",
                        help="train data-parallel on the Dask cluster at ADDRESS, "
-                       "e.g. tcp://SCHEDULER-HOST:8786 (needs graphdiff[dask])")
+                       "e.g. tcp://SCHEDULER-HOST:8786 (needs Dask: pip install -e \".[dask]\")")
     p.set_defaults(func=_cmd_train)
 
     p = sub.add_parser(
@@ -214,36 +236,97 @@ def _summary(metrics: dict[str, float], n: int) -> str:
     return text
 
 
+def _split(text: str | None, option: str) -> list[str] | None:
+    if text is None:
+        return None
+    parts = [p.strip() for p in text.split(",")]
+    if not all(parts):
+        raise CommandError(f"{option} takes names separated by commas, got {text!r}")
+    return parts
+
+
+def _check_train_options(args: argparse.Namespace) -> None:
+    """What can be refused before anything is loaded."""
+    if args.workers is not None or args.scheduler is not None:
+        import importlib.util
+
+        if importlib.util.find_spec("distributed") is None:
+            option = "--workers" if args.workers is not None else "--scheduler"
+            raise CommandError(
+                f"{option} trains on Dask, which is not installed; install it with "
+                'pip install -e ".[dask]" (in the graphdiff checkout)'
+            )
+    if args.every is not None and args.checkpoint is None:
+        raise CommandError("--every sets how often --checkpoint writes; give --checkpoint FILE")
+    if args.lr is not None and not args.lr > 0:
+        raise CommandError(f"--lr must be > 0, got {args.lr}")
+
+
+def _optimizer(args: argparse.Namespace) -> Any:
+    """The optimizer asked for; None with --resume and no --optimizer/--lr (the
+    checkpoint's)."""
+    from .optim import Optimizer, OptimizerError
+
+    if args.resume is not None and args.optimizer is None and args.lr is None:
+        return None
+    name = (args.optimizer or "adam").lower()
+    try:
+        return Optimizer.from_config(name, {"lr": 0.02 if args.lr is None else args.lr})
+    except OptimizerError as e:
+        raise CommandError(f"--optimizer {args.optimizer!r}: {e}") from None
+
+
 def _cmd_train(args: argparse.Namespace) -> int:
     from .compile import compile as compile_graph
-    from .data import feed, load_data
+    from .data import load_table
     from .distributed import connect
     from .io import load_model, loss_node, save
-    from .optim import Adam
-    from .train import evaluate, fit
+    from .predict import evaluate
+    from .registry import ENGINE_OPS, get_op
+    from .tabular import prepare
+    from .train import fit
 
+    _check_train_options(args)
+    say = (lambda *a: None) if args.quiet else print
     model = load_model(args.file)
     G, stored = model.graph, model.params
     loss = loss_node(model, args.loss, args.file)
+    kind = G.nodes[loss].get("op")
+    if not (isinstance(kind, str) and kind not in ENGINE_OPS and get_op(kind).loss):
+        ops = {n: d.get("op") for n, d in G.nodes(data=True)}
+        losses = [str(n) for n, k in ops.items()
+                  if isinstance(k, str) and k not in ENGINE_OPS and get_op(k).loss]
+        where = f"--loss {loss!r}" if args.loss is not None else f"the saved loss {loss!r}"
+        raise CommandError(
+            f"{where} is a node of op {kind!r}, not a loss (an op with loss=True, such as "
+            f"logistic or squared_error); the loss nodes of {args.file}: {losses or 'none'}"
+        )
+    optimizer = _optimizer(args)
     net = compile_graph(G, loss=loss)
-    optimizer = Adam(lr=args.lr)
-    data = feed(net, load_data(args.data, seed=args.seed))
+    table = load_table(args.data, seed=args.seed)
+    ready = prepare(net, table, label=args.label, features=_split(args.features, "--features"),
+                    labels=_split(args.labels, "--labels"))
+    data = ready.inputs
     n = len(next(iter(data.values())))
     from_file = [p for p in net.params if p in stored]
     params = {**net.init_params(seed=args.seed), **{p: stored[p] for p in from_file}}
-    print(f"{args.file}: loss node {loss!r}, {len(net.params)} parameters "
-          f"({len(from_file)} from the file, {len(net.params) - len(from_file)} drawn "
-          f"with seed {args.seed})")
-    print(f"data: {args.data}, {n} points")
-    print(f"before: {_summary(evaluate(net, params, data), n)}")
+    say(f"{args.file}: loss node {loss!r}, {len(net.params)} parameters "
+        f"({len(from_file)} from the file, {len(net.params) - len(from_file)} drawn "
+        f"with seed {args.seed})")
+    say(f"data: {args.data}, {n} points")
+    for note in ready.notes:
+        say(note)
+    say(f"before: {_summary(evaluate(net, params, data), n)}")
     with connect(args.workers, args.scheduler) as client:
         result = fit(net, params, data, optimizer=optimizer, epochs=args.epochs,
-                     batch_size=args.batch_size, seed=args.seed, client=client)
+                     batch_size=args.batch_size, seed=args.seed, client=client,
+                     progress=False if args.quiet else None, checkpoint=args.checkpoint,
+                     every=1 if args.every is None else args.every, resume=args.resume)
     after = evaluate(net, result.params, data)
-    print(f"after {result.epochs} epochs: {_summary(after, n)}")
+    say(f"after {result.epochs} epochs: {_summary(after, n)}")
     # Parameters the loss does not use are kept as they were: nothing in the file is lost.
     save(args.out, G, {**stored, **result.params}, loss=loss)
-    print(f"wrote {args.out}")
+    say(f"wrote {args.out}")
     return 0
 
 

@@ -3,7 +3,7 @@
 Everything Dask-specific lives here; :func:`graphdiff.fit` hands each step's
 gradient and each epoch's evaluation to a :class:`DataParallel` when it is given
 a ``client``, and keeps the optimizer, history, progress bar and checkpoints.
-Install with ``pip install "graphdiff[dask]"``. On this machine::
+Install with ``pip install -e ".[dask]"``. On this machine::
 
     from dask.distributed import Client, LocalCluster
     with LocalCluster(n_workers=4, threads_per_worker=1) as cluster, Client(cluster) as client:
@@ -89,7 +89,7 @@ log = logging.getLogger(__name__)
 __all__ = ["ClusterError", "DaskMissingError", "DataParallel", "connect", "local_cluster"]
 
 Array = NDArray[np.float64]
-Params = dict[str, Any]
+Params = Mapping[str, Any]
 Shard = dict[Hashable, Array]
 # numpy data leaves the driver as task arguments; shards under Dask's large-graph
 # warning (10 MB) keep each task message ordinary.
@@ -125,7 +125,7 @@ def _dask() -> Any:
         import distributed
     except ImportError as e:
         raise DaskMissingError(
-            f"training with client= needs Dask: pip install \"graphdiff[dask]\" ({e})"
+            f"training with client= needs Dask: pip install -e \".[dask]\" ({e})"
         ) from None
     return distributed
 

@@ -16,7 +16,7 @@
 from __future__ import annotations
 
 import zlib
-from collections.abc import Hashable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from operator import itemgetter
 from typing import Any, Literal
@@ -27,60 +27,13 @@ import numpy as np
 from .codegen import generate
 from .compile import ParamSpec, ParamTable, build
 from .errors import GraphdiffError, InputError, NonFiniteError, ShapeError
+from .params import Grads, Layout, Params
 from .plan import InputStep, NeuronStep, OpStep, ParamStep, Step, as_numbers, check_loss
 from .schema import ModelFile
 
-__all__ = ["BackwardResult", "Grads", "Network"]
+__all__ = ["BackwardResult", "Grads", "Network", "Params"]
 
 Array = np.ndarray
-
-
-class Grads(Mapping[str, Any]):
-    """``dE/dθ`` by parameter name: a read-only mapping, iterated in name order.
-
-    The gradients of scalar parameters stay in one float64 vector, so making this
-    costs nothing per parameter; looking one up gives a numpy float. Tensor
-    parameters' gradients are arrays of their shape (the caller's to keep).
-    ``dict(grads)`` is a plain, writable copy.
-
-    >>> import networkx as nx, numpy as np, graphdiff
-    >>> G = nx.DiGraph([("x", "y")]); G.nodes["x"]["op"] = "input"
-    >>> G.nodes["y"].update(op="neuron", activation="identity")
-    >>> g = graphdiff.compile(G, loss="y").backward({"x->y": 3.0}, {"x": np.ones(2)}).grads
-    >>> g, g["x->y"], g.all_finite()
-    (Grads({'x->y': np.float64(1.0)}), np.float64(1.0), True)
-    """
-
-    __slots__ = ("_names", "_scalars", "_tensors", "_where")
-
-    def __init__(
-        self, names: Sequence[str], where: Mapping[str, int], scalars: Array,
-        tensors: Sequence[Array],
-    ) -> None:
-        # names sorted; where[name] = i: scalars[i] for i >= 0, else tensors[~i]
-        self._names, self._where, self._scalars, self._tensors = names, where, scalars, tensors
-
-    def __getitem__(self, name: str) -> Any:
-        i = self._where[name]
-        return self._scalars[i] if i >= 0 else self._tensors[~i]
-
-    def __contains__(self, name: object) -> bool:
-        return name in self._where
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._names)
-
-    def __len__(self) -> int:
-        return len(self._names)
-
-    def __repr__(self) -> str:
-        return f"Grads({dict(self)!r})"
-
-    def all_finite(self) -> bool:
-        """Is every gradient finite (no NaN, no infinity)?"""
-        return bool(np.isfinite(self._scalars).all()) and all(
-            np.isfinite(t).all() for t in self._tensors
-        )
 
 
 @dataclass
@@ -151,7 +104,10 @@ class Network:
         names = compiled.names
         self._scalars = [n for n in names if n not in tensors] if tensors else names
         self._names = names  # sorted
-        self._where: dict[str, int] | None = None  # made by the first backward
+        self.layout = Layout(
+            self._scalars, list(zip(self._tensors, self._tensor_shapes, strict=True))
+        )
+        self._fingerprint = self.layout.fingerprint
         # itemgetter with one name gives the value itself, not a 1-tuple
         self._get_scalars = (
             itemgetter(*self._scalars) if len(self._scalars) > 1
@@ -191,7 +147,7 @@ class Network:
 
     # -- parameters ---------------------------------------------------------------
 
-    def init_params(self, seed: int | None = None) -> dict[str, Any]:
+    def init_params(self, seed: int | None = None) -> Params:
         """Initial parameters: values given in the graph, the rest drawn from ``seed``.
 
         Scalar edge weights are drawn like a Glorot-uniform matrix entry,
@@ -201,7 +157,9 @@ class Network:
         Tensor parameters follow their ``init`` (default ``"glorot"`` for 2+
         axes, ``"zeros"`` otherwise; ``"normal"`` is N(0, 1/fan_in)). Each
         parameter has its own stream derived from ``(seed, name)``, so adding a
-        parameter never changes the others. Scalars are numpy floats.
+        parameter never changes the others. The result is a
+        :class:`~graphdiff.params.Params`: a mapping from name to value (scalars
+        are numpy floats) backed by one vector, ``.vector``.
 
         >>> import networkx as nx, graphdiff
         >>> G = nx.DiGraph([("x", "y")]); G.nodes["x"]["op"] = "input"
@@ -218,13 +176,54 @@ class Network:
                 key = [seed, zlib.crc32(name.encode())] if seed is not None else None
                 rng = np.random.default_rng(key)
                 value = _draw(spec, rng)
-            out[name] = np.float64(value) if spec.kind == "scalar" else value
-        return out
+            out[name] = value
+        return Params.from_mapping(self.layout, out)
+
+    def params_from_vector(self, vector: Any) -> Params:
+        """Parameters from one float64 vector in this network's layout (``.layout``:
+        the scalar parameters first, then each tensor's entries), copied.
+
+        >>> import graphdiff
+        >>> net = graphdiff.compile(graphdiff.mlp([2, 1]), loss="E")
+        >>> p = net.params_from_vector([0.5, -1.0, 2.0])
+        >>> list(p), net.params_from_vector(p.vector * 2)["y.bias"]
+        (['x1->y', 'x2->y', 'y.bias'], np.float64(4.0))
+        """
+        arr = as_numbers(vector, "the parameter vector")
+        if arr.shape != (self.layout.size,):
+            raise ShapeError(
+                f"the parameter vector must have shape ({self.layout.size},) for this network "
+                f"(layout {self._fingerprint}), got {arr.shape}"
+            )
+        return Params(self.layout, np.array(arr, dtype=np.float64))
+
+    def as_params(self, params: Mapping[str, Any]) -> Params:
+        """``params`` as this network's :class:`~graphdiff.params.Params`, in a vector of
+        its own: a mapping is checked (every parameter present, numeric, of its shape;
+        extra names are ignored), a ``Params`` of this network's layout only copied."""
+        if isinstance(params, Params) and params.layout.fingerprint == self._fingerprint:
+            return params.copy()
+        if not isinstance(params, Mapping):
+            raise InputError(
+                f"params must map parameter names to values, got {type(params).__name__}"
+            )
+        try:
+            checked = self._check_params(params)
+        except InputError as e:
+            if isinstance(params, Params):  # say why the vector was not taken as it is
+                raise type(e)(
+                    f"{e} (the Params are of another network: layout "
+                    f"{params.layout.fingerprint}, this network's {self._fingerprint})"
+                ) from None
+            raise
+        return Params.from_mapping(self.layout, checked)
 
     def _check_params(
         self, params: Mapping[str, Any], names: Iterable[str] | None = None
     ) -> dict[str, Any]:
         names = list(self.params if names is None else names)
+        if isinstance(params, Params) and params.layout.fingerprint == self._fingerprint:
+            return {n: params[n] for n in names}  # checked when it was made
         missing = [n for n in names if n not in params]
         if missing:
             raise InputError(f"missing parameter(s) {missing!r}")
@@ -431,35 +430,56 @@ class Network:
 
     def _fast_args(
         self, params: Mapping[str, Any], inputs: Mapping[Hashable, Any]
-    ) -> tuple[Array, list[Array], list[Array], int]:
+    ) -> tuple[Array, Sequence[Array], list[Array], int]:
         """Arguments of the generated code; anything unusual takes the checking path."""
+        if type(params) is Params and params.layout.fingerprint == self._fingerprint:
+            # checked when made: the scalars are the vector's head, tensors its views
+            return self._fast_inputs(params.vector[: self.layout.n_scalars], params._views, inputs)
         f64 = _F64  # native float64: `is` tells it apart faster than `==`
         try:
             # no dtype: float64 only when every value is a number (not None or text)
             scalars = np.array(self._get_scalars(params))
             tensors = list(map(params.__getitem__, self._tensors))
-            xs = list(map(inputs.__getitem__, self.inputs))
             ok = scalars.dtype is f64 and scalars.shape == (len(self._scalars),)
         except (KeyError, TypeError, ValueError):
             ok = False
-        # plain loops: this runs on every call, and generators cost more than the checks
         if ok:
             for t, shape in zip(tensors, self._tensor_shapes, strict=True):
                 if type(t) is not np.ndarray or t.dtype is not f64 or t.shape != shape:
                     ok = False
+        if not ok:  # the checking path raises the error that names the culprit
+            checked = self._check_params(params)
+            scalars = np.array([checked[n] for n in self._scalars], dtype=np.float64)
+            tensors = [checked[n] for n in self._tensors]
+        return self._fast_inputs(scalars, tensors, inputs)
+
+    def _fast_inputs(
+        self, scalars: Array, tensors: Sequence[Array], inputs: Mapping[Hashable, Any]
+    ) -> tuple[Array, Sequence[Array], list[Array], int]:
+        f64 = _F64
+        try:
+            xs = list(map(inputs.__getitem__, self.inputs))
+            ok = True
+        except (KeyError, TypeError):
+            ok = False
+        # plain loops: this runs on every call, and generators cost more than the checks
+        if ok:
             n = -1
-            for x in xs:
-                if type(x) is not np.ndarray or x.dtype is not f64 or not x.ndim:
+            for i, x in enumerate(xs):
+                if type(x) is not np.ndarray or x.dtype is not f64:
+                    try:  # labels as integers, say: converted here, one input at a time
+                        x = xs[i] = as_numbers(x, f"input {self.inputs[i]!r}")
+                    except InputError:
+                        ok = False
+                        break
+                if not x.ndim:
                     ok = False
                 elif n < 0:
                     n = x.shape[0]
                 elif x.shape[0] != n:
                     ok = False
         if not ok:  # the checking path raises the error that names the culprit
-            checked = self._check_params(params)
             arrays = self._check_inputs(inputs, self.inputs)
-            scalars = np.array([checked[n] for n in self._scalars], dtype=np.float64)
-            tensors = [checked[n] for n in self._tensors]
             xs = [arrays[n] for n in self.inputs]
         n = xs[0].shape[0] if xs else 1
         return scalars, tensors, xs, n
@@ -480,16 +500,40 @@ class Network:
 
     def _grads(self, scalars: Array, tensors: Sequence[Array | None]) -> Grads:
         """:class:`Grads` of the scalars' vector and the tensors' gradients (in
-        ``self._tensors`` order, None for zeros), which are copied: add's vjp gives
-        both operands one array, so two gradients may alias."""
-        copies = [np.zeros(sh) if g is None else np.array(g)
-                  for sh, g in zip(self._tensor_shapes, tensors, strict=True)] if tensors else ()
-        where = self._where
-        if where is None:
-            where = dict(zip(self._scalars, range(len(self._scalars)), strict=True))
-            where.update((n, ~j) for j, n in enumerate(self._tensors))
-            self._where = where
-        return Grads(self._names, where, scalars, copies)
+        ``self._tensors`` order, None for zeros), copied into one vector."""
+        return Grads.of(self.layout, scalars, tensors)
+
+    def loss_terms(
+        self, params: Mapping[str, Any], inputs: Mapping[Hashable, Any]
+    ) -> tuple[np.float64, Array, tuple[Array, ...]]:
+        """The error E, the loss node's value per data point, and the values of the loss's
+        operands in port order (the prediction, the target): one forward pass, in the
+        generated code where there is one (what evaluating a classifier needs).
+
+        >>> import graphdiff, numpy as np
+        >>> net = graphdiff.compile(graphdiff.mlp([1, 1], loss="hinge"), loss="E")
+        >>> E, per_point, (y, t) = net.loss_terms({"x1->y": 2.0, "y.bias": 0.0},
+        ...                                       {"x1": np.array([1.0, -1.0]), "t": np.ones(2)})
+        >>> float(E), per_point.tolist(), y.tolist()
+        (1.0, [0.0, 2.0], [2.0, -2.0])
+        """
+        step = self._steps[self._loss_slot]
+        if self._program is None:
+            nodes = [self._steps[a].node for a in step.args]
+            values = self.forward(params, inputs, outputs=[self.loss, *nodes])
+            per_point = values[self.loss]
+            check_loss(self.loss, per_point.shape, per_point.shape[0] if per_point.ndim else "N")
+            E = np.float64(per_point.mean() if self.reduction == "mean" else per_point.sum())
+            return E, per_point, tuple(values[n] for n in nodes)
+        scalars, tensors, xs, n = self._fast_args(params, inputs)
+        try:
+            E, per_point, operands = self._program.terms(scalars, tensors, xs, n)
+        except GraphdiffError:
+            raise
+        except Exception:
+            self.forward(params, inputs, outputs=[self.loss])  # raises, naming the node
+            raise
+        return np.float64(E), per_point, tuple(np.asarray(x) for x in operands)
 
     def predict(self, params: Mapping[str, Any], inputs: Any) -> Array:
         """Class labels (+1/-1 or class indices) for a classifier loss, else the prediction

@@ -51,6 +51,7 @@ from numpy.typing import NDArray
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from .errors import GraphdiffError, InputError, ShapeError
+from .params import Grads, Layout, Params
 from .plan import as_numbers
 
 __all__ = [
@@ -195,7 +196,9 @@ class Optimizer:
         except ValidationError as e:
             raise OptimizerError(f"{type(self).__name__}: {_explain(e)}") from None
         self.steps = 0
-        self.state: dict[str, dict[str, Array]] = {}
+        self._state: dict[str, dict[str, Array]] = {}
+        # after a step on Params: each slot as one vector in their layout (then _state is {})
+        self._vectors: tuple[Layout, dict[str, Array]] | None = None
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.config.model_dump().items())
@@ -223,12 +226,40 @@ class Optimizer:
         """
         raise NotImplementedError(f"{type(self).__name__} must define update()")
 
-    def step(self, params: Mapping[str, Any], grads: Mapping[str, Any]) -> dict[str, Any]:
+    @property
+    def state(self) -> dict[str, dict[str, Array]]:
+        """Parameter name -> slot name -> array (0-d for scalar parameters)."""
+        if self._vectors is not None:
+            layout, vectors = self._vectors
+            views = {k: layout.views(v) for k, v in vectors.items()}
+            return {
+                n: {k: np.asarray(layout.lookup(vectors[k], views[k], n)) for k in self.slots}
+                for n in layout.names
+            }
+        return self._state
+
+    @state.setter
+    def state(self, value: dict[str, dict[str, Array]]) -> None:
+        self._state, self._vectors = value, None
+
+    def step(self, params: Mapping[str, Any], grads: Mapping[str, Any]) -> Any:
         """Apply one update to every parameter in ``params``; return new parameters.
 
-        Scalar parameters come back as numpy floats, arrays as new arrays; the
-        arguments are never written to.
+        :class:`~graphdiff.params.Params` with :class:`~graphdiff.params.Grads` of the
+        same layout (what ``init_params`` and ``backward`` give) are updated as one
+        vector and come back as ``Params``; with an elementwise optimizer (SGD, Adam)
+        that is one vectorised pass, its state slots vectors too. Other mappings
+        come back as a dict: scalar parameters as numpy floats, arrays as new arrays.
+        The arguments are never written to.
         """
+        if (
+            type(params) is Params and type(grads) is Grads
+            and grads.layout.fingerprint == params.layout.fingerprint
+        ):
+            return self._step_vector(params, grads)
+        if self._vectors is not None:
+            self._state = self.state
+            self._vectors = None
         missing = [n for n in params if n not in grads]
         if missing:
             raise InputError(f"no gradient given for parameter(s) {missing!r}")
@@ -284,6 +315,71 @@ class Optimizer:
         self.state.update(new_state)
         self.steps += 1
         return {n: new[n] for n in params} if names and ps else new  # in the order of params
+
+    def _step_vector(self, params: Params, grads: Grads) -> Params:
+        layout = params.layout
+        p, g = params.vector, grads.vector
+        cfg = self.config
+        if cfg.clip_norm is not None:
+            norm = math.sqrt(float(np.dot(g, g)))
+            if norm > cfg.clip_norm:
+                g = g * (cfg.clip_norm / norm)
+        if cfg.weight_decay:
+            g = g + cfg.weight_decay * p
+        lr = cfg.lr * (cfg.schedule.factor(self.steps) if cfg.schedule else 1.0)
+        t = self.steps + 1
+        slots = self._slot_vectors(layout)
+        if self.elementwise:
+            value, new_slots = self.update(p, g, slots, lr, t)
+            new = np.array(value, dtype=np.float64)
+            slots = {k: np.array(new_slots[k], dtype=np.float64) for k in self.slots}
+            if new.shape != p.shape or any(v.shape != p.shape for v in slots.values()):
+                raise OptimizerError(
+                    f"{type(self).__name__}.update is elementwise, but did not return "
+                    f"vectors of the parameters' shape {p.shape}"
+                )
+        else:  # parameter by parameter, on views of the vectors
+            new = np.empty_like(p)
+            slots = {k: v.copy() for k, v in slots.items()}
+            out = layout.views(new)
+            slot_views = {k: layout.views(v) for k, v in slots.items()}
+            pv, gv = layout.views(p), layout.views(g)
+            for n in layout.names:
+                i = layout.where[n]
+                here = {k: np.asarray(layout.lookup(slots[k], slot_views[k], n))
+                        for k in self.slots}
+                value, upd = self.update(
+                    np.asarray(layout.lookup(p, pv, n)), np.asarray(layout.lookup(g, gv, n)),
+                    here, lr, t,
+                )
+                if i >= 0:
+                    new[i] = value
+                    for k in self.slots:
+                        slots[k][i] = upd[k]
+                else:
+                    out[~i][...] = value
+                    for k in self.slots:
+                        slot_views[k][~i][...] = upd[k]
+        self._vectors, self._state = (layout, slots), {}
+        self.steps = t
+        return Params(layout, new)
+
+    def _slot_vectors(self, layout: Layout) -> dict[str, Array]:
+        """This optimizer's state slots as vectors in ``layout`` (zeros where none yet)."""
+        if self._vectors is not None and self._vectors[0].fingerprint == layout.fingerprint:
+            return self._vectors[1]
+        saved = self.state
+        vectors = {}
+        for k in self.slots:
+            values = {n: slots[k] for n, slots in saved.items() if n in layout.where}
+            for n, v in values.items():
+                if np.shape(v) != layout.shapes[n]:
+                    raise ShapeError(
+                        f"optimizer state {k!r} of parameter {n!r} does not have its shape "
+                        f"{layout.shapes[n]}"
+                    )
+            vectors[k] = layout.fill(np.zeros(layout.size), values)
+        return vectors
 
     def _scalar_batch(
         self, params: Mapping[str, Any], grads: Mapping[str, Any]

@@ -296,11 +296,9 @@ def metrics(
     classify = op is not None and op.predicts is not None
     if not classify:
         loss = float(net.error(params, data))
-    else:
-        pred, target = operands(net)
-        values = net.forward(params, data, outputs=[net.loss, pred, target])
-        per_point = values[net.loss]
-        loss = float(per_point.mean() if net.reduction == "mean" else per_point.sum())
+    else:  # one forward pass, in the generated code, gives the loss and the prediction
+        E, _, (z, t) = net.loss_terms(params, data)
+        loss = float(E)
     if not math.isfinite(loss):
         every = net.forward(params, data, outputs=[net.loss])
         first = next((n for n, v in every.items() if not np.all(np.isfinite(v))), net.loss)
@@ -313,7 +311,7 @@ def metrics(
     out = {"loss": loss}
     if classify:
         assert op is not None
-        out["accuracy"] = accuracy(op, values[pred], values[target])
+        out["accuracy"] = accuracy(op, z, t)
     return out
 
 

@@ -36,7 +36,9 @@ def in_notebook() -> bool:
 
 def epoch_text(row: Mapping[str, float], total: int) -> str:
     """``epoch 3/10  loss 0.25  acc 95.0%  val_loss 0.3``: one epoch's row, for people."""
-    text = f"epoch {int(row['epoch'])}/{total}  loss {row['loss']:.4g}"
+    text = f"epoch {int(row['epoch'])}/{total}"
+    if row.get("loss") is not None:  # not evaluated in every epoch with evaluate_every
+        text += f"  loss {row['loss']:.4g}"
     if row.get("accuracy") is not None:
         text += f"  acc {row['accuracy']:.1%}"
     if row.get("val_loss") is not None:

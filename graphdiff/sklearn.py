@@ -105,7 +105,7 @@ class PenalizedAdam(Adam):
     Config = _PenaltyConfig  # type: ignore[assignment]  # AdamConfig's fields and two more
     config: _PenaltyConfig
 
-    def step(self, params: Mapping[str, Any], grads: Mapping[str, Any]) -> dict[str, Any]:
+    def step(self, params: Mapping[str, Any], grads: Mapping[str, Any]) -> Any:
         lam = self.config.l2
         if not lam:
             return super().step(params, grads)
@@ -356,6 +356,7 @@ class _GraphEstimator(BaseEstimator):  # type: ignore[misc]
             """MLPClassifier's rule: no better by tol for more than n_iter_no_change epochs."""
             nonlocal best_params
             weights = _sum_squares(record.params, penalized)
+            assert record.loss is not None  # fit evaluates every epoch here
             loss = record.loss / scale + 0.5 * self.alpha * weights / batch
             self.loss_curve_.append(loss)
             if X_val is not None and t_val is not None and self.validation_scores_ is not None:

@@ -42,6 +42,7 @@ from .errors import GraphdiffError, InputError, NonFiniteError, ShapeError
 from .io import Checkpoint, graph_fingerprint, load_checkpoint, save_checkpoint
 from .network import BackwardResult, Network
 from .optim import SGD, Optimizer, OptimizerError
+from .params import Params
 from .plan import as_numbers
 from .predict import _fed, check_data, evaluate, is_classifier, metrics
 from .progress import Progress, in_notebook
@@ -61,7 +62,7 @@ __all__ = [
 ]
 
 Array = NDArray[np.float64]
-Params = dict[str, Any]
+
 Data = dict[Hashable, Array]
 
 # Non-finite values are detected and reported by fit, naming the node; numpy's
@@ -84,7 +85,7 @@ class CheckpointError(GraphdiffError, OSError):
     params : the parameters training had reached.
     """
 
-    def __init__(self, message: str, *, epoch: int, params: Params) -> None:
+    def __init__(self, message: str, *, epoch: int, params: Mapping[str, Any]) -> None:
         super().__init__(message)
         self.epoch = epoch
         self.params = params
@@ -109,7 +110,8 @@ class TrainingDivergedError(GraphdiffError, FloatingPointError):
     """
 
     def __init__(
-        self, message: str, *, epoch: int, step: int, node: object, phase: str, params: Params
+        self, message: str, *, epoch: int, step: int, node: object, phase: str,
+        params: Mapping[str, Any],
     ) -> None:
         super().__init__(message)
         self.epoch = epoch
@@ -125,14 +127,15 @@ class EpochRecord:
 
     ``grads`` are the gradients of the epoch's last step, ``loss`` and
     ``accuracy`` (``None`` for non-classifier losses) the end-of-epoch values
-    also in ``history[-1]``.
+    also in ``history[-1]`` (both ``None`` in an epoch that ``evaluate_every``
+    leaves unevaluated).
     """
 
     epoch: int
     step: int
     params: Params
     grads: Mapping[str, Any]
-    loss: float
+    loss: float | None
     accuracy: float | None
     history: list[dict[str, float]]
 
@@ -146,7 +149,8 @@ class FitResult:
     params : the trained parameters (new arrays; the caller's are untouched).
     history : one dict per epoch: ``epoch``, ``loss``, ``accuracy`` (classifier
         losses), ``val_loss``/``val_accuracy`` (with validation data) and ``time``
-        (seconds spent on the epoch, evaluation included).
+        (seconds spent on the epoch, evaluation included); the metrics only in
+        epochs that ``evaluate_every`` evaluates.
     stopped : why training ended: ``"epochs"``, ``"target_loss"``,
         ``"target_accuracy"`` or ``"callback"``.
     epochs : epochs completed (counting those before a resume).
@@ -162,7 +166,7 @@ class FitResult:
     optimizer: Optimizer
 
 
-def batch_gradient(net: Network, params: Params, batch: Data) -> BackwardResult:
+def batch_gradient(net: Network, params: Mapping[str, Any], batch: Data) -> BackwardResult:
     """Loss and gradient of one batch; :class:`~graphdiff.errors.NonFiniteError` if not finite.
 
     This is the part of each training step a data-parallel engine replaces. It
@@ -211,9 +215,21 @@ class _InProcess:
         self.net = net
         self.data = _as_inputs(net, data, "data")
         self.n = next(iter(self.data.values())).shape[0]
+        # inputs of one number per data point (neuron notation's x1, x2, ...) as the rows
+        # of one matrix, so a minibatch is one gather, not one per input
+        self._columns = [k for k, a in self.data.items() if a.ndim == 1]
+        self._rows = (
+            np.stack([self.data[k] for k in self._columns]) if len(self._columns) > 1 else None
+        )
 
     def gradient(self, params: Params, idx: NDArray[np.intp] | None) -> BackwardResult:
-        batch = self.data if idx is None else {k: a[idx] for k, a in self.data.items()}
+        if idx is None:
+            batch = self.data
+        elif self._rows is None:
+            batch = {k: a[idx] for k, a in self.data.items()}
+        else:
+            batch = {k: a[idx] for k, a in self.data.items() if a.ndim != 1}
+            batch.update(zip(self._columns, self._rows[:, idx], strict=True))
         return batch_gradient(self.net, params, batch)
 
     def evaluate(self, params: Params) -> dict[str, float]:
@@ -257,6 +273,8 @@ def _own_copy(net: Network, name: str, value: Any) -> Any:
 
 
 def _first_non_finite(params: Mapping[str, Any]) -> str | None:
+    if isinstance(params, Params):
+        return params.first_non_finite()
     return next((n for n, v in params.items() if not np.all(np.isfinite(v))), None)
 
 
@@ -279,6 +297,7 @@ def fit(
     every: int = 1,
     resume: str | os.PathLike[str] | None = None,
     client: Any = None,
+    evaluate_every: int = 1,
     diagnostics: bool = False,
     log_every: int = 1,
 ) -> FitResult:
@@ -327,8 +346,12 @@ def fit(
         settings, the parameters and history (but ``time``) are bit-identical to
         an uninterrupted run. A checkpoint of another graph or of another
         optimizer (name or hyperparameters) is refused.
+    evaluate_every : measure the loss (and accuracy, validation metrics) on the
+        whole training set every this many epochs and after the last one; 0
+        never (history rows then hold ``epoch`` and ``time`` only, and
+        ``target_loss``/``target_accuracy`` are refused).
     client : a ``dask.distributed.Client`` to train data-parallel on its
-        cluster (``pip install "graphdiff[dask]"``): ``data`` may then hold
+        cluster (``pip install -e ".[dask]"``): ``data`` may then hold
         ``dask.array`` inputs chunked along the data-point axis, and each history
         row gains ``step_time`` and ``bytes_per_step``; the parameters equal
         in-process training's up to the order of float summation. See
@@ -358,6 +381,9 @@ def fit(
     """
     epochs = _int_at_least("epochs", epochs, 0)
     every = _int_at_least("every", every, 1)
+    evaluate_every = _int_at_least("evaluate_every", evaluate_every, 0)
+    if not evaluate_every and (target_loss is not None or target_accuracy is not None):
+        raise FitError("target_loss and target_accuracy need evaluate_every >= 1")
     if batch_size is not None:
         batch_size = _int_at_least("batch_size", batch_size, 1)
     log_every = _int_at_least("log_every", log_every, 1)
@@ -389,7 +415,12 @@ def fit(
         missing = [p for p in net.params if p not in params]
         if missing:
             raise InputError(f"params lacks parameter(s) {missing!r} of the network")
-        current: Params = {p: _own_copy(net, p, params[p]) for p in net.params}
+        if isinstance(params, Params) and params.layout.fingerprint == net.layout.fingerprint:
+            current: Params = params.copy()
+        else:
+            current = Params.from_mapping(
+                net.layout, {p: _own_copy(net, p, params[p]) for p in net.params}
+            )
         opt = copy.deepcopy(optimizer) if optimizer is not None else SGD(lr=0.1)
         history: list[dict[str, float]] = []
         epoch = steps = 0
@@ -424,8 +455,9 @@ def fit(
                 current, grads = new, res.grads
                 steps += 1
             row: dict[str, float] = {"epoch": epoch}
+            evaluated = evaluate_every and (epoch % evaluate_every == 0 or epoch == epochs)
             for prefix, d in [("", None), ("val_", val)]:
-                if prefix and d is None:
+                if (prefix and d is None) or not evaluated:
                     continue
                 with np.errstate(**_QUIET):
                     try:  # the training data where it lives, validation data here
@@ -443,20 +475,20 @@ def fit(
             row.update(engine.stats())
             history.append(row)
             record = EpochRecord(
-                epoch, steps, current, grads, row["loss"], row.get("accuracy"), history
+                epoch, steps, current, grads, row.get("loss"), row.get("accuracy"), history
             )
             if any([bool(cb(record)) for cb in callbacks]):  # a list: every callback runs
                 stopped = "callback"
-            elif target_loss is not None and row["loss"] <= target_loss:
+            elif target_loss is not None and evaluated and row["loss"] <= target_loss:
                 stopped = "target_loss"
-            elif target_accuracy is not None and row["accuracy"] >= target_accuracy:
+            elif target_accuracy is not None and evaluated and row["accuracy"] >= target_accuracy:
                 stopped = "target_accuracy"
             bar.update(row, steps, final=stopped != "epochs" or epoch == epochs)
             if checkpoint is not None and (
                 epoch % every == 0 or stopped != "epochs" or epoch == epochs
             ):
                 ckpt = Checkpoint(
-                    params=current, optimizer=opt.state_dict(),
+                    params=dict(current), optimizer=opt.state_dict(),
                     rng_state=dict(rng.bit_generator.state), epoch=epoch, step=steps,
                     config=settings, history=history, graph_fingerprint=fingerprint,
                 )
@@ -523,11 +555,11 @@ def _resume(
         )
     rng.bit_generator.state = ckpt.rng_state
     history = [{**row, "epoch": int(row["epoch"])} for row in ckpt.history]
-    return {p: params[p] for p in net.params}, opt, history, ckpt.epoch, ckpt.step
+    return net.as_params(params), opt, history, ckpt.epoch, ckpt.step
 
 
 def _diverged(
-    why: object, epoch: int, step: int, node: object, phase: str, params: Params
+    why: object, epoch: int, step: int, node: object, phase: str, params: Mapping[str, Any]
 ) -> TrainingDivergedError:
     return TrainingDivergedError(
         f"training diverged in epoch {epoch}, step {step}, at node {node!r} ({phase}): {why}. "

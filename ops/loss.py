@@ -243,17 +243,37 @@ def _softmax_cross_entropy(z: Array, t: Array) -> Array:
     return -weighted
 
 
+def _softmax(z: Array) -> Array:
+    """softmax over axis 1, one exp of the shifted logits (a new array)."""
+    e: Array = np.exp(z - z.max(axis=1, keepdims=True))
+    e /= e.sum(axis=1, keepdims=True)
+    return e
+
+
+def _softmax_cross_entropy_dz(g: Array, out: Array, z: Array, t: Array) -> Array:
+    # softmax(z) sum_k t_k - t, the one-hot t subtracted in place (no log-softmax,
+    # no one-hot matrix); class indices were checked by the forward pass
+    d = _softmax(z)
+    if t.ndim == 1:
+        d[np.arange(len(t)), t.astype(np.intp)] -= 1.0
+    else:
+        d *= t.sum(axis=1, keepdims=True)
+        d -= t
+    d *= g[:, np.newaxis]
+    return d
+
+
+def _softmax_cross_entropy_dt(g: Array, out: Array, z: Array, t: Array) -> Array | None:
+    if t.ndim == 1:
+        return None  # class indices: no gradient
+    dt: Array = (z - _logsumexp(z)) * -g[:, np.newaxis]  # -log softmax(z) g
+    return dt
+
+
 def _softmax_cross_entropy_vjp(
     g: Array, out: Array, z: Array, t: Array
 ) -> tuple[Array, Array | None]:
-    log_softmax = z - _logsumexp(z)
-    softmax = np.exp(log_softmax)
-    gx = g[:, np.newaxis]
-    if t.ndim == 1:
-        onehot = np.zeros(z.shape)
-        onehot[np.arange(len(t)), _class_indices(t, z.shape[1])] = 1.0
-        return (softmax - onehot) * gx, None
-    return (softmax * t.sum(axis=1, keepdims=True) - t) * gx, -log_softmax * gx
+    return _softmax_cross_entropy_dz(g, out, z, t), _softmax_cross_entropy_dt(g, out, z, t)
 
 
 def _softmax_cross_entropy_shapes(pred: tuple[int, ...], target: tuple[int, ...]) -> str | None:
@@ -285,6 +305,7 @@ register_op(
         name="softmax_cross_entropy",
         forward=_softmax_cross_entropy,
         vjp=_softmax_cross_entropy_vjp,
+        vjps=(_softmax_cross_entropy_dz, _softmax_cross_entropy_dt),
         arity=2,
         loss=True,
         targets="classes",

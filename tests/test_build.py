@@ -264,7 +264,7 @@ def test_write_params_with_network_writes_only_its_params() -> None:
 def test_write_params_checks_everything_before_writing(change, error, message) -> None:
     G = mlp([2, 3, 1], notation="op")
     net = graphdiff.compile(G, loss="E")
-    params = net.init_params(seed=0)
+    params = dict(net.init_params(seed=0))  # a plain dict, to be made wrong
     change(params)
     before = {n: dict(d) for n, d in G.nodes(data=True)}
     with pytest.raises(error, match=message):

@@ -255,7 +255,7 @@ def test_client_without_dask_installed_names_the_extra(monkeypatch: pytest.Monke
     monkeypatch.setitem(sys.modules, "distributed", None)  # import distributed fails
     with pytest.raises(DaskMissingError) as err:
         graphdiff.fit(net, p0, data, client=object(), epochs=1)
-    assert 'client= needs Dask: pip install "graphdiff[dask]"' in str(err.value)
+    assert 'client= needs Dask: pip install -e ".[dask]"' in str(err.value)
     with connect() as none:  # without a client, nothing of Dask is needed
         assert none is None
 

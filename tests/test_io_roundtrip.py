@@ -190,7 +190,7 @@ def test_generated_models_round_trip(tmp_path_factory: Any, model: Any) -> None:
     G, loss, seed, extra_params = model
     net = compile_quietly(G, loss)
     rng = np.random.default_rng(seed)
-    params = net.init_params(seed=seed)
+    params = dict(net.init_params(seed=seed))  # a plain dict: float32 values and extras
     for name, value in params.items():
         if np.all(np.abs(value) < 1e38) and rng.random() < 0.5:
             params[name] = np.float32(value) if np.ndim(value) == 0 else value.astype(np.float32)
