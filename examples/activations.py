@@ -15,7 +15,7 @@ Prints, per activation: the fraction of z in [-3, 3] where g'(z) ≠ 0 and how
 often g' changes sign there; at the initial parameters, the fraction of the
 hidden layer's gradient entries that are exactly 0 and the cosine between
 backprop's gradient and the change of E measured over ±0.05 per parameter
-(nan where E does not change at all);
+(none where E does not change at all: no direction to compare);
 then the training accuracy and the accuracy on new points after training.
 """
 
@@ -94,8 +94,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         key = label(name, attrs)
         results[key] = {"nonzero": nonzero, "flips": flips, "zero_grads": zero,
                         "cosine": cos, "accuracy": acc, "new_accuracy": new_acc}
-        print(f"{key:>14}  {nonzero:13.0%}  {flips:>10}  {zero:9.0%}  {cos:11.2f}  "
+        shown = f"{cos:11.2f}" if np.isfinite(cos) else f"{'none*':>11}"
+        print(f"{key:>14}  {nonzero:13.0%}  {flips:>10}  {zero:9.0%}  {shown}  "
               f"{acc:6.0%}  {new_acc:6.0%}")
+    print("* none: E does not change at all over ±0.05 and the gradient is 0, so there is no"
+          " direction to compare")
     print("step and max(0, z-100): no gradient reaches the hidden layer (max(0, z-100) even"
           " makes the output one constant for every point;\nat 0, no point is on the correct"
           " side); sin(100z): a gradient everywhere, but it does not predict how E changes"

@@ -146,10 +146,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             row["enumerated"] = len(list(nx.all_simple_paths(H, "x1", "y")))
             row["diff"] = abs(first - r.grads["x1->h1_1"]) / max(abs(first), 1e-300)
             line += f"  {paths_time * 1e3:7.1f}ms  {backward * 1e3:6.1f}ms  {row['diff']:7.1e}"
+        else:
+            line += f"  {'-':>9}  {'-':>8}  {'-':>7}"
         rows.append(row)
         print(line)
     print("   (enumerate: ∂E/∂w for the first weight alone by its paths; backward: every"
-          " gradient at once; |diff| relative)")
+          " gradient at once; |diff| relative;")
+    print(f"   -: not timed past depth {enumerate_to}, where enumerating the paths takes too"
+          " long; the path and multiplication counts are computed, not enumerated)")
     checked = [r for r in rows if "enumerated" in r]
     agree = all(r["enumerated"] == r["paths"] for r in checked)
     print(f"   path counts by dynamic programming equal networkx's enumeration up to depth "

@@ -107,10 +107,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     for label, (w0, b0) in starts.items():
         r = compare(data, eta, w0, b0)
         print(f"  from {label}: {r['updates']} updates in {r['epochs']} epochs; "
-              f"max |Δθ| per update {r['step_diff']:.1e}, per epoch (fit) {r['epoch_diff']:.1e}")
+              f"|θ_perceptron - θ_SGD| <= {r['step_diff']:.1e} after every update, "
+              f"<= {r['epoch_diff']:.1e} after every epoch of fit")
         out[label] = {k: v for k, v in r.items() if k != "perceptron"}
     same = all(out[s]["step_diff"] == 0 and out[s]["epoch_diff"] == 0 for s in starts)
-    print("  the updates are " + ("identical" if same else "NOT identical"))
+    print("  the two make " + ("identical updates (difference 0)" if same
+                                else "DIFFERENT updates"))
 
     if args.plots:
         graphdiff.plot_decision_boundary(p.predict, data["x"], data["t"], "perceptron.png",

@@ -9,13 +9,16 @@ and exit non-zero; ``--debug`` shows the traceback instead.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import json
 import logging
 import math
+import re
 import sys
 import warnings
-from collections.abc import Hashable, Sequence
+from collections.abc import Hashable, Iterator, Sequence
+from dataclasses import replace
 from typing import Any
 
 import networkx as nx
@@ -54,6 +57,8 @@ def _add_file_commands(sub: Any) -> None:
     """``graphdiff info``, ``graphdiff gradcheck`` and ``graphdiff schema``."""
     p = sub.add_parser("info", help="show a model file's nodes, parameters and plugins")
     p.add_argument("file", help="a model file written by graphdiff.save")
+    p.add_argument("--all", action="store_true",
+                   help=f"list every node and parameter (default: a summary past {SHOWN} rows)")
     p.set_defaults(func=_cmd_info)
     p = sub.add_parser("gradcheck", help="check a model file's gradients numerically")
     p.add_argument("file", help="a model file written by graphdiff.save")
@@ -65,6 +70,9 @@ def _add_file_commands(sub: Any) -> None:
                    help="seed of a built-in data set and of parameters the file lacks")
     p.add_argument("--directions", type=int, default=None,
                    help="check this many random directions instead of every entry")
+    p.add_argument("--all", action="store_true",
+                   help=f"list every row (default: past {SHOWN} rows, the failing rows and "
+                   "the largest errors)")
     p.set_defaults(func=_cmd_gradcheck)
     p = sub.add_parser("schema", help="print the JSON Schema of model files")
     p.set_defaults(func=_cmd_schema)
@@ -73,6 +81,19 @@ def _add_file_commands(sub: Any) -> None:
 def _cmd_schema(args: argparse.Namespace) -> int:
     print(json.dumps(ModelFile.model_json_schema(), indent=2, sort_keys=True))
     return 0
+
+
+SHOWN = 20  # rows of a table shown before info and gradcheck summarise it
+
+
+def natural_key(name: object) -> tuple[Any, ...]:
+    """Sort key that orders the numbers inside names by value: h1_2 before h1_10.
+
+    >>> sorted(["h1_10", "h1_2", "b", "h1_1"], key=natural_key)
+    ['b', 'h1_1', 'h1_2', 'h1_10']
+    """
+    parts = re.split(r"(\d+)", str(name))
+    return tuple(int(p) if i % 2 else p for i, p in enumerate(parts))
 
 
 def _node_label(n: Hashable) -> str:
@@ -115,10 +136,18 @@ def _cmd_info(args: argparse.Namespace) -> int:
          str(G.in_degree(n)), str(G.out_degree(n))]
         for n, d in G.nodes(data=True)
     ]
-    out += [*_table(["node", "op", "activation", "in", "out"], rows), ""]
+    if len(rows) <= SHOWN or args.all:
+        out += [*_table(["node", "op", "activation", "in", "out"], rows), ""]
+    else:  # hundreds of neurons: how many of each kind
+        kinds: dict[tuple[str, str], int] = {}
+        for r in rows:
+            kinds[r[1], r[2]] = kinds.get((r[1], r[2]), 0) + 1
+        counts = [[op, act, str(k)] for (op, act), k in kinds.items()]
+        out += [*_table(["op", "activation", "nodes"], counts),
+                f"({len(rows)} nodes; --all lists every node)", ""]
     net, why = _compiled(G, loss)
     prows = []
-    names = sorted(set(params) | set(net.params if net else ()))
+    names = sorted(set(params) | set(net.params if net else ()), key=natural_key)
     for name in names:
         spec = net.params.get(name) if net else None
         value = params.get(name)
@@ -129,7 +158,11 @@ def _cmd_info(args: argparse.Namespace) -> int:
                       str(uses) if spec is not None else "(unused)",
                       "yes" if uses > 1 else ""])
     if prows:
-        out += _table(["parameter", "shape", "size", "stored", "uses", "shared"], prows)
+        shown = prows if len(prows) <= SHOWN or args.all else prows[: SHOWN // 2]
+        out += _table(["parameter", "shape", "size", "stored", "uses", "shared"], shown)
+        if len(shown) < len(prows):
+            out.append(f"... {len(prows) - len(shown)} more parameters "
+                       "(--all lists every parameter)")
     total = sum(int(r[2]) for r in prows)
     shared = sum(1 for r in prows if r[5])
     out.append(f"total: {len(prows)} parameters ({shared} shared), {total} numbers"
@@ -155,12 +188,21 @@ def _cmd_gradcheck(args: argparse.Namespace) -> int:
               **{k: v for k, v in stored.items() if k in net.params}}
     inputs = feed(net, load_data(args.data, n=args.n, seed=args.seed))
     report = gradcheck(net, params, inputs, directions=args.directions, seed=args.seed)
-    print(report)
-    bad = [r.name for r in report.rows if not r.ok]
+    rows = sorted(report.rows, key=lambda r: natural_key(r.name))
+    if len(rows) <= SHOWN or args.all:
+        print(replace(report, rows=rows))
+    else:  # every failing row, then the largest relative errors among the rest
+        failing = [r for r in rows if not r.ok]
+        worst = sorted((r for r in rows if r.ok), key=lambda r: -r.max_rel_err)
+        picked = {id(r) for r in [*failing, *worst[: max(SHOWN // 4, SHOWN - len(failing))]]}
+        shown = [r for r in rows if id(r) in picked]
+        print(replace(report, rows=shown))
+        print(f"... {len(rows) - len(shown)} more rows pass with smaller errors "
+              "(--all lists every row)")
+    bad = [r.name for r in rows if not r.ok]
     print(f"{len(report.rows) - len(bad)} of {len(report.rows)} checks pass"
           + (f"; mismatch: {', '.join(bad)}" if bad else ""))
     return 0 if report.ok else 1
-
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -194,13 +236,38 @@ def _log_to_stderr(level: int) -> None:
     logger.setLevel(min(level, logger.getEffectiveLevel()))
 
 
+@contextlib.contextmanager
+def _one_line_warnings() -> Iterator[None]:
+    """A GraphWarning is news for the user: shown as one line, without Python's source line."""
+    from .compile import GraphWarning
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("default", category=GraphWarning)
+        warnings.showwarning = _show_warning
+        yield
+
+
+def _show_warning(
+    message: Warning | str, category: type[Warning], filename: str, lineno: int,
+    file: Any = None, line: str | None = None,
+) -> None:
+    """Warnings as ``graphdiff: warning: ...`` on stderr; others as Python shows them."""
+    from .compile import GraphWarning
+
+    if issubclass(category, GraphWarning):
+        print(f"graphdiff: warning: {message}", file=sys.stderr)
+    else:
+        sys.stderr.write(warnings.formatwarning(message, category, filename, lineno, line))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code."""
     parser = build_parser()
     args = parser.parse_args(argv)
     _log_to_stderr(logging.INFO if getattr(args, "verbose", False) else logging.WARNING)
     try:
-        code: int = args.func(args)
+        with _one_line_warnings():
+            code: int = args.func(args)
         return code
     except (GraphdiffError, OSError, ValueError) as e:
         if args.debug:

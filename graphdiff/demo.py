@@ -190,7 +190,9 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     train = load_data(args.dataset, n=DEMO_POINTS, seed=args.seed)
     new = load_data(args.dataset, n=DEMO_POINTS, seed=args.seed + 1)
     shape = "-".join(map(str, sizes))
-    print(f"network: {shape} in neuron notation, {args.activation}, logistic loss, "
+    # without a hidden layer the network is linear: --activation has nothing to act on
+    kind = args.activation if len(sizes) > 2 else "no hidden layer (a linear model)"
+    print(f"network: {shape} in neuron notation, {kind}, logistic loss, "
           f"{len(net.params)} parameters")
     print(f"data: {args.dataset}, {DEMO_POINTS} training points and {DEMO_POINTS} new points")
     print(f"training: {args.epochs} full-batch epochs with Adam(lr={args.lr:g})")
@@ -205,7 +207,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
           f"points ({seconds:.1f} s)")
 
     params = result.params
-    title = f"{shape} {args.activation} on {args.dataset}"
+    title = f"{shape} {args.activation if len(sizes) > 2 else 'linear'} on {args.dataset}"
     plot_decision_boundary(predictor(net, params), train["x"], train["t"],
                            out / "decision_boundary.png",
                            title=f"{title}: training accuracy {last['accuracy']:.1%}")

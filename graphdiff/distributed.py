@@ -80,6 +80,8 @@ from .compile import GraphWarning, compile
 from .errors import GraphdiffError, InputError, NonFiniteError, ShapeError
 from .io import GraphFormatError, from_spec
 from .network import BackwardResult, Network
+from .params import Grads
+from .params import Params as ParamVector
 from .predict import is_classifier, metrics
 from .schema import ModelFile
 from .train import _QUIET, FitError, _as_inputs, batch_gradient
@@ -226,31 +228,31 @@ def _points(shard: Shard) -> int:
 
 
 def _shard_sums(
-    key: str, text: str, params: Params, shard: Shard, pick: NDArray[np.intp] | None
-) -> tuple[np.float64, Params, int]:
-    """Loss sum, gradient sums and count over the shard's points at ``pick`` (all: None)."""
+    key: str, text: str, vector: Array, shard: Shard, pick: NDArray[np.intp] | None
+) -> tuple[np.float64, Array, int]:
+    """Loss sum, gradient sums (one vector) and count over the shard's points at ``pick``
+    (all: None), for the parameters ``vector`` in the network's layout."""
     batch = shard if pick is None else {k: a[pick] for k, a in shard.items()}
+    net = _network(key, text)
     with np.errstate(**_QUIET):
-        res = batch_gradient(_network(key, text), params, batch)
-    return res.loss, dict(res.grads), _points(batch)
+        res = batch_gradient(net, ParamVector(net.layout, vector), batch)
+    return res.loss, res.grads.vector, _points(batch)
 
 
 def _shard_metrics(
-    key: str, text: str, params: Params, shard: Shard, pick: NDArray[np.intp] | None
+    key: str, text: str, vector: Array, shard: Shard, pick: NDArray[np.intp] | None
 ) -> tuple[float, int, int]:
     """Loss sum, points classified correctly (0 without accuracy) and count at ``pick``."""
     batch = shard if pick is None else {k: a[pick] for k, a in shard.items()}
+    net = _network(key, text)
     with np.errstate(**_QUIET):
-        m = metrics(_network(key, text), params, batch)
+        m = metrics(net, ParamVector(net.layout, vector), batch)
     n = _points(batch)
     return m["loss"], round(m.get("accuracy", 0.0) * n), n
 
 
 def _add(a: tuple[Any, ...], b: tuple[Any, ...]) -> tuple[Any, ...]:
-    return tuple(
-        {k: x[k] + y[k] for k in x} if isinstance(x, dict) else x + y
-        for x, y in zip(a, b, strict=True)
-    )
+    return tuple(x + y for x, y in zip(a, b, strict=True))
 
 
 # -- driver side -------------------------------------------------------------------
@@ -356,7 +358,7 @@ class DataParallel:
             )
         scale = count if self.net.reduction == "mean" else 1
         loss = np.float64(loss / scale)
-        grads = self.net._as_grads({p: g / scale for p, g in grads.items()})
+        grads = Grads(self.net.layout, grads / scale)
         if not (np.isfinite(loss) and grads.all_finite()):
             raise NonFiniteError(
                 f"the loss {self.net.loss!r} or a gradient summed over the shards is not "
@@ -364,7 +366,7 @@ class DataParallel:
             )
         # parameters out to every worker, a partial gradient back from each one used
         workers = len(self.client.nthreads())
-        sent = (workers + min(workers, tasks)) * _nbytes(params)
+        sent = (workers + min(workers, tasks)) * self.net.layout.size * 8
         if idx is not None:
             sent += idx.nbytes
         self._steps.append((time.perf_counter() - started, sent))
@@ -444,9 +446,16 @@ class DataParallel:
         return [s[a:b] - lo for a, b, lo in zip(cuts[:-1], cuts[1:], self.bounds[:-1], strict=True)]
 
     def _broadcast(self, params: Params) -> Any:
-        """A future of ``params`` on every worker (kept while the same dict comes back)."""
+        """A future of the parameters' vector on every worker (kept while the same
+        parameters come back): one array per step, whatever the number of parameters."""
         if self._sent is None or self._sent[0] is not params:
-            [future] = self.client.scatter([params], broadcast=True, hash=False)
+            if isinstance(params, ParamVector) and (
+                params.layout.fingerprint == self.net.layout.fingerprint
+            ):
+                vector = params.vector
+            else:
+                vector = self.net.as_params(params).vector
+            [future] = self.client.scatter([vector], broadcast=True, hash=False)
             self._sent = (params, future)
         return self._sent[1]
 
@@ -463,9 +472,6 @@ class DataParallel:
 def _is_dask(a: object) -> bool:
     return type(a).__module__.startswith("dask.array")
 
-
-def _nbytes(params: Mapping[str, Any]) -> int:
-    return sum(np.asarray(v).nbytes for v in params.values())
 
 
 def _check_data(net: Network, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:

@@ -192,3 +192,50 @@ def test_workers_without_dask_is_refused_first(
     code, _, err = run(capsys, "train", str(missing), "--data", "moons", "--out",
                        str(tmp_path / "o.json"), "--workers", "2")
     assert code == 1 and 'pip install -e ".[dask]"' in err and "missing.json" not in err
+
+
+# -- what a newcomer tripped on (issue 14, item 6) --------------------------------------
+
+
+def test_info_and_gradcheck_sort_naturally_and_summarise(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    model = tmp_path / "m.json"
+    G = graphdiff.mlp([2, 24, 1])
+    net = graphdiff.compile(G, loss="E")
+    graphdiff.save(model, G, net.init_params(seed=0), loss="E")
+    code, text, _ = run(capsys, "info", str(model))
+    assert code == 0 and "(29 nodes; --all lists every node)" in text
+    assert "... 87 more parameters (--all lists every parameter)" in text
+    assert len(text.splitlines()) < 30
+    code, every, _ = run(capsys, "info", str(model), "--all")
+    names = [line.split()[0] for line in every.splitlines() if "->" in line or ".bias" in line]
+    assert len(names) == 97 and names.index("h1_2.bias") < names.index("h1_10.bias")
+    code, text, _ = run(capsys, "gradcheck", str(model), "--data", "moons", "--n", "10")
+    assert code == 0 and "77 more rows pass with smaller errors" in text
+    assert text.splitlines()[-1] == "97 of 97 checks pass"
+    code, every, _ = run(capsys, "gradcheck", str(model), "--data", "moons", "--n", "10",
+                         "--all")
+    rows = [line.split()[0] for line in every.splitlines() if line.endswith("yes")]
+    assert len(rows) == 97 and rows.index("h1_2->y") < rows.index("h1_10->y")
+
+
+def test_cli_warnings_are_one_line(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    G = graphdiff.mlp([2, 1])
+    G.add_node("unused", op="input")
+    model = tmp_path / "m.json"
+    graphdiff.save(model, G, loss="E")
+    code, _, err = run(capsys, "train", str(model), "--data", "blobs", "--out",
+                       str(tmp_path / "o.json"), "--epochs", "1")
+    assert code == 0
+    assert err == ("graphdiff: warning: the loss 'E' does not depend on input(s) ['unused']; "
+                   "they are ignored\n")
+
+
+def test_demo_without_hidden_layers_says_it_is_linear(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    code, text, _ = run(capsys, "demo", "--hidden", "", "--epochs", "2", "--out",
+                        str(tmp_path / "d"))
+    assert code == 0 and "network: 2-1 in neuron notation, no hidden layer (a linear model)" in text
+    assert "tanh" not in text
