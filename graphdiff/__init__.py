@@ -43,6 +43,7 @@ from .optim import SGD, Adam, Optimizer, Schedule
 from .params import Grads, Params
 from .predict import evaluate
 from .registry import NoAttrs, Op, elementwise_op, get_op, list_ops, register_op, unregister_op
+from .schema import __version__ as __version__
 from .train import FitResult, TrainingDivergedError, fit
 from .viz import (
     VizError,
@@ -54,8 +55,6 @@ from .viz import (
 )
 
 logging.getLogger("graphdiff").addHandler(logging.NullHandler())  # the program decides
-
-__version__ = "0.1.0"
 
 __all__ = [
     "LECTURE_EDGES",

@@ -41,14 +41,15 @@ compile ignores both.
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 import networkx as nx
 import numpy as np
 
-from .compile import default_param_name
+from .compile import compile
 from .errors import GraphError, InputError, ShapeError, UnknownOpError
+from .graphs import edge_param
 from .registry import Op, get_op
 
 __all__ = ["LECTURE_EDGES", "LECTURE_SHARED", "lecture_network", "mlp", "write_params"]
@@ -239,11 +240,6 @@ def _ops(G: Any, sizes: list[int], act: str, out_act: str, bias: bool) -> None:
 # --- writing trained values back ------------------------------------------------------
 
 
-def _edge_param(u: Hashable, v: Hashable, key: Any, data: Mapping[str, Any]) -> str:
-    # The parameter name compile gives this edge.
-    return str(data["param"]) if "param" in data else default_param_name(u, v, key)
-
-
 def write_params(G: Any, params: Mapping[str, Any], net: Any = None) -> None:
     """Write trained parameter values into the graph, in place.
 
@@ -298,7 +294,7 @@ def write_params(G: Any, params: Mapping[str, Any], net: Any = None) -> None:
                 u, v = use
                 edges = G[u][v].items() if G.is_multigraph() else [(None, G[u][v])]
                 for key, data in edges:
-                    if _edge_param(u, v, key, data) == name:
+                    if edge_param(u, v, key, data) == name:
                         data["weight"] = float(values[name])
             elif spec.kind == "tensor":
                 G.nodes[use[0]]["value"] = values[name].copy()
@@ -308,8 +304,6 @@ def write_params(G: Any, params: Mapping[str, Any], net: Any = None) -> None:
 
 def _compile_all(G: Any) -> Any:
     """Compile G with a throwaway loss that depends on every sink, so no parameter is pruned."""
-    from .network import Network
-
     if not isinstance(G, nx.DiGraph):
         raise GraphError(f"write_params expects a networkx DiGraph, got {type(G).__name__}")
     H = G.copy()
@@ -320,4 +314,4 @@ def _compile_all(G: Any) -> Any:
     H.add_node(sink, op="stack")
     for port, n in enumerate(sinks):
         H.add_edge(n, sink, port=port)
-    return Network(H, loss=sink)
+    return compile(H, loss=sink)

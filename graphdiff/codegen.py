@@ -29,7 +29,7 @@ source text.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Hashable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache, partial
 from itertools import chain
@@ -44,9 +44,13 @@ from .plan import (
     OpStep,
     ParamStep,
     Step,
+    all_finite,
+    check_delta,
     check_grads,
     check_loss,
+    check_loss_value,
     check_operand,
+    check_value,
     fit_gradient,
     zeros_like,
 )
@@ -100,16 +104,74 @@ class _Level:
 
 @dataclass
 class Program:
-    """The generated functions and what the caller needs to feed and read them."""
+    """The generated functions of a plan, each ``f(P, Q, X, N)`` of the scalar
+    parameters' vector, the tensor parameters, the inputs and the number of points.
+
+    ``backward`` returns ``(E, scalar gradients, tensor gradients)``; ``error``
+    returns E. :meth:`variant` gives the same computation with every delta kept
+    (``deltas``) or every value and delta checked finite (``check``).
+    """
 
     backward: Callable[..., Any]
     error: Callable[..., Any]
-    scalar_names: tuple[str, ...]
-    tensor_names: tuple[str, ...]
-    input_nodes: tuple[Hashable, ...]
     source: str
+    make: Callable[[bool, bool], tuple[Callable[..., Any], str]]
+    where: list[tuple[int, int] | None]  # slot -> (level, row) of a fused neuron
     _gen: _Gen | None = None
+    variants: dict[tuple[bool, bool], Callable[..., Any]] = field(default_factory=dict)
     _terms: Callable[..., Any] | None = None
+
+    def variant(self, deltas: bool, check: bool) -> Callable[..., Any]:
+        """``backward`` with options, generated on first use; with ``deltas`` it also
+        returns the function's variables, read by :meth:`collect`."""
+        fn = self.variants.get((deltas, check))
+        if fn is None:
+            fn = self.variants[deltas, check] = self.make(deltas, check)[0]
+        return fn
+
+    def collect(self, env: dict[str, Any], steps: list[Step]) -> list[tuple[Any, ...]]:
+        """Per slot: (value, delta, z, dE/dz) from a ``deltas`` variant's variables,
+        each the caller's own array; a delta is None where none reached the node, z
+        and dE/dz None off neurons.
+
+        A fused level's matrices were made by this call: its nodes get their rows,
+        without copies, unless two matrices share memory (an identity level's value
+        is its z). Everything else is copied: it may be an input, a parameter, or
+        one array that two deltas share.
+        """
+        levels: dict[int, tuple[Any, ...]] = {}
+
+        def level(b: int) -> tuple[Any, ...]:
+            mats = levels.get(b)
+            if mats is None:
+                mine: list[Any] = []
+                for name in ("V", "DV", "Z", "XZ"):  # value, delta, z, dE/dz
+                    m = env.get(f"{name}{b}")
+                    if m is not None and any(np.may_share_memory(m, o) for o in mine):
+                        m = np.array(m)
+                    mine.append(m)
+                mats = levels[b] = tuple(mine)
+            return mats
+
+        def own(x: Any) -> Any:
+            return None if x is None else np.array(x)
+
+        out: list[tuple[Any, ...]] = []
+        for s in steps:
+            i, lv = s.slot, self.where[s.slot]
+            if lv is not None:
+                b, r = lv
+                out.append(tuple(None if m is None else m[r] for m in level(b)))
+                continue
+            neuron = isinstance(s, NeuronStep)
+            c = env.get(f"xc{i}")
+            d, dz = env.get(f"d{i}"), env.get(f"xz{i}") if neuron else None
+            if c is not None:  # d<i> stands for c * d<i> (see _Gen._deferred)
+                d = None if d is None else c * d
+                dz = None if dz is None else c * dz
+            z = own(env[f"z{i}"]) if neuron else None
+            out.append((own(env[f"v{i}"]), own(d), z, own(dz)))
+        return out
 
     @property
     def terms(self) -> Callable[..., Any]:
@@ -133,6 +195,8 @@ class _Gen:
         loss_slot: int,
         reduction: str,
         needs: list[bool],
+        deltas: bool = False,
+        check: bool = False,
     ) -> None:
         self.steps = steps  # numbered 0, 1, ... in order: steps[slot] is that slot's step
         assert not steps or steps[-1].slot == len(steps) - 1
@@ -141,6 +205,11 @@ class _Gen:
         self.loss_slot = loss_slot
         self.reduction = reduction
         self.needs = needs
+        # deltas: every node's delta (not only those a parameter needs), and every value,
+        # z and dE/dz kept for the caller; check: each value and delta checked finite.
+        # Neither changes an operation on the way to the loss and the gradients.
+        self.deltas, self.check = deltas, check
+        self.want = [True] * len(steps) if deltas else needs
         self.ns: dict[str, Any] = {
             "_np": np,
             "_zeros": np.zeros,
@@ -160,6 +229,11 @@ class _Gen:
             "_fit": fit_gradient,
             "_check_loss": check_loss,
             "_ph": zeros_like,
+            "_cv": check_value,
+            "_cd": check_delta,
+            "_cl": check_loss_value,
+            "_fin": all_finite,
+            "_steps": steps,
         }
         # the first neuron each non-neuron value feeds (named by shape checks)
         self.plain = [s for s in steps if not isinstance(s, NeuronStep)]
@@ -377,8 +451,14 @@ class _Gen:
         for n, item in enumerate(self.order):
             if isinstance(item, _Level):
                 out += self._level_forward(item)
+                if self.check:
+                    out.append(f"if not _fin(V{item.index}):")
+                    for m in item.members:  # the first member in slot order is named
+                        out.append(f"    _cv(V{item.index}[{self.row[m.slot]}], _steps[{m.slot}])")
             else:
                 out += self._step_forward(item)
+                if self.check and not isinstance(item, InputStep):
+                    out.append(f"_cv(v{item.slot}, _steps[{item.slot}])")
                 if isinstance(item, OpStep) and self.released(item.slot):
                     out.append(f"sh{item.slot} = v{item.slot}.shape")
             dead = self.last_use.get(n)
@@ -533,7 +613,7 @@ class _Gen:
         generation time, so the common cases need no ``None`` tests at run time.
         ``maybe`` says this contribution itself sits under such a test.
         """
-        if not self.needs[slot]:
+        if not self.want[slot]:
             return []
         lv = self.level_of(slot)
         if lv is not None:
@@ -558,11 +638,20 @@ class _Gen:
 
     def _guarded(self, slot: int, body: list[str]) -> list[str]:
         state = self.dstate.get(slot, "none")
-        if state == "none":
-            return []  # no delta ever reaches this node
+        if state == "none" or not body:
+            return []  # no delta ever reaches this node, or nothing to do with it
         if state == "sure":
             return body
         return [f"if d{slot} is not None:", *("    " + ln for ln in body)]
+
+    def _checked(self, slot: int) -> list[str]:
+        """With ``check``: the line checking this node's delta (which may stand for a
+        number times ``d<slot>``, see ``_deferred``) before its backward rule runs."""
+        if not self.check:
+            return []
+        c = self.scale.get(slot)
+        delta = f"{c} * d{slot}" if c else f"d{slot}"
+        return [f"_cd({delta}, _steps[{slot}])"]
 
     def _alloc(self, b: int) -> list[str]:
         # Allocated unconditionally at the top of the current block (never inside an
@@ -575,23 +664,25 @@ class _Gen:
     def _step_backward(self, s: Step) -> list[str]:
         i = s.slot
         if isinstance(s, (InputStep, ConstStep)):
-            return []
+            return self._guarded(i, self._checked(i))
         if isinstance(s, ParamStep):
-            return [f"GT{self.tidx[s.name]} = d{i}"] if self.dstate.get(i) else []
+            return self._guarded(i, [*self._checked(i), f"GT{self.tidx[s.name]} = d{i}"])
         if isinstance(s, OpStep):
             assert s.op is not None
-            wanted = [j for j, a in enumerate(s.args) if self.needs[a]]
+            wanted = [j for j, a in enumerate(s.args) if self.want[a]]
             if not wanted:
-                return []
+                return self._guarded(i, self._checked(i))
+            needed = sum(self.needs[a] for a in s.args)
             name, node = self.bind(s.op.name, "O", i), self.bind(s.node, "N", i)
             args = ", ".join(self.arg(a) for a in s.args)
             out = f"_ph(d{i}.shape)" if self.released(i) else f"v{i}"
-            parts = s.op.vjps is not None and len(wanted) < len(s.args)
+            parts = s.op.vjps is not None and needed < len(s.args)
             if parts:  # only the gradients something needs
-                body = []
+                body = self._checked(i)
             else:
                 vjp = self.bind(partial(s.op.vjp, **s.attrs) if s.attrs else s.op.vjp, "B", i)
                 body = [
+                    *self._checked(i),
                     f"gs = {vjp}(d{i}, {out}, {args})",
                     f"if type(gs) is not tuple or len(gs) != {len(s.args)}:",
                     f"    gs = _grads_of(gs, {len(s.args)}, {name}, {node})",
@@ -624,7 +715,9 @@ class _Gen:
         else:  # zeros in place of what the activation does not read
             zeros = "ZN" if self.per_point(i) else f"_ph(d{i}.shape)"
             a_i, z_i = f"v{i}" if kept_a else zeros, f"z{i}" if kept_z else zeros
-        body = [self._delta_z("dz", f"d{i}", s.act, attrs, z_i, a_i, i)]
+        body = [*self._checked(i), self._delta_z("dz", f"d{i}", s.act, attrs, z_i, a_i, i)]
+        if self.deltas:
+            body.append(f"xz{i} = dz")
         times = f"{c} * " if c else ""
         for a, w in zip(s.args, s.weights, strict=True):
             p = self.sidx[w]
@@ -704,7 +797,16 @@ class _Gen:
         v_b = f"V{b}" if f"V{b}" in self.kept else f"_ph(DV{b}.shape)"
         z_b = f"Z{b}" if f"Z{b}" in self.kept else f"_ph(DV{b}.shape)"
         # DV<b> is made here (zeros, or rows of a product): never an input's or a vjp's
-        lines = [self._delta_z("DZ", f"DV{b}", act, attrs, z_b, v_b, 100000 + b, owned=True)]
+        lines = []
+        if self.check:
+            lines.append(f"if not _fin(DV{b}):")
+            for m in reversed(lv.members):  # the last member in slot order comes first
+                lines.append(f"    _cd(DV{b}[{self.row[m.slot]}], _steps[{m.slot}])")
+        # deltas=True keeps DV<b>: the same product, not in place
+        owned = not self.deltas
+        lines.append(self._delta_z("DZ", f"DV{b}", act, attrs, z_b, v_b, 100000 + b, owned=owned))
+        if self.deltas:
+            lines.append(f"XZ{b} = DZ")
         pi = self.ns[f"_PI{b}"]
         # no weight twice in the level: certain when none is used twice at all
         unique = self.weight_uses()[pi].max() <= 1 or np.unique(pi).size == pi.size
@@ -724,7 +826,7 @@ class _Gen:
             gb = f"DZ.sum(axis=1){rows}"
             uniq = np.unique(bi).size == bi.size
             lines.append(f"GS[_BI{b}] += {gb}" if uniq else f"_addat(GS, _BI{b}, {gb})")
-        if any(self.needs[a] for a in lv.sources):
+        if any(self.want[a] for a in lv.sources):
             if lv.dense:
                 lines.append(f"DA = W{b}.T @ DZ")
             else:
@@ -740,7 +842,7 @@ class _Gen:
                 if blk is None:
                     lines += self.add_to(int(sel), f"DA[{j0}]")
                     continue
-                if not any(map(self.needs.__getitem__, lv.sources[j0:j1])):
+                if not any(map(self.want.__getitem__, lv.sources[j0:j1])):
                     continue  # no parameter reaches these rows
                 if sel == f"0:{len(self.levels[blk].members)}" and blk not in self.allocated:
                     self.allocated.add(blk)  # DA is this call's own array: adopt its rows
@@ -776,6 +878,8 @@ class _Gen:
             # np.add.reduce is what L.mean()/L.sum() run, without their Python wrappers
             f"E = _sum(L){' / N' if self.reduction == 'mean' else ''}",
         ]
+        if self.check:
+            body.append(f"_cl(E, {node})")
         if loss_terms:
             operands = "".join(f"{self.val(a)}, " for a in self.steps[self.loss_slot].args)
             return _function("terms", [*body, f"return E, L, ({operands})"])
@@ -802,7 +906,11 @@ class _Gen:
                 )
             body.append(f"GS = _fromiter(({''.join(t + ', ' for t in terms)}), _F64, {len(terms)})")
         grads_t = ", ".join(f"GT{j}" for j in range(len(self.tidx)))
-        body.append(f"return E, GS, ({grads_t}{',' if len(self.tidx) == 1 else ''})")
+        if self.deltas:  # every value and delta stays alive, for the caller to read
+            body = [ln for ln in body if not ln.startswith("del ")]
+            body += [f"xc{i} = {c}" for i, c in sorted(self.scale.items())]
+        extra = ", locals()" if self.deltas else ""
+        body.append(f"return E, GS, ({grads_t}{',' if len(self.tidx) == 1 else ''}){extra}")
         return _function("backward", body)
 
 
@@ -850,11 +958,17 @@ def generate(
     gen = _Gen(steps, scalar_names, tensor_names, loss_slot, reduction, needs)
     if sum(not isinstance(it, _Level) for it in gen.order) > MAX_UNFUSED_STEPS:
         return None
+
+    def make(deltas: bool, check: bool) -> tuple[Callable[..., Any], str]:
+        g = _Gen(steps, scalar_names, tensor_names, loss_slot, reduction, needs, deltas, check)
+        src = g.source(with_backward=True)
+        # The source is built only from integers and fixed identifiers (see module doc).
+        exec(compile(src, "<graphdiff plan>", "exec"), g.ns)  # noqa: S102
+        return g.ns["backward"], src
+
     src_b = gen.source(with_backward=True)
     src_e = gen.source(with_backward=False)
     ns = gen.ns
-    # The source is built only from integers and fixed identifiers (see module doc).
     exec(compile(src_b + "\n" + src_e, "<graphdiff plan>", "exec"), ns)  # noqa: S102
-    inputs = tuple(s.node for s in steps if isinstance(s, InputStep))
-    return Program(ns["backward"], ns["error"], tuple(scalar_names), tuple(tensor_names),
-                   inputs, src_b, gen)
+    where = [gen.level_of(s.slot) for s in steps]
+    return Program(ns["backward"], ns["error"], src_b, make, where, gen)

@@ -35,20 +35,39 @@ default ``"<u>-><v>"``) and ``weight`` (initial value, a number).
 from __future__ import annotations
 
 import gc
-import heapq
 import math
 import numbers
 import warnings
-from collections.abc import Callable, Hashable, Iterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Hashable
 from typing import Any, Literal, cast
 
 import networkx as nx
 import numpy as np
 from pydantic import ValidationError
 
-from .errors import CycleError, GraphError, UnknownOpError
-from .plan import ConstStep, InputStep, NeuronStep, OpStep, ParamStep, Step
+from .errors import GraphError, UnknownOpError
+from .graphs import (
+    ancestors_and_self,
+    canonical_ranked,
+    default_param_name,
+    in_edges,
+    node_key,
+    snapshot,
+)
+from .network import Network
+from .plan import (
+    ConstStep,
+    InputStep,
+    NeuronStep,
+    OpStep,
+    ParamSpec,
+    ParamStep,
+    ParamTable,
+    Plan,
+    Step,
+    degree,
+    spec_of,
+)
 from .registry import ENGINE_OPS, Op, get_op
 
 __all__ = ["GraphWarning", "ParamSpec", "ParamTable", "compile", "default_param_name", "node_key"]
@@ -60,184 +79,20 @@ class GraphWarning(UserWarning):
     """Something in the graph is legal but probably not what was meant."""
 
 
-def node_key(n: Hashable) -> tuple[int, str]:
-    """Canonical sort key of a node name: ints before strings, then by text."""
-    return (0 if isinstance(n, int) else 1, str(n))
-
-
-def default_param_name(u: Hashable, v: Hashable, key: Any = None) -> str:
-    """The parameter name of an edge into a neuron that has no ``param``: ``"u->v"``
-    (``"u->v#k"`` for the k-th parallel edge of a MultiDiGraph, k > 0).
-
-    >>> default_param_name("x1", "h"), default_param_name("x", "y", 1)
-    ('x1->h', 'x->y#1')
-    """
-    return f"{u}->{v}" if key in (None, 0) else f"{u}->{v}#{key}"
-
-
-@dataclass(slots=True)
-class ParamSpec:
-    """One trainable parameter.
-
-    ``kind`` is ``"scalar"`` for edge weights and biases of neurons (shape ``()``)
-    and ``"tensor"`` for parameter nodes. ``uses`` lists where it is used: edges
-    ``(u, v)`` for weights, ``(node,)`` for biases and parameter nodes.
-    """
-
-    name: str
-    kind: Literal["scalar", "tensor"]
-    shape: tuple[int, ...]
-    value: np.ndarray | None = None
-    init: str = "zeros"
-    fan_in: int = 1
-    fan_out: int = 1
-    uses: list[tuple[Any, ...]] = field(default_factory=list)
-
-
-def _degree(adj: dict[Hashable, Any], n: Hashable, multi: bool) -> int:
-    """Edges of node ``n`` in one networkx adjacency dict (``_pred`` or ``_succ``)."""
-    return sum(map(len, adj[n].values())) if multi else len(adj[n])
-
-
-def _edge_weight(name: str, use: tuple[Any, Any], G: Any) -> ParamSpec:
-    """The spec of a default-named edge weight without an initial value, used once."""
-    multi = G.is_multigraph()
-    fan_in = _degree(G._pred, use[1], multi)
-    fan_out = max(_degree(G._succ, use[0], multi), 1)
-    return ParamSpec(name, "scalar", (), None, "glorot", fan_in, fan_out, [use])
-
-
-def _spec(records: dict[str, Any], name: str, graph: Any) -> ParamSpec | None:
-    """The spec of ``name`` in ``records``, None if absent; a bare edge record (see
-    :class:`ParamTable`) is replaced by its spec on the way."""
-    rec = records.get(name)
-    if type(rec) is tuple:
-        rec = records[name] = _edge_weight(name, rec, graph)
-    return rec
-
-
-class ParamTable(Mapping[str, ParamSpec]):
-    """``Network.params``: parameter name -> :class:`ParamSpec`, iterated sorted by name.
-
-    A read-only mapping. Most edges of a large neuron graph carry a default-named
-    weight used exactly once; compile records just the edge for those, and their
-    spec is made (from the compiled graph's degrees) when it is first looked up.
-    """
-
-    __slots__ = ("_graph", "_names", "_records")
-
-    def __init__(
-        self, records: dict[str, ParamSpec | tuple[Any, Any]], names: list[str], graph: Any
-    ) -> None:
-        self._records = records
-        self._names = names
-        self._graph = graph
-
-    def __getitem__(self, name: str) -> ParamSpec:
-        spec = _spec(self._records, name, self._graph)
-        if spec is None:
-            raise KeyError(name)
-        return spec
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._names)
-
-    def __len__(self) -> int:
-        return len(self._names)
-
-    def __contains__(self, name: object) -> bool:
-        return name in self._records
-
-    def __repr__(self) -> str:
-        return f"<ParamTable: {len(self)} parameters>"
-
-
-def _fail(msg: str) -> GraphError:
-    return GraphError(msg)
-
-
 def _is_number(x: object) -> bool:
     return isinstance(x, numbers.Real) and not isinstance(x, bool)
 
 
 def _check_graph(G: Any, loss: Hashable) -> None:
     if not isinstance(G, nx.DiGraph):  # MultiDiGraph is a DiGraph subclass
-        raise _fail(f"compile expects a networkx DiGraph or MultiDiGraph, got {type(G).__name__}")
+        raise GraphError(
+            f"compile expects a networkx DiGraph or MultiDiGraph, got {type(G).__name__}"
+        )
     for n in G.nodes:
         if isinstance(n, bool) or not isinstance(n, (str, int)):
-            raise _fail(f"node names must be strings or ints, got {n!r} ({type(n).__name__})")
+            raise GraphError(f"node names must be strings or ints, got {n!r} ({type(n).__name__})")
     if loss not in G:
-        raise _fail(f"loss node {loss!r} is not in the graph")
-
-
-def canonical_order(G: Any) -> list[Hashable]:
-    """All nodes in lexicographic topological order (by :func:`node_key`).
-
-    The same graph gives the same order whatever order its nodes and edges were
-    inserted in. Kahn's algorithm with a heap, iterative (no recursion limit).
-    Raises :class:`CycleError` with the cycle's path.
-    """
-    return _canonical(G)[0]
-
-
-def _canonical(G: Any) -> tuple[list[Hashable], dict[Hashable, int]]:
-    """:func:`canonical_order`, and each node's rank by :func:`node_key` (ints
-    compare faster than keys: the heap holds ranks)."""
-    node_of = sorted(G._node, key=node_key)
-    rank = {n: i for i, n in enumerate(node_of)}
-    succ = G._succ  # the plain adjacency dict (see _in_edges)
-    multi = G.is_multigraph()
-    if multi:
-        indeg = {n: sum(map(len, p.values())) for n, p in G._pred.items()}
-    else:
-        indeg = {n: len(p) for n, p in G._pred.items()}
-    heap = [rank[n] for n, d in indeg.items() if d == 0]
-    heapq.heapify(heap)
-    order: list[Hashable] = []
-    push, pop = heapq.heappush, heapq.heappop
-    while heap:
-        u = node_of[pop(heap)]
-        order.append(u)
-        for v, edges in succ[u].items():
-            d = indeg[v] - (len(edges) if multi else 1)
-            indeg[v] = d
-            if d == 0:
-                push(heap, rank[v])
-    if len(order) != len(node_of):
-        cycle = nx.find_cycle(G)
-        path = [e[0] for e in cycle] + [cycle[0][0]]
-        raise CycleError("the graph has a cycle: " + " -> ".join(map(repr, path)))
-    return order, rank
-
-
-def ancestors_and_self(G: Any, node: Hashable) -> set[Hashable]:
-    """``node`` and every node with a path to it (iterative)."""
-    pred = G._pred  # the plain adjacency dict (see _in_edges)
-    seen = {node}
-    stack = [node]
-    while stack:
-        for u in pred[stack.pop()]:
-            if u not in seen:
-                seen.add(u)
-                stack.append(u)
-    return seen
-
-
-def _in_edges(
-    G: Any, v: Hashable, key: Callable[[Hashable], Any] = node_key
-) -> list[tuple[Hashable, dict[str, Any], Any]]:
-    """In-edges as (source, data, key), in a canonical order independent of insertion:
-    by ``key`` of the source (:func:`node_key`, or a rank in that order), then edge key.
-    """
-    # G._pred is networkx's plain adjacency dict; its views cost ~10x more per edge,
-    # which shows when compiling graphs of 100,000 neurons.
-    pred = G._pred[v]
-    if G.is_multigraph():
-        edges = [(u, d, k) for u, ks in pred.items() for k, d in ks.items()]
-        if len(edges) > 1:
-            edges.sort(key=lambda e: (key(e[0]), str(e[2])))
-        return edges
-    return [(u, pred[u], None) for u in (sorted(pred, key=key) if len(pred) > 1 else pred)]
+        raise GraphError(f"loss node {loss!r} is not in the graph")
 
 
 def _op_attrs(node: Hashable, op: Op, data: dict[str, Any], what: str) -> dict[str, Any]:
@@ -249,12 +104,12 @@ def _op_attrs(node: Hashable, op: Op, data: dict[str, Any], what: str) -> dict[s
         errs = "; ".join(
             f"{'.'.join(map(str, err['loc']))}: {err['msg']}" for err in e.errors()
         )
-        raise _fail(f"node {node!r}: bad attributes for {what} {op.name!r}: {errs}") from None
+        raise GraphError(f"node {node!r}: bad attributes for {what} {op.name!r}: {errs}") from None
 
 
 def _lookup(node: Hashable, name: object, what: str) -> Op:
     if not isinstance(name, str):
-        raise _fail(f"node {node!r}: {what} must be an op name (str), got {name!r}")
+        raise GraphError(f"node {node!r}: {what} must be an op name (str), got {name!r}")
     try:
         return get_op(name)
     except UnknownOpError as e:
@@ -262,39 +117,43 @@ def _lookup(node: Hashable, name: object, what: str) -> Op:
 
 
 def _ordered_operands(G: Any, v: Hashable, op: Op) -> list[Hashable]:
-    edges = _in_edges(G, v)
+    edges = in_edges(G, v)
     n = len(edges)
     if op.arity is not None and n != op.arity:
-        raise _fail(f"node {v!r}: op {op.name!r} takes {op.arity} operand(s), the node has {n}")
+        raise GraphError(
+            f"node {v!r}: op {op.name!r} takes {op.arity} operand(s), the node has {n}"
+        )
     if n == 0:
-        raise _fail(f"node {v!r}: op {op.name!r} needs at least one operand, the node has none")
+        raise GraphError(
+            f"node {v!r}: op {op.name!r} needs at least one operand, the node has none"
+        )
     for u, d, _ in edges:
         if "param" in d:
-            raise _fail(
+            raise GraphError(
                 f"edge {u!r} -> {v!r}: the edge attribute 'param' only applies to edges "
                 f"into neurons; {v!r} is op {op.name!r}"
             )
     ports = [d.get("port") for _, d, _ in edges]
     if all(p is None for p in ports):
         if n > 1 and not op.unordered:
-            raise _fail(
+            raise GraphError(
                 f"node {v!r}: op {op.name!r} has {n} operands and they are ordered; "
                 f"give each in-edge a 'port' (0..{n - 1})"
             )
         return [u for u, _, _ in edges]
     missing = [u for (u, _, _), p in zip(edges, ports, strict=True) if p is None]
     if missing:
-        raise _fail(f"node {v!r}: in-edge(s) from {missing!r} have no 'port' while others do")
+        raise GraphError(f"node {v!r}: in-edge(s) from {missing!r} have no 'port' while others do")
     bad = [p for p in ports if isinstance(p, bool) or not isinstance(p, int)]
     if bad:
-        raise _fail(f"node {v!r}: ports must be ints, got {bad!r}")
+        raise GraphError(f"node {v!r}: ports must be ints, got {bad!r}")
     by_port: dict[int, Hashable] = {}
     for (u, _, _), p in zip(edges, cast(list[int], ports), strict=True):
         if p in by_port:
-            raise _fail(f"node {v!r}: duplicate port {p} (from {by_port[p]!r} and {u!r})")
+            raise GraphError(f"node {v!r}: duplicate port {p} (from {by_port[p]!r} and {u!r})")
         by_port[p] = u
     if sorted(by_port) != list(range(n)):
-        raise _fail(f"node {v!r}: ports must be 0..{n - 1}, got {sorted(by_port)}")
+        raise GraphError(f"node {v!r}: ports must be 0..{n - 1}, got {sorted(by_port)}")
     return [by_port[i] for i in range(n)]
 
 
@@ -339,15 +198,17 @@ class _Builder:
             return f"edge {use[0]!r} -> {use[1]!r}" if len(use) == 2 else f"node {use[0]!r}"
 
         if not isinstance(name, str) or not name:
-            raise _fail(f"{where()}: a parameter name must be a non-empty string, got {name!r}")
+            raise GraphError(
+                f"{where()}: a parameter name must be a non-empty string, got {name!r}"
+            )
         if value is not None and type(value) is not float:
             if not _is_number(value):
                 what = "'weight'" if len(use) == 2 else "'bias'"
                 msg = f"{what} must be a number (the initial value), got {value!r}"
-                raise _fail(f"{where()}: {msg}")
+                raise GraphError(f"{where()}: {msg}")
             value = float(value)  # type: ignore[arg-type]
         if value is not None and not math.isfinite(value):
-            raise _fail(f"{where()}: initial value {value!r} is not finite")
+            raise GraphError(f"{where()}: initial value {value!r} is not finite")
         spec = self.spec(name)
         if spec is None:
             spec = self.params[name] = ParamSpec(
@@ -359,7 +220,7 @@ class _Builder:
                 self.auto_names[name] = use
             return name
         if spec.kind != "scalar":
-            raise _fail(
+            raise GraphError(
                 f"{where()}: parameter {name!r} is used as a scalar weight here and is the "
                 f"tensor parameter node {spec.uses[0][0]!r}"
             )
@@ -367,7 +228,7 @@ class _Builder:
             # a default name is never shared: it met another parameter of that name
             mine = use if auto else self.auto_names[name]
             others = [u for u in [*spec.uses, use] if u != mine]
-            raise _fail(
+            raise GraphError(
                 f"the default parameter name {name!r} of {mine!r} collides with the "
                 f"parameter name {name!r} used at {others!r}; give one of them a 'param'"
             )
@@ -375,7 +236,7 @@ class _Builder:
             if spec.value is None:
                 spec.value = np.asarray(value, dtype=np.float64)
             elif spec.value != value:
-                raise _fail(
+                raise GraphError(
                     f"{where()}: shared parameter {name!r} gets initial value {value!r} here "
                     f"and {float(spec.value)!r} at {spec.uses!r}"
                 )
@@ -387,18 +248,18 @@ class _Builder:
         rec = self.params.get(name)
         if type(rec) is tuple:
             self.auto_names[name] = rec  # only default names are recorded bare
-        return _spec(self.params, name, self.G)
+        return spec_of(self.params, name, self.G)
 
     def tensor(self, v: Hashable, data: dict[str, Any]) -> str:
         name = str(v)
         other = self.spec(name)
         if other is not None:
             if other.kind == "tensor":
-                raise _fail(
+                raise GraphError(
                     f"node {v!r}: parameter nodes {other.uses[0][0]!r} and {v!r} are both "
                     f"named {name!r} as parameters; rename one"
                 )
-            raise _fail(
+            raise GraphError(
                 f"node {v!r}: parameter node name {name!r} is already a scalar parameter "
                 f"used at {other.uses!r}"
             )
@@ -409,25 +270,27 @@ class _Builder:
             try:
                 arr = np.array(value, dtype=np.float64)
             except (TypeError, ValueError):
-                raise _fail(f"node {v!r}: 'value' is not a numeric array") from None
+                raise GraphError(f"node {v!r}: 'value' is not a numeric array") from None
             if not np.all(np.isfinite(arr)):
-                raise _fail(f"node {v!r}: 'value' has NaN or infinite entries")
+                raise GraphError(f"node {v!r}: 'value' has NaN or infinite entries")
         if shape is None:
             if arr is None:
-                raise _fail(f"node {v!r}: a param node needs 'shape' or 'value'")
+                raise GraphError(f"node {v!r}: a param node needs 'shape' or 'value'")
             shape = arr.shape
         if isinstance(shape, int) and not isinstance(shape, bool):
             shape = (shape,)
         if not isinstance(shape, (tuple, list)) or not all(
             isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in shape
         ):
-            raise _fail(f"node {v!r}: 'shape' must be a tuple of non-negative ints, got {shape!r}")
+            raise GraphError(
+                f"node {v!r}: 'shape' must be a tuple of non-negative ints, got {shape!r}"
+            )
         shape = tuple(shape)
         if arr is not None and arr.shape != shape:
-            raise _fail(f"node {v!r}: 'value' has shape {arr.shape}, 'shape' says {shape}")
+            raise GraphError(f"node {v!r}: 'value' has shape {arr.shape}, 'shape' says {shape}")
         init = data.get("init", "glorot" if len(shape) >= 2 else "zeros")
         if init not in INITS:
-            raise _fail(f"node {v!r}: unknown init {init!r}; choose one of {', '.join(INITS)}")
+            raise GraphError(f"node {v!r}: unknown init {init!r}; choose one of {', '.join(INITS)}")
         fan_in = math.prod(shape[:-1]) if len(shape) >= 2 else max(math.prod(shape), 1)
         fan_out = shape[-1] if shape else 1
         self.params[name] = ParamSpec(
@@ -442,21 +305,21 @@ class _Builder:
             return self.neuron(v, data)
         if kind is None:
             hint = " (inputs are declared with op='input')" if G.in_degree(v) == 0 else ""
-            raise _fail(f"node {v!r} has no 'op' attribute{hint}")
+            raise GraphError(f"node {v!r} has no 'op' attribute{hint}")
         slot = self.slot[v]
         if kind in ("input", "param", "const") and G.in_degree(v):
-            raise _fail(f"node {v!r} is op={kind!r} and cannot have incoming edges")
+            raise GraphError(f"node {v!r} is op={kind!r} and cannot have incoming edges")
         if kind == "input":
             return InputStep(v, slot)
         if kind == "param":
             return ParamStep(v, slot, name=self.tensor(v, data))
         if kind == "const":
             if "value" not in data:
-                raise _fail(f"node {v!r}: a const node needs 'value'")
+                raise GraphError(f"node {v!r}: a const node needs 'value'")
             try:
                 value = np.array(data["value"], dtype=np.float64)
             except (TypeError, ValueError):
-                raise _fail(f"node {v!r}: 'value' is not a numeric array") from None
+                raise GraphError(f"node {v!r}: 'value' is not a numeric array") from None
             value.flags.writeable = False
             return ConstStep(v, slot, value=value)
         op = _lookup(v, kind, "op")
@@ -469,7 +332,7 @@ class _Builder:
         if known is None:
             act = _lookup(v, name, "activation")
             if not act.elementwise:
-                raise _fail(f"node {v!r}: activation {act.name!r} is not an elementwise op")
+                raise GraphError(f"node {v!r}: activation {act.name!r} is not an elementwise op")
             known = self.acts[name] = (act, tuple(act.attrs.model_fields))
         act, fields = known
         if fields and any(k in data for k in fields):
@@ -485,25 +348,25 @@ class _Builder:
         """Declare or reuse the weight parameter of edge u -> v (``k``: its key, if any)."""
         auto = "param" not in d
         name = default_param_name(u, v, k) if auto else d["param"]
-        fan_out = max(_degree(self.G._succ, u, self.multi), 1)
+        fan_out = max(degree(self.G._succ, u, self.multi), 1)
         return self.scalar(name, d.get("weight"), (u, v), fan_in, fan_out, auto)
 
     def neuron(self, v: Hashable, data: dict[str, Any]) -> NeuronStep:
         G = self.G
         act, act_attrs = self.activation(v, data)
         if self.multi:
-            edges = _in_edges(G, v, self.rank.__getitem__)
+            edges = in_edges(G, v, self.rank.__getitem__)
             us = [u for u, _, _ in edges]
-        else:  # _in_edges, inlined for the common case
+        else:  # in_edges, inlined for the common case
             pred = G._pred[v]
             us = sorted(pred, key=self.in_key) if len(pred) > 1 else list(pred)
         if not us:
-            raise _fail(f"neuron {v!r} has no incoming edges")
+            raise GraphError(f"neuron {v!r} has no incoming edges")
         fan_in = len(us)
         unbatched = self.unbatched
         if unbatched and not unbatched.isdisjoint(us):
             u = next(u for u in us if u in unbatched)
-            raise _fail(
+            raise GraphError(
                 f"edge {u!r} -> {v!r}: a neuron's operands must have one value per data "
                 f"point; {u!r} is a {G._node[u]['op']} node"
             )
@@ -532,7 +395,7 @@ class _Builder:
             elif _is_number(b):
                 bias = self.scalar(f"{v}.bias", b, (v,), fan_in, 1, auto=True)
             elif b is not None:
-                raise _fail(
+                raise GraphError(
                     f"node {v!r}: 'bias' must be a parameter name (str) or a number, got {b!r}"
                 )
         return NeuronStep(
@@ -546,31 +409,19 @@ class _Builder:
         )
 
 
-@dataclass
-class Compiled:
-    order: list[Hashable]
-    steps: list[Step]
-    records: dict[str, ParamSpec | tuple[Any, Any]]  # see ParamTable
-    names: list[str]  # every parameter, sorted
-    tensors: list[str]  # the tensor parameters, sorted
-    pruned: list[Hashable]
-    inputs: list[Hashable]
-    slot: dict[Hashable, int]  # node -> its step's index
-
-
-def build(G: Any, loss: Hashable) -> Compiled:
+def build(G: Any, loss: Hashable, reduction: Literal["mean", "sum"] = "mean") -> Plan:
     """Validate ``G`` and build the plan for ``loss`` (see :func:`graphdiff.compile`)."""
     _check_graph(G, loss)
     loss_kind = G.nodes[loss].get("op")
     if isinstance(loss_kind, str) and loss_kind in ENGINE_OPS and loss_kind != "neuron":
-        raise _fail(f"loss node {loss!r} is op={loss_kind!r}; it must compute something")
+        raise GraphError(f"loss node {loss!r} is op={loss_kind!r}; it must compute something")
     # Every in-edge of a kept node comes from a kept node, so the plan can read
     # the graph itself; a subgraph view would filter every access (10x slower).
     # In a DAG every node leads to a sink: when the loss is the only one, every node
     # leads to the loss (a cycle, which could break that, fails the sort below).
     only_sink = G.out_degree(loss) == 0 and sum(not s for s in G._succ.values()) == 1
     keep = G._node if only_sink else ancestors_and_self(G, loss)
-    everything, rank = _canonical(G)
+    everything, rank = canonical_ranked(G)
     if len(keep) == len(everything):
         order, pruned = everything, []
     else:
@@ -588,10 +439,15 @@ def build(G: Any, loss: Hashable) -> Compiled:
     inputs = [s.node for s in steps if isinstance(s, InputStep)]
     names = sorted(builder.params)
     tensors = sorted(s.name for s in steps if isinstance(s, ParamStep))
-    return Compiled(order, steps, builder.params, names, tensors, pruned, inputs, builder.slot)
+    graph = snapshot(G)
+    return Plan(
+        graph, loss, reduction, tuple(order), tuple(steps),
+        ParamTable(builder.params, names, graph), tuple(names), tuple(tensors), tuple(pruned),
+        tuple(inputs), builder.slot,
+    )
 
 
-def compile(G: Any, *, loss: Hashable, reduction: Literal["mean", "sum"] = "mean") -> Any:
+def compile(G: Any, *, loss: Hashable, reduction: Literal["mean", "sum"] = "mean") -> Network:
     """Validate a networkx DAG and compile it into a :class:`~graphdiff.network.Network`.
 
     Parameters
@@ -610,8 +466,6 @@ def compile(G: Any, *, loss: Hashable, reduction: Literal["mean", "sum"] = "mean
         (or a subclass: :class:`CycleError`, :class:`UnknownOpError`) naming the
         node or edge at fault.
     """
-    from .network import Network
-
     if reduction not in ("mean", "sum"):
         raise GraphError(f"reduction must be 'mean' or 'sum', got {reduction!r}")
     # Compiling makes a few objects per edge and keeps them all: the cyclic garbage
@@ -619,7 +473,7 @@ def compile(G: Any, *, loss: Hashable, reduction: Literal["mean", "sum"] = "mean
     enabled = gc.isenabled()
     gc.disable()
     try:
-        return Network(G, loss=loss, reduction=reduction)
+        return Network(build(G, loss, reduction))
     finally:
         if enabled:
             gc.enable()

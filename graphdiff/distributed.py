@@ -83,8 +83,8 @@ from .network import BackwardResult, Network
 from .params import Grads
 from .params import Params as ParamVector
 from .predict import is_classifier, metrics
+from .runner import QUIET, FitError, as_inputs, batch_gradient
 from .schema import ModelFile
-from .train import _QUIET, FitError, _as_inputs, batch_gradient
 
 log = logging.getLogger(__name__)
 
@@ -234,7 +234,7 @@ def _shard_sums(
     (all: None), for the parameters ``vector`` in the network's layout."""
     batch = shard if pick is None else {k: a[pick] for k, a in shard.items()}
     net = _network(key, text)
-    with np.errstate(**_QUIET):
+    with np.errstate(**QUIET):
         res = batch_gradient(net, ParamVector(net.layout, vector), batch)
     return res.loss, res.grads.vector, _points(batch)
 
@@ -245,7 +245,7 @@ def _shard_metrics(
     """Loss sum, points classified correctly (0 without accuracy) and count at ``pick``."""
     batch = shard if pick is None else {k: a[pick] for k, a in shard.items()}
     net = _network(key, text)
-    with np.errstate(**_QUIET):
+    with np.errstate(**QUIET):
         m = metrics(net, ParamVector(net.layout, vector), batch)
     n = _points(batch)
     return m["loss"], round(m.get("accuracy", 0.0) * n), n
@@ -477,7 +477,7 @@ def _is_dask(a: object) -> bool:
 def _check_data(net: Network, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
     """The inputs the network needs, numpy ones as float64, with in-process fit's errors."""
     if not isinstance(data, Mapping) or not any(_is_dask(a) for a in data.values()):
-        return _as_inputs(net, data, "data")
+        return as_inputs(net, data, "data")
     missing = [n for n in net.inputs if n not in data]
     if missing:
         raise InputError(f"data lacks input(s) {missing!r} of the network")

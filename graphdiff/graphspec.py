@@ -18,8 +18,8 @@ import networkx as nx
 import numpy as np
 from pydantic import ValidationError
 
-from .compile import node_key
 from .errors import UnknownOpError
+from .graphs import node_key
 from .jsonread import GraphFormatError, _invalid, _pointer, _show
 from .jsonwrite import _compact, _graph_doc
 from .registry import ENGINE_OPS, get_op
@@ -338,7 +338,7 @@ def to_spec(
     """The :class:`~graphdiff.schema.ModelFile` of a graph and its parameters.
 
     Nodes come in canonical topological order (``networkx``'s lexicographical
-    topological sort with :func:`graphdiff.compile.node_key`), edges by their
+    topological sort with :func:`graphdiff.graphs.node_key`), edges by their
     endpoints' positions, attributes by name. Ops that are not built in are
     listed in ``ops`` with the package that provides them.
 

@@ -268,7 +268,7 @@ def _check_header(doc: Any, expected: str) -> None:
     m = _VERSION.fullmatch(version) if isinstance(version, str) else None
     major = int(version.split(".")[0]) if m and isinstance(version, str) else None
     if major != int(FORMAT_VERSION.split(".")[0]):
-        from . import __version__
+        from .schema import __version__
 
         what = "is newer than" if major is not None and major > 1 else "is not one of"
         raise GraphFormatError(

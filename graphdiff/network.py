@@ -19,16 +19,28 @@ import zlib
 from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from operator import itemgetter
-from typing import Any, Literal
+from typing import Any
 
 import networkx as nx
 import numpy as np
 
 from .codegen import generate
-from .compile import ParamSpec, ParamTable, build
 from .errors import GraphdiffError, InputError, NonFiniteError, ShapeError
 from .params import Grads, Layout, Params
-from .plan import InputStep, NeuronStep, OpStep, ParamStep, Step, as_numbers, check_loss
+from .plan import (
+    InputStep,
+    NeuronStep,
+    ParamSpec,
+    ParamStep,
+    Plan,
+    Step,
+    all_finite,
+    as_numbers,
+    check_delta,
+    check_loss,
+    check_loss_value,
+    check_value,
+)
 from .schema import ModelFile
 
 __all__ = ["BackwardResult", "Grads", "Network", "Params"]
@@ -69,29 +81,30 @@ class Network:
     loss : the loss node.
     nodes : the nodes the loss depends on, in execution (topological) order.
     inputs : the input nodes the loss depends on.
-    params : name -> :class:`~graphdiff.compile.ParamSpec`, sorted by name (a read-only
-        mapping, :class:`~graphdiff.compile.ParamTable`).
+    params : name -> :class:`~graphdiff.plan.ParamSpec`, sorted by name (a read-only
+        mapping, :class:`~graphdiff.plan.ParamTable`).
     param_shapes : name -> shape (``()`` for scalar weights and biases).
     pruned : nodes that do not lead to the loss (left out of the plan).
     graph : a copy of the graph it was compiled from.
     """
 
-    def __init__(self, G: Any, *, loss: Hashable, reduction: Literal["mean", "sum"] = "mean"):
-        compiled = build(G, loss)
-        self.graph: nx.DiGraph[Hashable] = snapshot(G)
-        self.loss = loss
-        self.reduction = reduction
-        self.nodes: tuple[Hashable, ...] = tuple(compiled.order)
-        self.inputs: tuple[Hashable, ...] = tuple(compiled.inputs)
-        self.params = ParamTable(compiled.records, compiled.names, self.graph)
-        self._tensors = compiled.tensors
+    def __init__(self, plan: Plan) -> None:
+        self.plan = plan
+        self.graph: nx.DiGraph[Hashable] = plan.graph
+        self.loss = plan.loss
+        self.reduction = plan.reduction
+        self.nodes: tuple[Hashable, ...] = plan.order
+        self.inputs: tuple[Hashable, ...] = plan.inputs
+        self.params = plan.params
+        self._tensors = list(plan.tensors)
         self._tensor_shapes = [self.params[n].shape for n in self._tensors]
-        self.param_shapes: dict[str, tuple[int, ...]] = dict.fromkeys(compiled.names, ())
+        self.param_shapes: dict[str, tuple[int, ...]] = dict.fromkeys(plan.names, ())
         self.param_shapes.update(zip(self._tensors, self._tensor_shapes, strict=True))
-        self.pruned: tuple[Hashable, ...] = tuple(compiled.pruned)
-        self._steps: list[Step] = compiled.steps
-        self._slot = compiled.slot
-        self._loss_slot = self._slot[loss]
+        self.pruned: tuple[Hashable, ...] = plan.pruned
+        self._steps: list[Step] = list(plan.steps)
+        self._slot = plan.slot
+        self._loss_slot = self._slot[self.loss]
+        reduction = self.reduction
         # needs[s]: does any parameter reach slot s (so its delta is worth computing)?
         needs = [False] * len(self._steps)
         for s in self._steps:
@@ -101,7 +114,7 @@ class Network:
         self._needs = needs
         self._forward_plans: dict[Any, list[Step]] = {}
         tensors = set(self._tensors)
-        names = compiled.names
+        names = list(plan.names)
         self._scalars = [n for n in names if n not in tensors] if tensors else names
         self._names = names  # sorted
         self.layout = Layout(
@@ -284,13 +297,8 @@ class Network:
                 continue
             out = s.forward(vals, params, side)
             vals[s.slot] = out
-            if check_finite and not np.all(np.isfinite(out)):
-                raise NonFiniteError(
-                    f"forward: node {s.node!r} ({_describe(s)}) produced a non-finite value "
-                    "from finite operands",
-                    node=s.node,
-                    phase="forward",
-                )
+            if check_finite:
+                check_value(out, s)
         return vals, side
 
     def forward(
@@ -362,16 +370,30 @@ class Network:
         check_finite : raise :class:`~graphdiff.errors.NonFiniteError` naming the
             first node whose value or delta is NaN or infinite.
         """
-        if not deltas and not check_finite and self._program is not None:
-            try:
-                return self._fast_backward(params, inputs)
-            except GraphdiffError:
-                raise
-            except Exception:
-                # Generated code fails with numpy's bare errors; the interpreter
-                # raises the same problem as an error naming its node.
-                self.backward(params, inputs, deltas=True)
-                raise
+        if self._program is None:
+            return self.interpret(params, inputs, deltas, check_finite)
+        try:
+            if deltas or check_finite:
+                return self._program_backward(params, inputs, deltas, check_finite)
+            return self._fast_backward(params, inputs)
+        except GraphdiffError:
+            raise
+        except Exception:
+            # Generated code fails with numpy's bare errors; the interpreter
+            # raises the same problem as an error naming its node.
+            self.interpret(params, inputs, deltas=True)
+            raise
+
+    def interpret(
+        self,
+        params: Mapping[str, Any],
+        inputs: Mapping[Hashable, Any],
+        deltas: bool = False,
+        check_finite: bool = False,
+    ) -> BackwardResult:
+        """:meth:`backward` run by the interpreter, step by step: the readable reference
+        of the generated code (which it matches to rounding), and what runs plans too
+        large to generate code for."""
         checked = self._check_params(params)
         arrays = self._check_inputs(inputs, self.inputs)
         vals, side = self._run_forward(self._steps, checked, arrays, check_finite)
@@ -384,10 +406,8 @@ class Network:
         else:
             loss = np.float64(values.sum())
             seed = np.ones(n)
-        if check_finite and not np.isfinite(loss):
-            raise NonFiniteError(
-                f"the loss {self.loss!r} is not finite ({loss})", node=self.loss, phase="forward"
-            )
+        if check_finite:
+            check_loss_value(loss, self.loss)
         needs = [True] * len(self._steps) if deltas else self._needs
         dl: list[Array | None] = [None] * len(self._steps)
         dl[self._loss_slot] = seed
@@ -396,14 +416,10 @@ class Network:
             g = dl[s.slot]
             if g is None:
                 continue
-            if check_finite and not np.all(np.isfinite(g)):
-                raise NonFiniteError(
-                    f"backward: the delta of node {s.node!r} ({_describe(s)}) is not finite",
-                    node=s.node,
-                    phase="backward",
-                )
+            if check_finite:
+                check_delta(g, s)
             s.backward(g, vals, dl, grads, checked, side, needs)
-        result = BackwardResult(loss=loss, grads=self._as_grads(grads))
+        result = BackwardResult(loss=loss, grads=self.as_grads(grads))
         if check_finite and not result.grads.all_finite():
             bad = [k for k, v in result.grads.items() if not np.all(np.isfinite(v))]
             raise NonFiniteError(
@@ -425,6 +441,40 @@ class Network:
                     result.deltas_z[s.node] = np.zeros(np.shape(v)) if dz is None else np.array(dz)
         return result
 
+
+    def _program_backward(
+        self, params: Mapping[str, Any], inputs: Mapping[Hashable, Any], deltas: bool,
+        check_finite: bool,
+    ) -> BackwardResult:
+        """The generated backward with every delta kept and/or every value and delta
+        checked finite: the same operations as the default, so the same bits."""
+        assert self._program is not None
+        scalars, tensors, xs, n = self._fast_args(params, inputs)
+        if check_finite and not (
+            all_finite(scalars) and all(map(all_finite, tensors)) and all(map(all_finite, xs))
+        ):
+            arrays = dict(zip(self.inputs, xs, strict=True))
+            _check_finite_inputs(self._check_params(params), arrays)
+        run = self._program.variant(deltas, check_finite)
+        out = run(scalars, tensors, xs, n)
+        loss = out[0] if type(out[0]) is np.float64 else np.float64(out[0])
+        result = BackwardResult(loss=loss, grads=self._grads(out[1], out[2]))
+        if check_finite and not result.grads.all_finite():
+            bad = [k for k, v in result.grads.items() if not np.all(np.isfinite(v))]
+            raise NonFiniteError(
+                f"backward: the gradient of parameter(s) {bad!r} is not finite",
+                node=bad[0],
+                phase="backward",
+            )
+        if deltas:
+            per_slot = self._program.collect(out[3], self._steps)  # the caller's own arrays
+            for s, (v, d, z, dz) in zip(self._steps, per_slot, strict=True):
+                result.values[s.node] = v
+                result.deltas[s.node] = np.zeros(np.shape(v)) if d is None else d
+                if z is not None:
+                    result.z[s.node] = z
+                    result.deltas_z[s.node] = np.zeros(np.shape(v)) if dz is None else dz
+        return result
 
     # -- the fast path (graphdiff.codegen) -------------------------------------------
 
@@ -493,7 +543,7 @@ class Network:
         loss = loss if type(loss) is np.float64 else np.float64(loss)
         return BackwardResult(loss=loss, grads=self._grads(gs, gt))
 
-    def _as_grads(self, grads: Mapping[str, Any]) -> Grads:
+    def as_grads(self, grads: Mapping[str, Any]) -> Grads:
         """Gradients by name (0 where missing) as :class:`Grads`, copied."""
         scalars = np.array([grads.get(n, 0.0) for n in self._scalars], dtype=np.float64)
         return self._grads(scalars, [grads.get(n) for n in self._tensors])
@@ -576,43 +626,6 @@ class Network:
 _F64 = np.dtype(np.float64)
 
 
-def snapshot(G: Any) -> Any:
-    """An independent copy of ``G`` (same class, attribute dicts copied), like ``G.copy()``.
-
-    Built straight from networkx's adjacency dicts (``_node``, ``_adj`` = successors,
-    ``_pred``; successor and predecessor entries share one edge-data dict, as
-    networkx keeps them): ``G.copy()`` re-adds edge by edge and took longer than
-    the rest of compiling a 100,000-neuron graph.
-
-    >>> import networkx as nx
-    >>> G = nx.MultiDiGraph([("a", "b", {"port": 0}), ("a", "b", {"port": 1})])
-    >>> H = snapshot(G)
-    >>> nx.utils.graphs_equal(G, H), H.edges["a", "b", 1] is G.edges["a", "b", 1]
-    (True, False)
-    """
-    H = G.__class__()
-    H.graph.update(G.graph)
-    copy = dict.copy  # mapped in C: no Python frame per node or edge
-    H._node.update(zip(G._node, map(copy, G._node.values()), strict=True))
-    if G.is_multigraph():
-        adj = {
-            u: {v: {k: copy(d) for k, d in kd.items()} for v, kd in nbrs.items()}
-            for u, nbrs in G._adj.items()
-        }
-    else:
-        adj = {
-            u: dict(zip(nbrs, map(copy, nbrs.values()), strict=True))
-            for u, nbrs in G._adj.items()
-        }
-    pred: dict[Any, dict[Any, Any]] = {n: {} for n in G._node}
-    for u, nbrs in adj.items():
-        for v, d in nbrs.items():
-            pred[v][u] = d
-    H._adj.update(adj)
-    H._pred.update(pred)
-    return H
-
-
 def _draw(spec: ParamSpec, rng: np.random.Generator) -> Array:
     if spec.init == "zeros" or (spec.kind == "scalar" and len(spec.uses[0]) == 1):
         return np.zeros(spec.shape)
@@ -630,14 +643,6 @@ def _params_of(s: Step) -> tuple[str, ...]:
     if isinstance(s, NeuronStep):
         return s.weights + ((s.bias,) if s.bias else ())
     return ()
-
-
-def _describe(s: Step) -> str:
-    if isinstance(s, OpStep) and s.op is not None:
-        return f"op {s.op.name!r}"
-    if isinstance(s, NeuronStep) and s.act is not None:
-        return f"neuron, activation {s.act.name!r}"
-    return type(s).__name__.removesuffix("Step").lower()
 
 
 def _check_finite_inputs(params: dict[str, Any], arrays: dict[Hashable, Array]) -> None:

@@ -9,15 +9,19 @@ gradients of its parameters (``backward``). The executor in
 from __future__ import annotations
 
 import functools
+from collections.abc import Hashable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
-from .errors import GraphdiffError, InputError, OpContractError, ShapeError
+from .errors import GraphdiffError, InputError, NonFiniteError, OpContractError, ShapeError
 from .registry import Op
 
-__all__ = ["ConstStep", "InputStep", "NeuronStep", "OpStep", "ParamStep", "Step", "unbroadcast"]
+__all__ = [
+    "ConstStep", "InputStep", "NeuronStep", "OpStep", "ParamSpec", "ParamStep", "ParamTable",
+    "Plan", "Step", "unbroadcast",
+]
 
 Node = Any  # a networkx node name: str or int
 Array = np.ndarray
@@ -136,6 +140,48 @@ def check_loss(node: Node, shape: tuple[int, ...], n: int | str) -> None:
         raise ShapeError(
             f"loss node {node!r} must give one value per data point, shape ({n},); "
             f"got shape {shape}"
+        )
+
+
+def describe(s: Step) -> str:
+    """What a step is, for messages: ``op 'tanh'``, ``neuron, activation 'tanh'``, ``param``."""
+    if isinstance(s, OpStep) and s.op is not None:
+        return f"op {s.op.name!r}"
+    if isinstance(s, NeuronStep) and s.act is not None:
+        return f"neuron, activation {s.act.name!r}"
+    return type(s).__name__.removesuffix("Step").lower()
+
+
+def all_finite(x: Any) -> bool:
+    return bool(np.isfinite(x).all())
+
+
+def check_value(value: Any, s: Step) -> None:
+    """``check_finite``: the value ``s`` just computed (from finite operands) must be finite."""
+    if not all_finite(value):
+        raise NonFiniteError(
+            f"forward: node {s.node!r} ({describe(s)}) produced a non-finite value "
+            "from finite operands",
+            node=s.node,
+            phase="forward",
+        )
+
+
+def check_delta(delta: Any, s: Step) -> None:
+    """``check_finite``: the delta of ``s``, complete before its backward rule, must be finite."""
+    if not all_finite(delta):
+        raise NonFiniteError(
+            f"backward: the delta of node {s.node!r} ({describe(s)}) is not finite",
+            node=s.node,
+            phase="backward",
+        )
+
+
+def check_loss_value(loss: Any, node: Node) -> None:
+    """``check_finite``: the error E must be finite."""
+    if not np.isfinite(loss):
+        raise NonFiniteError(
+            f"the loss {node!r} is not finite ({loss})", node=node, phase="forward"
         )
 
 
@@ -309,3 +355,101 @@ class NeuronStep(Step):
             gb = dz.sum()
             old = grads.get(self.bias)
             grads[self.bias] = gb if old is None else old + gb
+
+
+# -- parameters and the plan as a whole ------------------------------------------
+
+
+@dataclass(slots=True)
+class ParamSpec:
+    """One trainable parameter.
+
+    ``kind`` is ``"scalar"`` for edge weights and biases of neurons (shape ``()``)
+    and ``"tensor"`` for parameter nodes. ``uses`` lists where it is used: edges
+    ``(u, v)`` for weights, ``(node,)`` for biases and parameter nodes.
+    """
+
+    name: str
+    kind: Literal["scalar", "tensor"]
+    shape: tuple[int, ...]
+    value: np.ndarray | None = None
+    init: str = "zeros"
+    fan_in: int = 1
+    fan_out: int = 1
+    uses: list[tuple[Any, ...]] = field(default_factory=list)
+
+
+def degree(adj: dict[Hashable, Any], n: Hashable, multi: bool) -> int:
+    """Edges of node ``n`` in one networkx adjacency dict (``_pred`` or ``_succ``)."""
+    return sum(map(len, adj[n].values())) if multi else len(adj[n])
+
+
+def _edge_weight(name: str, use: tuple[Any, Any], G: Any) -> ParamSpec:
+    """The spec of a default-named edge weight without an initial value, used once."""
+    multi = G.is_multigraph()
+    fan_in = degree(G._pred, use[1], multi)
+    fan_out = max(degree(G._succ, use[0], multi), 1)
+    return ParamSpec(name, "scalar", (), None, "glorot", fan_in, fan_out, [use])
+
+
+def spec_of(records: dict[str, Any], name: str, graph: Any) -> ParamSpec | None:
+    """The spec of ``name`` in ``records``, None if absent; a bare edge record (see
+    :class:`ParamTable`) is replaced by its spec on the way."""
+    rec = records.get(name)
+    if type(rec) is tuple:
+        rec = records[name] = _edge_weight(name, rec, graph)
+    return rec
+
+
+class ParamTable(Mapping[str, ParamSpec]):
+    """``Network.params``: parameter name -> :class:`ParamSpec`, iterated sorted by name.
+
+    A read-only mapping. Most edges of a large neuron graph carry a default-named
+    weight used exactly once; compile records just the edge for those, and their
+    spec is made (from the compiled graph's degrees) when it is first looked up.
+    """
+
+    __slots__ = ("_graph", "_names", "_records")
+
+    def __init__(
+        self, records: dict[str, ParamSpec | tuple[Any, Any]], names: list[str], graph: Any
+    ) -> None:
+        self._records = records
+        self._names = names
+        self._graph = graph
+
+    def __getitem__(self, name: str) -> ParamSpec:
+        spec = spec_of(self._records, name, self._graph)
+        if spec is None:
+            raise KeyError(name)
+        return spec
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._names)
+
+    def __len__(self) -> int:
+        return len(self._names)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._records
+
+    def __repr__(self) -> str:
+        return f"<ParamTable: {len(self)} parameters>"
+
+
+@dataclass(frozen=True, eq=False)
+class Plan:
+    """What :func:`graphdiff.compile` hands to :class:`~graphdiff.network.Network`:
+    the steps for one loss over a snapshot of the graph, and the parameter table."""
+
+    graph: Any  # an independent copy of the compiled graph
+    loss: Hashable
+    reduction: Literal["mean", "sum"]
+    order: tuple[Hashable, ...]  # the nodes the loss depends on, in step order
+    steps: tuple[Step, ...]  # steps[slot] computes node order[slot]
+    params: ParamTable
+    names: tuple[str, ...]  # every parameter, sorted
+    tensors: tuple[str, ...]  # the tensor parameters, sorted
+    pruned: tuple[Hashable, ...]
+    inputs: tuple[Hashable, ...]
+    slot: Mapping[Hashable, int]  # node -> its step's index

@@ -49,6 +49,7 @@ __all__ = [
     "TensorSpec",
 ]
 
+__version__ = "0.1.0"  # graphdiff's own (re-exported by the package)
 FORMAT_VERSION = "1.0"
 MODEL_FORMAT = "graphdiff"
 PARAMS_FORMAT = "graphdiff-params"

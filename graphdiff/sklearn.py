@@ -62,6 +62,7 @@ from sklearn.utils.multiclass import check_classification_targets, unique_labels
 from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
 
 from .build import mlp
+from .compile import compile as compile_graph
 from .errors import GraphdiffError, GraphError
 from .network import Network
 from .optim import Adam, AdamConfig
@@ -199,7 +200,7 @@ class _GraphEstimator(BaseEstimator):  # type: ignore[misc]
         check_is_fitted(self, "graph_")
         net: Network | None = self.__dict__.get("_net")
         if net is None:
-            net = self._net = Network(self.graph_, loss=self.loss_node_)
+            net = self._net = compile_graph(self.graph_, loss=self.loss_node_)
         return net
 
     # -- the network ----------------------------------------------------------------
@@ -267,7 +268,7 @@ class _GraphEstimator(BaseEstimator):  # type: ignore[misc]
     def _setup(self, X: Array, n_outputs: int) -> Network:
         """Compile the network and decide which columns of X feed which inputs."""
         G, loss = self._graph_and_loss(X.shape[1], n_outputs)
-        net = Network(G, loss=loss)
+        net = compile_graph(G, loss=loss)
         by_port = {d.get("port"): u for u, _, d in net.graph.in_edges(loss, data=True)}
         target = by_port.get(1)
         if target not in net.inputs:

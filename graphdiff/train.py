@@ -31,24 +31,21 @@ import sys
 import time
 from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
-from .data import DataError
 from .diagnostics import node_diagnostics
-from .errors import GraphdiffError, InputError, NonFiniteError, ShapeError
+from .distributed import DataParallel
+from .errors import GraphdiffError, InputError, NonFiniteError
 from .io import Checkpoint, graph_fingerprint, load_checkpoint, save_checkpoint
-from .network import BackwardResult, Network
+from .network import Network
 from .optim import SGD, Optimizer, OptimizerError
 from .params import Params
-from .plan import as_numbers
 from .predict import _fed, check_data, evaluate, is_classifier, metrics
 from .progress import Progress, in_notebook
-
-if TYPE_CHECKING:
-    from .distributed import DataParallel
+from .runner import QUIET, FitError, InProcess, Runner, as_inputs, batch_gradient
 
 __all__ = [
     "CheckpointError",
@@ -65,15 +62,7 @@ Array = NDArray[np.float64]
 
 Data = dict[Hashable, Array]
 
-# Non-finite values are detected and reported by fit, naming the node; numpy's
-# overflow warnings would only repeat them (or, as errors, hide which node it was).
 log = logging.getLogger(__name__)
-
-_QUIET: dict[str, Any] = {"over": "ignore", "invalid": "ignore", "divide": "ignore"}
-
-
-class FitError(GraphdiffError, ValueError):
-    """An argument of :func:`fit` that cannot be used; the message names it."""
 
 
 class CheckpointError(GraphdiffError, OSError):
@@ -164,82 +153,6 @@ class FitResult:
     epochs: int
     steps: int
     optimizer: Optimizer
-
-
-def batch_gradient(net: Network, params: Mapping[str, Any], batch: Data) -> BackwardResult:
-    """Loss and gradient of one batch; :class:`~graphdiff.errors.NonFiniteError` if not finite.
-
-    This is the part of each training step a data-parallel engine replaces. It
-    runs the network's fast path and, only when the loss or a gradient is not
-    finite, reruns the step with the engine's finite checks to name the first
-    node whose value or delta went non-finite.
-    """
-    res = net.backward(params, batch)
-    if np.isfinite(res.loss) and res.grads.all_finite():
-        return res
-    net.backward(params, batch, check_finite=True)  # raises, naming the node
-    raise NonFiniteError(  # only an op that is not a pure function gets here
-        f"the loss {net.loss!r} or a gradient is not finite ({res.loss}), "
-        "but a checked rerun of the step was finite",
-        node=net.loss,
-        phase="backward",
-    )
-
-
-# -- data and batches -------------------------------------------------------------
-
-
-def _as_inputs(net: Network, data: Any, what: str) -> Data:
-    try:
-        data = _fed(net, data, list(net.inputs), what)
-    except DataError as e:
-        raise FitError(str(e)) from None
-    arrays = {n: as_numbers(data[n], f"{what}: input {n!r}") for n in net.inputs}
-    sizes = {n: (a.shape[0] if a.ndim else None) for n, a in arrays.items()}
-    if len(set(sizes.values())) != 1 or None in sizes.values():
-        raise ShapeError(f"{what}: inputs must share a first axis over data points, got {sizes!r}")
-    if 0 in sizes.values():
-        raise ShapeError(f"{what} holds no data points")
-    return arrays
-
-
-class _InProcess:
-    """Batch gradients and metrics over data held in this process.
-
-    The two places a data-parallel engine (``graphdiff.distributed.DataParallel``)
-    takes over: ``gradient`` for the data points at ``idx`` (``None``: all) and
-    ``evaluate`` over all of them.
-    """
-
-    def __init__(self, net: Network, data: Mapping[Hashable, Any]) -> None:
-        self.net = net
-        self.data = _as_inputs(net, data, "data")
-        self.n = next(iter(self.data.values())).shape[0]
-        # inputs of one number per data point (neuron notation's x1, x2, ...) as the rows
-        # of one matrix, so a minibatch is one gather, not one per input
-        self._columns = [k for k, a in self.data.items() if a.ndim == 1]
-        self._rows = (
-            np.stack([self.data[k] for k in self._columns]) if len(self._columns) > 1 else None
-        )
-
-    def gradient(self, params: Params, idx: NDArray[np.intp] | None) -> BackwardResult:
-        if idx is None:
-            batch = self.data
-        elif self._rows is None:
-            batch = {k: a[idx] for k, a in self.data.items()}
-        else:
-            batch = {k: a[idx] for k, a in self.data.items() if a.ndim != 1}
-            batch.update(zip(self._columns, self._rows[:, idx], strict=True))
-        return batch_gradient(self.net, params, batch)
-
-    def evaluate(self, params: Params) -> dict[str, float]:
-        return metrics(self.net, params, self.data)
-
-    def stats(self) -> dict[str, float]:
-        return {}
-
-    def close(self) -> None:
-        pass
 
 
 def _batches(
@@ -390,15 +303,13 @@ def fit(
     if diagnostics and client is not None:
         raise FitError("diagnostics=True needs the training data in this process (no client=)")
     if client is None:
-        local = _InProcess(net, data)
-        engine: _InProcess | DataParallel = local
+        local = InProcess(net, data)
+        engine: Runner = local
         fed: Mapping[Hashable, Any] = local.data
     else:
-        from .distributed import DataParallel
-
         fed = _fed(net, data, list(net.inputs), "data")
         engine = DataParallel(client, net, fed)
-    val = None if validation is None else _as_inputs(net, validation, "validation")
+    val = None if validation is None else as_inputs(net, validation, "validation")
     if target_accuracy is not None and not is_classifier(net):
         raise FitError(
             "target_accuracy needs a classifier loss (one whose op declares predicts=, as "
@@ -442,7 +353,7 @@ def fit(
             started = time.perf_counter()
             grads: Mapping[str, Any] = {}
             for idx in _batches(engine.n, batch_size, shuffle, rng):
-                with np.errstate(**_QUIET):
+                with np.errstate(**QUIET):
                     try:
                         res = engine.gradient(current, idx)
                     except NonFiniteError as e:
@@ -459,7 +370,7 @@ def fit(
             for prefix, d in [("", None), ("val_", val)]:
                 if (prefix and d is None) or not evaluated:
                     continue
-                with np.errstate(**_QUIET):
+                with np.errstate(**QUIET):
                     try:  # the training data where it lives, validation data here
                         scores = engine.evaluate(current) if d is None else metrics(
                             net, current, d

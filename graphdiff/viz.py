@@ -31,10 +31,9 @@ from typing import TYPE_CHECKING, Any
 import networkx as nx
 import numpy as np
 
-from .build import _edge_param
-from .compile import node_key
 from .data import feed
 from .errors import GraphdiffError, GraphError, InputError
+from .graphs import edge_param, node_key
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -471,7 +470,7 @@ def _weights(G: Any) -> dict[tuple[Hashable, Hashable], list[str]]:
     )
     for u, v, key, d in edges:
         if G.nodes[v].get("op") == "neuron":
-            names.setdefault((u, v), []).append(_edge_param(u, v, key, d))
+            names.setdefault((u, v), []).append(edge_param(u, v, key, d))
         elif G.nodes[u].get("op") == "param":
             names.setdefault((u, v), []).append(str(u))
     return names

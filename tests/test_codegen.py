@@ -3,7 +3,8 @@
 The fast path (graphdiff.codegen) fuses neurons into matrix levels; these graphs
 are built so that it does (wide layers, sparse DAGs, shared names inside a level,
 parallel edges, partial biases), and every result is compared with the
-interpreter (``deltas=True`` takes it) and with float64 central differences.
+interpreter (``Network.interpret``) and with float64 central differences; its options
+(``deltas=True``, ``check_finite=True``) must give exactly the default's bits.
 """
 
 from __future__ import annotations
@@ -16,9 +17,28 @@ import graphdiff
 from graphdiff.codegen import MIN_LEVEL_NEURONS
 
 
+def assert_same_bits(a, b):
+    assert a.loss == b.loss
+    assert list(a.grads) == list(b.grads)
+    for k in a.grads:
+        assert np.array_equal(a.grads[k], b.grads[k]), k
+
+
 def compare_paths(net, params, inputs, rtol=1e-12):
     fast = net.backward(params, inputs)
-    ref = net.backward(params, inputs, deltas=True)
+    ref = net.interpret(params, inputs, deltas=True)
+    both = {"deltas": True, "check_finite": True}
+    for options in ({"deltas": True}, {"check_finite": True}, both):
+        full = net.backward(params, inputs, **options)
+        assert_same_bits(full, fast)
+        if options.get("deltas"):  # every node's delta, as the interpreter has it
+            assert full.deltas.keys() == ref.deltas.keys() and full.z.keys() == ref.z.keys()
+            for part in ("values", "deltas", "z", "deltas_z"):
+                for node, want in getattr(ref, part).items():
+                    np.testing.assert_allclose(
+                        getattr(full, part)[node], want, rtol=rtol, atol=1e-14,
+                        err_msg=f"{part} of {node!r}",
+                    )
     assert fast.loss == pytest.approx(ref.loss, rel=rtol, abs=1e-14)
     assert list(fast.grads) == list(ref.grads)
     for k in ref.grads:
@@ -179,13 +199,14 @@ def test_values_no_vjp_reads_are_released_in_the_fast_path():
     """Op notation: the add (z) and matmul outputs are dropped after the forward pass."""
     G = graphdiff.mlp([2, 8, 1], "tanh", notation="op", loss="logistic")
     net = graphdiff.compile(G, loss="E")
-    forward = net._program.source.split("E = L.mean()")[0]
+    forward = net._program.source.split("E = _sum(L)")[0]
+    assert len(forward) < len(net._program.source)  # the split found the loss line
     z1 = net.nodes.index("z1")
     assert f"del v{z1}" in forward  # tanh saves only its output, add saves nothing
     params = net.init_params(seed=0)
     rng = np.random.default_rng(0)
     data = {"x": rng.normal(size=(5, 2)), "t": rng.choice([-1.0, 1.0], 5)}
-    fast, ref = net.backward(params, data), net.backward(params, data, deltas=True)
+    fast, ref = net.backward(params, data), net.interpret(params, data, deltas=True)
     for k in ref.grads:
         np.testing.assert_allclose(fast.grads[k], ref.grads[k], rtol=1e-13, atol=1e-15)
 

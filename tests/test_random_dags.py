@@ -330,6 +330,26 @@ def assert_close(grads: dict[str, Any], numeric: dict[str, np.ndarray], what: st
         assert np.all(ok), f"{what}: parameter {name!r}: analytic {grads[name]}, numeric {g}"
 
 
+def assert_same_bits(a: Any, b: Any, what: str) -> None:
+    """The generated code's options change nothing on the way to E and the gradients."""
+    assert a.loss == b.loss, what
+    assert list(a.grads) == list(b.grads), what
+    for k in a.grads:
+        assert np.array_equal(a.grads[k], b.grads[k]), (what, k)
+
+
+def assert_same_backends(net: graphdiff.Network, params: Any, inputs: Any, full: Any) -> None:
+    """The interpreter (the reference) and the generated code agree on every node's value,
+    delta, z and dE/dz, to rounding: levels sum in another order than neuron by neuron."""
+    ref = net.interpret(params, inputs, deltas=True)
+    assert abs(ref.loss - full.loss) <= 1e-13 * max(1.0, abs(ref.loss))
+    for part in ("values", "deltas", "z", "deltas_z"):
+        got, want = getattr(full, part), getattr(ref, part)
+        assert got.keys() == want.keys(), part
+        for node, v in want.items():
+            np.testing.assert_allclose(got[node], v, rtol=1e-11, atol=1e-13, err_msg=f"{part} {node!r}")
+
+
 @settings(max_examples=220)
 @given(dags())
 def test_gradients_match_central_differences(dag):
@@ -340,6 +360,9 @@ def test_gradients_match_central_differences(dag):
     assert_close(fast.grads, numeric, "backward")
     full = net.backward(params, inputs, deltas=True)
     assert_close(full.grads, numeric, "backward(deltas=True)")
+    assert_same_bits(full, fast, "backward(deltas=True)")
+    assert_same_bits(net.backward(params, inputs, check_finite=True), fast, "check_finite")
+    assert_same_backends(net, params, inputs, full)
     for name, spec in net.params.items():
         assert np.shape(fast.grads[name]) == spec.shape
         assert isinstance(fast.grads[name], np.float64 if spec.kind == "scalar" else np.ndarray)
@@ -430,7 +453,11 @@ def test_layered_neurons_match_central_differences(dag, rnd):
     numeric = numeric_grads(net, params, inputs)
     fast = net.backward(params, inputs)
     assert_close(fast.grads, numeric, "backward")
-    assert_close(net.backward(params, inputs, deltas=True).grads, numeric, "backward(deltas=True)")
+    full = net.backward(params, inputs, deltas=True)
+    assert_close(full.grads, numeric, "backward(deltas=True)")
+    assert_same_bits(full, fast, "backward(deltas=True)")
+    assert_same_bits(net.backward(params, inputs, check_finite=True), fast, "check_finite")
+    assert_same_backends(net, params, inputs, full)
     loss = net.forward(params, inputs, outputs=["E"])["E"].mean()
     assert abs(fast.loss - loss) <= 1e-12 * max(1.0, abs(loss))
     assert abs(net.error(params, inputs) - loss) <= 1e-12 * max(1.0, abs(loss))

@@ -129,16 +129,16 @@ def test_fit_never_mutates_its_inputs() -> None:
 
 def spy_batches(monkeypatch: pytest.MonkeyPatch) -> list[np.ndarray]:
     """Record the first input of every batch that fit computes a gradient for."""
-    import graphdiff.train as train
+    import graphdiff.runner as runner  # fit's in-process runner computes the batches
 
     seen: list[np.ndarray] = []
-    real = train.batch_gradient
+    real = runner.batch_gradient
 
     def spy(net, params, batch):
         seen.append(batch["x1"].copy())
         return real(net, params, batch)
 
-    monkeypatch.setattr(train, "batch_gradient", spy)
+    monkeypatch.setattr(runner, "batch_gradient", spy)
     return seen
 
 

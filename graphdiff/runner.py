@@ -1,0 +1,131 @@
+"""How :func:`graphdiff.fit` gets a step's gradient and an epoch's metrics.
+
+A *runner* holds the training data and answers two questions: the loss and
+gradient over some of its data points (``gradient``), and the loss and accuracy
+over all of them (``evaluate``). :class:`InProcess` answers them here;
+``graphdiff.distributed.DataParallel`` answers them on a Dask cluster. Both
+implement :class:`Runner`, which is all ``fit`` knows about them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Mapping
+from typing import Any, Protocol
+
+import numpy as np
+from numpy.typing import NDArray
+
+from .data import DataError
+from .errors import GraphdiffError, NonFiniteError, ShapeError
+from .network import BackwardResult, Network
+from .plan import as_numbers
+from .predict import _fed, metrics
+
+__all__ = ["QUIET", "FitError", "InProcess", "Runner", "as_inputs", "batch_gradient"]
+
+Array = NDArray[np.float64]
+Params = Mapping[str, Any]  # a dict, or a network's graphdiff.params.Params
+Data = dict[Hashable, Array]
+
+# Non-finite values are detected and reported by fit, naming the node; numpy's
+# overflow warnings would only repeat them (or, as errors, hide which node it was).
+QUIET: dict[str, Any] = {"over": "ignore", "invalid": "ignore", "divide": "ignore"}
+
+
+class FitError(GraphdiffError, ValueError):
+    """An argument of :func:`~graphdiff.train.fit` that cannot be used; the message names it."""
+
+
+class Runner(Protocol):
+    """What :func:`~graphdiff.train.fit` asks of the place its data lives."""
+
+    n: int  # the number of data points
+
+    def gradient(self, params: Params, idx: NDArray[np.intp] | None) -> BackwardResult:
+        """Loss and gradients over the data points ``idx`` (``None``: all, in order)."""
+        ...
+
+    def evaluate(self, params: Params) -> dict[str, float]:
+        """The loss (and accuracy) over all the data: :func:`graphdiff.evaluate`'s."""
+        ...
+
+    def stats(self) -> dict[str, float]:
+        """Extra history columns since the last call (none in process)."""
+        ...
+
+    def close(self) -> None:
+        """Let go of the data."""
+        ...
+
+
+def batch_gradient(net: Network, params: Mapping[str, Any], batch: Data) -> BackwardResult:
+    """Loss and gradient of one batch; :class:`~graphdiff.errors.NonFiniteError` if not finite.
+
+    This is the part of each training step a data-parallel engine replaces. It
+    runs the network's fast path and, only when the loss or a gradient is not
+    finite, reruns the step with the engine's finite checks to name the first
+    node whose value or delta went non-finite.
+    """
+    res = net.backward(params, batch)
+    if np.isfinite(res.loss) and res.grads.all_finite():
+        return res
+    net.backward(params, batch, check_finite=True)  # raises, naming the node
+    raise NonFiniteError(  # only an op that is not a pure function gets here
+        f"the loss {net.loss!r} or a gradient is not finite ({res.loss}), "
+        "but a checked rerun of the step was finite",
+        node=net.loss,
+        phase="backward",
+    )
+
+
+def as_inputs(net: Network, data: Any, what: str) -> Data:
+    try:
+        data = _fed(net, data, list(net.inputs), what)
+    except DataError as e:
+        raise FitError(str(e)) from None
+    arrays = {n: as_numbers(data[n], f"{what}: input {n!r}") for n in net.inputs}
+    sizes = {n: (a.shape[0] if a.ndim else None) for n, a in arrays.items()}
+    if len(set(sizes.values())) != 1 or None in sizes.values():
+        raise ShapeError(f"{what}: inputs must share a first axis over data points, got {sizes!r}")
+    if 0 in sizes.values():
+        raise ShapeError(f"{what} holds no data points")
+    return arrays
+
+
+class InProcess:
+    """Batch gradients and metrics over data held in this process.
+
+    The two places a data-parallel engine (``graphdiff.distributed.DataParallel``)
+    takes over: ``gradient`` for the data points at ``idx`` (``None``: all) and
+    ``evaluate`` over all of them.
+    """
+
+    def __init__(self, net: Network, data: Mapping[Hashable, Any]) -> None:
+        self.net = net
+        self.data = as_inputs(net, data, "data")
+        self.n = next(iter(self.data.values())).shape[0]
+        # inputs of one number per data point (neuron notation's x1, x2, ...) as the rows
+        # of one matrix, so a minibatch is one gather, not one per input
+        self._columns = [k for k, a in self.data.items() if a.ndim == 1]
+        self._rows = (
+            np.stack([self.data[k] for k in self._columns]) if len(self._columns) > 1 else None
+        )
+
+    def gradient(self, params: Params, idx: NDArray[np.intp] | None) -> BackwardResult:
+        if idx is None:
+            batch = self.data
+        elif self._rows is None:
+            batch = {k: a[idx] for k, a in self.data.items()}
+        else:
+            batch = {k: a[idx] for k, a in self.data.items() if a.ndim != 1}
+            batch.update(zip(self._columns, self._rows[:, idx], strict=True))
+        return batch_gradient(self.net, params, batch)
+
+    def evaluate(self, params: Params) -> dict[str, float]:
+        return metrics(self.net, params, self.data)
+
+    def stats(self) -> dict[str, float]:
+        return {}
+
+    def close(self) -> None:
+        pass
