@@ -125,8 +125,18 @@ def _compiled(G: nx.DiGraph[Any], loss: Hashable | None) -> tuple[Any, str]:
         return None, f"does not compile: {e}"
 
 
+def _read_model(path: str) -> tuple[nx.DiGraph[Any], dict[str, Any], Hashable | None]:
+    """A model file, or an ONNX model (``*.onnx``, through graphdiff.onnx, no loss)."""
+    if str(path).lower().endswith(".onnx"):
+        from .onnx import load as load_onnx
+
+        G, params = load_onnx(path)
+        return G, dict(params), None
+    return tuple(load_model(path))  # type: ignore[return-value]
+
+
 def _cmd_info(args: argparse.Namespace) -> int:
-    G, params, loss = load_model(args.file)
+    G, params, loss = _read_model(args.file)
     kind = "MultiDiGraph" if G.is_multigraph() else "DiGraph"
     out = [f"{args.file}: {kind}, {G.number_of_nodes()} nodes, {G.number_of_edges()} edges, "
            f"loss {_node_label(loss) if loss is not None else '(not saved)'}", ""]

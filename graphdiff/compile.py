@@ -83,7 +83,7 @@ def _is_number(x: object) -> bool:
     return isinstance(x, numbers.Real) and not isinstance(x, bool)
 
 
-def _check_graph(G: Any, loss: Hashable) -> None:
+def _check_graph(G: Any, loss: Hashable | None) -> None:
     if not isinstance(G, nx.DiGraph):  # MultiDiGraph is a DiGraph subclass
         raise GraphError(
             f"compile expects a networkx DiGraph or MultiDiGraph, got {type(G).__name__}"
@@ -91,7 +91,7 @@ def _check_graph(G: Any, loss: Hashable) -> None:
     for n in G.nodes:
         if isinstance(n, bool) or not isinstance(n, (str, int)):
             raise GraphError(f"node names must be strings or ints, got {n!r} ({type(n).__name__})")
-    if loss not in G:
+    if loss is not None and loss not in G:
         raise GraphError(f"loss node {loss!r} is not in the graph")
 
 
@@ -409,17 +409,22 @@ class _Builder:
         )
 
 
-def build(G: Any, loss: Hashable, reduction: Literal["mean", "sum"] = "mean") -> Plan:
-    """Validate ``G`` and build the plan for ``loss`` (see :func:`graphdiff.compile`)."""
+def build(
+    G: Any, loss: Hashable | None, reduction: Literal["mean", "sum"] = "mean"
+) -> Plan:
+    """Validate ``G`` and build the plan for ``loss`` (see :func:`graphdiff.compile`);
+    without a loss, every node is kept."""
     _check_graph(G, loss)
-    loss_kind = G.nodes[loss].get("op")
+    loss_kind = None if loss is None else G.nodes[loss].get("op")
     if isinstance(loss_kind, str) and loss_kind in ENGINE_OPS and loss_kind != "neuron":
         raise GraphError(f"loss node {loss!r} is op={loss_kind!r}; it must compute something")
     # Every in-edge of a kept node comes from a kept node, so the plan can read
     # the graph itself; a subgraph view would filter every access (10x slower).
     # In a DAG every node leads to a sink: when the loss is the only one, every node
     # leads to the loss (a cycle, which could break that, fails the sort below).
-    only_sink = G.out_degree(loss) == 0 and sum(not s for s in G._succ.values()) == 1
+    only_sink = loss is None or (
+        G.out_degree(loss) == 0 and sum(not s for s in G._succ.values()) == 1
+    )
     keep = G._node if only_sink else ancestors_and_self(G, loss)
     everything, rank = canonical_ranked(G)
     if len(keep) == len(everything):
@@ -447,15 +452,19 @@ def build(G: Any, loss: Hashable, reduction: Literal["mean", "sum"] = "mean") ->
     )
 
 
-def compile(G: Any, *, loss: Hashable, reduction: Literal["mean", "sum"] = "mean") -> Network:
+def compile(
+    G: Any, *, loss: Hashable | None = None, reduction: Literal["mean", "sum"] = "mean"
+) -> Network:
     """Validate a networkx DAG and compile it into a :class:`~graphdiff.network.Network`.
 
     Parameters
     ----------
     G : nx.DiGraph or nx.MultiDiGraph
         The network (see the module docstring for the attributes read).
-    loss : node
-        The node whose value, one number per data point, is the error.
+    loss : node or None
+        The node whose value, one number per data point, is the error. Without
+        one (``None``, the default) the network is forward-only: every node is
+        kept, ``Network.forward`` runs and ``backward`` and ``fit`` refuse.
     reduction : "mean" or "sum"
         How the loss node's values are reduced to the scalar E (``"sum"`` for
         data-parallel shards whose sums are added later).

@@ -25,7 +25,7 @@ import networkx as nx
 import numpy as np
 
 from .codegen import generate
-from .errors import GraphdiffError, InputError, NonFiniteError, ShapeError
+from .errors import GraphdiffError, GraphError, InputError, NonFiniteError, ShapeError
 from .params import Grads, Layout, Params
 from .plan import (
     InputStep,
@@ -78,7 +78,8 @@ class Network:
 
     Attributes
     ----------
-    loss : the loss node.
+    loss : the loss node; ``None`` for a forward-only network (compiled without a
+        loss: every node kept, ``backward``, ``error`` and ``fit`` refuse).
     nodes : the nodes the loss depends on, in execution (topological) order.
     inputs : the input nodes the loss depends on.
     params : name -> :class:`~graphdiff.plan.ParamSpec`, sorted by name (a read-only
@@ -103,7 +104,7 @@ class Network:
         self.pruned: tuple[Hashable, ...] = plan.pruned
         self._steps: list[Step] = list(plan.steps)
         self._slot = plan.slot
-        self._loss_slot = self._slot[self.loss]
+        self._loss_slot = -1 if self.loss is None else self._slot[self.loss]
         reduction = self.reduction
         # needs[s]: does any parameter reach slot s (so its delta is worth computing)?
         needs = [False] * len(self._steps)
@@ -126,7 +127,7 @@ class Network:
             itemgetter(*self._scalars) if len(self._scalars) > 1
             else (lambda p, n=self._scalars: tuple(map(p.__getitem__, n)))
         )
-        self._program = generate(
+        self._program = None if self.loss is None else generate(
             self._steps, self._scalars, self._tensors, self._loss_slot, reduction, needs
         )
 
@@ -135,6 +136,16 @@ class Network:
             f"<Network loss={self.loss!r}: {len(self.nodes)} nodes, "
             f"{len(self.params)} parameters, inputs {list(self.inputs)!r}>"
         )
+
+    def require_loss(self, what: str) -> Hashable:
+        """The loss node; a :class:`~graphdiff.errors.GraphError` saying that ``what``
+        needs one when the network was compiled without a loss."""
+        if self.loss is None:
+            raise GraphError(
+                f"{what} needs a loss: this network was compiled without one (forward "
+                "only); add a loss node to the graph and compile it with loss=..."
+            )
+        return self.loss
 
     def _repr_png_(self) -> bytes | None:
         """The drawing of the graph, for notebooks (``None`` for a big one: the text repr)."""
@@ -370,6 +381,7 @@ class Network:
         check_finite : raise :class:`~graphdiff.errors.NonFiniteError` naming the
             first node whose value or delta is NaN or infinite.
         """
+        self.require_loss("backward")
         if self._program is None:
             return self.interpret(params, inputs, deltas, check_finite)
         try:
@@ -394,6 +406,7 @@ class Network:
         """:meth:`backward` run by the interpreter, step by step: the readable reference
         of the generated code (which it matches to rounding), and what runs plans too
         large to generate code for."""
+        self.require_loss("backward")
         checked = self._check_params(params)
         arrays = self._check_inputs(inputs, self.inputs)
         vals, side = self._run_forward(self._steps, checked, arrays, check_finite)
@@ -567,6 +580,7 @@ class Network:
         >>> float(E), per_point.tolist(), y.tolist()
         (1.0, [0.0, 2.0], [2.0, -2.0])
         """
+        self.require_loss("loss_terms")
         step = self._steps[self._loss_slot]
         if self._program is None:
             nodes = [self._steps[a].node for a in step.args]
@@ -609,6 +623,7 @@ class Network:
         >>> float(graphdiff.compile(G, loss="E").error({}, {"x": np.ones(2), "t": np.zeros(2)}))
         1.0
         """
+        self.require_loss("error")
         if self._program is None:
             values = self.forward(params, inputs, outputs=[self.loss])[self.loss]
             check_loss(self.loss, values.shape, values.shape[0] if values.ndim else "N")

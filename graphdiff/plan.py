@@ -443,7 +443,7 @@ class Plan:
     the steps for one loss over a snapshot of the graph, and the parameter table."""
 
     graph: Any  # an independent copy of the compiled graph
-    loss: Hashable
+    loss: Hashable | None  # None: forward only
     reduction: Literal["mean", "sum"]
     order: tuple[Hashable, ...]  # the nodes the loss depends on, in step order
     steps: tuple[Step, ...]  # steps[slot] computes node order[slot]

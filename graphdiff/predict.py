@@ -79,7 +79,7 @@ DOMAINS = {
 
 def loss_op(net: Network) -> Op | None:
     """The registered op of the network's loss node (``None`` if it has none)."""
-    name = net.graph.nodes[net.loss].get("op")
+    name = net.graph.nodes[net.require_loss("predictions by the loss")].get("op")
     try:
         return get_op(name) if isinstance(name, str) else None
     except GraphdiffError:

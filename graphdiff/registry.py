@@ -129,6 +129,14 @@ class Op:
         ``add`` saves nothing).
     samples : ``samples(rng) -> list of (operands, attrs)`` at smooth points,
         used by :func:`graphdiff.testing.check_op`.
+    onnx : optional, the op's ONNX lowering, ``onnx(b, *xs, **attrs) -> str``:
+        given the names of its operands' values ``xs``, it adds ONNX nodes with
+        the builder ``b`` (``b.node(op_type, inputs, **attributes)`` returns the
+        new value's name, ``b.const(value)`` a constant of the model's float type,
+        ``b.ints(values)`` an int64 constant, ``b.shapes`` the operands' shapes)
+        and returns the name of the op's value. :func:`graphdiff.onnx.export`
+        refuses an op without one. The builder comes from graphdiff; an op
+        module never imports onnx.
     source : where the op came from, for ``graphdiff ops``.
     distribution, version : the installed package that provides it, if known.
     """
@@ -149,6 +157,7 @@ class Op:
     saves: tuple[str | int, ...] | None = None
     derivative: Callable[..., Array] | None = None
     vjps: tuple[Callable[..., Array | None], ...] | None = None
+    onnx: Callable[..., str] | None = None
     source: str = ""
     distribution: str | None = None
     version: str | None = None
@@ -230,6 +239,8 @@ class Registry:
                 f"op {op.name!r}: vjps must be a tuple of one callable per operand "
                 f"(arity {op.arity})"
             )
+        if op.onnx is not None and not callable(op.onnx):
+            raise RegistryError(f"op {op.name!r}: onnx must be a callable (the ONNX lowering)")
         if not self._loading_builtins:
             self._load_builtins()
         old = self._ops.get(op.name)

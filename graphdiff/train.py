@@ -292,6 +292,7 @@ def fit(
         it names the epoch, the step and the first such node and carries the
         parameters from before the bad update.
     """
+    net.require_loss("fit")
     epochs = _int_at_least("epochs", epochs, 0)
     every = _int_at_least("every", every, 1)
     evaluate_every = _int_at_least("evaluate_every", evaluate_every, 0)

@@ -6,6 +6,8 @@ sums them back to each operand's shape.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from numpy.typing import NDArray
 
@@ -69,6 +71,17 @@ def _div_vjp(g: Array, out: Array, a: Array, b: Array) -> tuple[Array, Array]:
     return g / b, -g * out / b
 
 
+def _onnx(op_type: str) -> Any:
+    """The lowering of the two-operand ONNX operator ``op_type`` (which broadcasts
+    like numpy)."""
+
+    def lower(b: Any, a: str, c: str) -> str:
+        name: str = b.node(op_type, [a, c])
+        return name
+
+    return lower
+
+
 register_op(
     Op(
         name="add",
@@ -78,6 +91,7 @@ register_op(
         unordered=True,
         samples=_samples,
         saves=(),
+        onnx=_onnx("Add"),
         source=SOURCE,
         doc="a + b.",
     )
@@ -90,6 +104,7 @@ register_op(
         arity=2,
         samples=_samples,
         saves=(),
+        onnx=_onnx("Sub"),
         source=SOURCE,
         doc="a - b (operand order: port 0 minus port 1).",
     )
@@ -102,6 +117,7 @@ register_op(
         arity=2,
         unordered=True,
         samples=_samples,
+        onnx=_onnx("Mul"),
         source=SOURCE,
         doc="a * b, elementwise.",
     )
@@ -113,6 +129,7 @@ register_op(
         vjp=_div_vjp,
         arity=2,
         samples=_samples_nonzero_b,
+        onnx=_onnx("Div"),
         source=SOURCE,
         doc="a / b, elementwise (operand order: port 0 over port 1).",
     )

@@ -18,6 +18,7 @@ are the place that reports them.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
@@ -66,6 +67,57 @@ def _zero(x: Array, out: Array, **attrs: Any) -> Array:
     return np.zeros(np.shape(x))
 
 
+# --- ONNX lowerings (see Op.onnx): most ops are one ONNX operator of the same meaning
+
+
+def _onnx(op_type: str) -> Callable[..., str]:
+    """The lowering of an op that is the one-operand ONNX operator ``op_type``."""
+
+    def lower(b: Any, x: str) -> str:
+        name: str = b.node(op_type, [x])
+        return name
+
+    return lower
+
+
+def _identity_onnx(b: Any, x: str) -> str:
+    return x
+
+
+def _step_onnx(b: Any, x: str) -> str:
+    name: str = b.node("Cast", [b.node("Greater", [x, b.const(0.0)])], to=b.elem_type)
+    return name
+
+
+def _square_onnx(b: Any, x: str) -> str:
+    name: str = b.node("Mul", [x, x])
+    return name
+
+
+def softplus_onnx(b: Any, x: str) -> str:
+    """log(1 + exp(x)) as max(x, 0) + log(1 + exp(-|x|)), stable for any x (ONNX's
+    Softplus has no float64 kernel in onnxruntime and overflows for large x)."""
+    small = b.node("Exp", [b.node("Neg", [b.node("Abs", [x])])])
+    tail = b.node("Log", [b.node("Add", [b.const(1.0), small])])
+    name: str = b.node("Add", [b.node("Relu", [x]), tail])
+    return name
+
+
+def _relu_onnx(b: Any, x: str, shift: float) -> str:
+    name: str = b.node("Relu", [b.node("Sub", [x, b.const(shift)]) if shift else x])
+    return name
+
+
+def _sin_onnx(b: Any, x: str, scale: float) -> str:
+    name: str = b.node("Sin", [x if scale == 1.0 else b.node("Mul", [b.const(scale), x])])
+    return name
+
+
+def _pow_onnx(b: Any, x: str, exponent: float) -> str:
+    name: str = b.node("Pow", [x, b.const(exponent)])
+    return name
+
+
 # --- identity, neg ---------------------------------------------------------------
 
 
@@ -74,6 +126,7 @@ register_op(
         name="identity",
         forward=identity,
         vjp=identity_vjp,
+        onnx=_identity_onnx,
         elementwise=True,
         samples=_samples_real,
         saves=(),
@@ -89,6 +142,7 @@ register_op(
         lambda x, out: -np.ones(np.shape(x)),
         samples=_samples_real,
         saves=(),
+        onnx=_onnx("Neg"),
         source=SOURCE,
         doc="neg(x) = -x.",
     )
@@ -110,6 +164,7 @@ register_op(
         lambda x, out: out,
         samples=_samples_real,
         saves=("out",),
+        onnx=_onnx("Exp"),
         source=SOURCE,
         doc="exp(x); overflows to inf without a warning.",
     )
@@ -134,6 +189,7 @@ register_op(
         vjp=_log_vjp,
         elementwise=True,
         samples=_samples_positive,
+        onnx=_onnx("Log"),
         source=SOURCE,
         doc="log(x); log(0) = -inf and log(x < 0) = nan, without warnings.",
     )
@@ -158,6 +214,7 @@ register_op(
         vjp=_sqrt_vjp,
         elementwise=True,
         samples=_samples_positive,
+        onnx=_onnx("Sqrt"),
         source=SOURCE,
         doc="sqrt(x); the gradient at 0 is inf * g where g != 0 and 0 where g == 0.",
     )
@@ -172,6 +229,7 @@ register_op(
         np.abs,
         lambda x, out: np.sign(x),
         samples=_samples_nonzero,
+        onnx=_onnx("Abs"),
         source=SOURCE,
         doc="|x|; abs'(0) = 0.",
     )
@@ -183,6 +241,7 @@ register_op(
         lambda x: np.sign(x).astype(float),
         _zero,
         samples=_samples_nonzero,
+        onnx=_onnx("Sign"),
         source=SOURCE,
         doc="sign(x) in {-1, 0, 1}; its gradient is 0 everywhere.",
     )
@@ -194,6 +253,7 @@ register_op(
         lambda x: (x > 0).astype(float),
         _zero,
         samples=_samples_nonzero,
+        onnx=_step_onnx,
         source=SOURCE,
         doc="step(x) = 1 where x > 0 else 0 (step(0) = 0); its gradient is 0 everywhere.",
     )
@@ -205,6 +265,7 @@ register_op(
         np.square,
         lambda x, out: 2.0 * x,
         samples=_samples_real,
+        onnx=_square_onnx,
         source=SOURCE,
         doc="x**2.",
     )
@@ -250,8 +311,10 @@ def _times_g(df: Any) -> Any:
 
 for _op in (
     elementwise_op("tanh", np.tanh, _tanh_df, samples=_samples_wide, saves=("out",),
+                   onnx=_onnx("Tanh"),
                    source=SOURCE, doc="tanh(x); tanh' = 1 - tanh**2."),
     elementwise_op("sigmoid", sigmoid, _sigmoid_df, samples=_samples_wide, saves=("out",),
+                   onnx=_onnx("Sigmoid"),
                    source=SOURCE,
                    doc="1 / (1 + exp(-x)), stable for any x; sigmoid' = sigmoid (1 - sigmoid)."),
 ):
@@ -263,6 +326,7 @@ register_op(
         lambda x: np.logaddexp(0.0, x),
         lambda x, out: sigmoid(x),
         samples=_samples_wide,
+        onnx=softplus_onnx,
         source=SOURCE,
         doc="log(1 + exp(x)), stable for any x; softplus' = sigmoid.",
     )
@@ -292,6 +356,7 @@ register_op(
         lambda x, out, shift: (x - shift > 0).astype(float),
         attrs=ReluAttrs,
         samples=_relu_samples,
+        onnx=_relu_onnx,
         source=SOURCE,
         doc="max(0, x - shift); the derivative is 1 where x - shift > 0 else 0 (relu'(0) = 0).",
     )
@@ -317,6 +382,7 @@ register_op(
         lambda x, out, scale: scale * np.cos(scale * x),
         attrs=SinAttrs,
         samples=_sin_samples,
+        onnx=_sin_onnx,
         source=SOURCE,
         doc="sin(scale * x); the derivative is scale * cos(scale * x).",
     )
@@ -352,6 +418,7 @@ register_op(
         _pow_df,
         attrs=PowAttrs,
         samples=_pow_samples,
+        onnx=_pow_onnx,
         source=SOURCE,
         doc="x**exponent; the derivative is exponent * x**(exponent - 1).",
     )

@@ -6,6 +6,8 @@ is a dense layer's pre-activation; a 1-D second operand gives (N,).
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from numpy.typing import NDArray
 
@@ -63,6 +65,11 @@ def _samples(rng: np.random.Generator) -> list[Sample]:
     return [((rng.standard_normal(a), rng.standard_normal(b)), {}) for a, b in shapes]
 
 
+def _matmul_onnx(b: Any, a: str, c: str) -> str:
+    name: str = b.node("MatMul", [a, c])  # numpy's matmul rules, 1-D operands included
+    return name
+
+
 register_op(
     Op(
         name="matmul",
@@ -72,6 +79,7 @@ register_op(
         arity=2,
         samples=_samples,
         saves=(0, 1),
+        onnx=_matmul_onnx,
         source=SOURCE,
         doc="a @ b: x (N, d_in) @ W (d_in, d_out) -> (N, d_out); (N, d) @ (d,) -> (N,).",
     )

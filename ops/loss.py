@@ -21,6 +21,8 @@ shape (N,).
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from numpy.typing import NDArray
 from pydantic import BaseModel, ConfigDict, Field
@@ -28,7 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from graphdiff.errors import InputError
 from graphdiff.registry import Op, Sample, register_op
 
-from .elementwise import sigmoid
+from .elementwise import sigmoid, softplus_onnx
 from .softmax import softmax
 
 SOURCE = "graphdiff (built-in)"
@@ -41,6 +43,13 @@ def _per_point(a: Array) -> Array:
         return a  # already one value per point; summing over no axes would copy
     per_point: Array = a.sum(axis=tuple(range(1, a.ndim)))
     return per_point
+
+
+def _per_point_onnx(b: Any, a: str) -> str:
+    """:func:`_per_point` in ONNX: (N, ...) -> (N, m) -> sum over axis 1."""
+    flat = b.node("Reshape", [a, b.ints([0, -1])])
+    name: str = b.node("ReduceSum", [flat, b.ints([1])], keepdims=0)
+    return name
 
 
 def _like(g: Array, x: Array) -> Array:
@@ -108,6 +117,12 @@ def _hinge_samples(rng: np.random.Generator) -> list[Sample]:
     return out
 
 
+def _hinge_onnx(b: Any, z: str, t: str, margin: float) -> str:
+    zt = b.node("Mul", [z, t])
+    below = b.node("Sub", [b.const(margin), zt]) if margin else b.node("Neg", [zt])
+    return _per_point_onnx(b, b.node("Relu", [below]))
+
+
 register_op(
     Op(
         name="hinge",
@@ -120,6 +135,7 @@ register_op(
         targets="signs",
         predicts="sign",
         samples=_hinge_samples,
+        onnx=_hinge_onnx,
         source=SOURCE,
         doc="max(0, m - z t), margin m = 0 (default: the perceptron criterion) or 1 (the "
         "SVM hinge); d/dz = -t where z t <= m, else 0. Targets -1 or +1.",
@@ -152,6 +168,10 @@ def _logistic_dt(g: Array, out: Array, z: Array, t: Array) -> Array:
     return -z * _logistic_scale(g, z, t)
 
 
+def _logistic_onnx(b: Any, z: str, t: str) -> str:
+    return _per_point_onnx(b, softplus_onnx(b, b.node("Mul", [b.node("Neg", [t]), z])))
+
+
 register_op(
     Op(
         name="logistic",
@@ -164,6 +184,7 @@ register_op(
         predicts="sign",
         proba=sigmoid,
         samples=_pm1_samples,
+        onnx=_logistic_onnx,
         source=SOURCE,
         doc="log(1 + exp(-t z)), stable; d/dz = -t sigmoid(-t z). Targets -1 or +1; "
         "P(t = +1) = sigmoid(z).",
@@ -196,6 +217,11 @@ def _real_samples(rng: np.random.Generator) -> list[Sample]:
     return [((rng.standard_normal(s), rng.standard_normal(s)), {}) for s in shapes]
 
 
+def _squared_error_onnx(b: Any, z: str, t: str) -> str:
+    d = b.node("Sub", [z, t])
+    return _per_point_onnx(b, b.node("Mul", [d, d]))
+
+
 register_op(
     Op(
         name="squared_error",
@@ -206,6 +232,7 @@ register_op(
         loss=True,
         targets="real",
         samples=_real_samples,
+        onnx=_squared_error_onnx,
         source=SOURCE,
         doc="(z - t)**2 summed over non-batch axes, no factor 1/2; d/dz = 2 (z - t).",
     )
@@ -300,6 +327,17 @@ def _softmax_cross_entropy_samples(rng: np.random.Generator) -> list[Sample]:
     ]
 
 
+def _softmax_cross_entropy_onnx(b: Any, z: str, t: str) -> str:
+    log_softmax = b.node("LogSoftmax", [z], axis=1)
+    if len(b.shapes[1]) == 1:  # class indices: each row's entry at its class
+        classes = b.node("Reshape", [b.node("Cast", [t], to=b.int64_type), b.ints([0, 1])])
+        picked = b.node("GatherElements", [log_softmax, classes], axis=1)
+    else:
+        picked = b.node("Mul", [t, log_softmax])
+    name: str = b.node("Neg", [b.node("ReduceSum", [picked, b.ints([1])], keepdims=0)])
+    return name
+
+
 register_op(
     Op(
         name="softmax_cross_entropy",
@@ -313,6 +351,7 @@ register_op(
         proba=softmax,
         check_shapes=_softmax_cross_entropy_shapes,
         samples=_softmax_cross_entropy_samples,
+        onnx=_softmax_cross_entropy_onnx,
         source=SOURCE,
         doc=(
             "-sum_k t_k log softmax(z)_k for logits z (N, k) and targets t, probabilities "

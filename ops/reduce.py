@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from numpy.typing import NDArray
 from pydantic import BaseModel, ConfigDict
@@ -68,6 +70,15 @@ def _samples(rng: np.random.Generator) -> list[Sample]:
     return [((rng.standard_normal(shape),), attrs) for shape, attrs in cases]
 
 
+def _onnx(op_type: str) -> Any:
+    def lower(b: Any, x: str, axis: Axis, keepdims: bool) -> str:
+        axes = [] if axis is None else [b.ints([axis] if isinstance(axis, int) else list(axis))]
+        name: str = b.node(op_type, [x, *axes], keepdims=int(keepdims))
+        return name
+
+    return lower
+
+
 register_op(
     Op(
         name="sum",
@@ -76,6 +87,7 @@ register_op(
         attrs=ReduceAttrs,
         samples=_samples,
         saves=(),
+        onnx=_onnx("ReduceSum"),
         source=SOURCE,
         doc="sum over axis (None: all axes), keepdims like numpy.",
     )
@@ -88,6 +100,7 @@ register_op(
         attrs=ReduceAttrs,
         samples=_samples,
         saves=(),
+        onnx=_onnx("ReduceMean"),
         source=SOURCE,
         doc="mean over axis (None: all axes), keepdims like numpy.",
     )

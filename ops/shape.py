@@ -7,6 +7,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from numpy.typing import NDArray
 from pydantic import BaseModel, ConfigDict
@@ -44,6 +46,19 @@ def _stack_samples(rng: np.random.Generator) -> list[Sample]:
     ]
 
 
+def _stack_onnx(b: Any, *xs: str, axis: int) -> str:
+    shape = b.shapes[0]
+    at = axis % (len(shape) + 1)
+    if at == 0:
+        where = b.ints([0])
+        parts = [b.node("Unsqueeze", [x, where]) for x in xs]
+    else:  # a Reshape that keeps the batch axis (0), which graphdiff.onnx.load reads back
+        target = b.ints([0, *shape[1:at], 1, *shape[at:]])
+        parts = [b.node("Reshape", [x, target]) for x in xs]
+    name: str = b.node("Concat", parts, axis=axis)
+    return name
+
+
 register_op(
     Op(
         name="stack",
@@ -53,6 +68,7 @@ register_op(
         arity=None,
         samples=_stack_samples,
         saves=(),
+        onnx=_stack_onnx,
         source=SOURCE,
         doc="Stack one or more same-shape arrays on a new axis: k of (N,) -> (N, k).",
     )
@@ -80,6 +96,11 @@ def _concat_samples(rng: np.random.Generator) -> list[Sample]:
     ]
 
 
+def _concat_onnx(b: Any, *xs: str, axis: int) -> str:
+    name: str = b.node("Concat", list(xs), axis=axis)
+    return name
+
+
 register_op(
     Op(
         name="concat",
@@ -89,6 +110,7 @@ register_op(
         arity=None,
         samples=_concat_samples,
         saves=(),
+        onnx=_concat_onnx,
         source=SOURCE,
         doc="Join one or more arrays along an existing axis: (N, a), (N, b) -> (N, a + b).",
     )
@@ -128,6 +150,11 @@ def _index_samples(rng: np.random.Generator) -> list[Sample]:
     ]
 
 
+def _index_onnx(b: Any, x: str, i: int, axis: int) -> str:
+    name: str = b.node("Gather", [x, b.ints(i)], axis=axis)
+    return name
+
+
 register_op(
     Op(
         name="index",
@@ -136,6 +163,7 @@ register_op(
         attrs=IndexAttrs,
         samples=_index_samples,
         saves=(),
+        onnx=_index_onnx,
         source=SOURCE,
         doc="Position i along axis: column i of (N, k) -> (N,).",
     )
@@ -169,6 +197,16 @@ def _reshape_samples(rng: np.random.Generator) -> list[Sample]:
     ]
 
 
+def _reshape_onnx(b: Any, x: str, shape: tuple[int, ...]) -> str:
+    if 0 in shape:  # ONNX reads a 0 as "copy this axis": join the batch size instead
+        batch = b.node("Shape", [x], end=1)
+        target = b.node("Concat", [batch, b.ints(list(shape))], axis=0)
+    else:
+        target = b.ints([0, *shape])  # 0: the batch axis as it is
+    name: str = b.node("Reshape", [x, target])
+    return name
+
+
 register_op(
     Op(
         name="reshape",
@@ -177,6 +215,7 @@ register_op(
         attrs=ReshapeAttrs,
         samples=_reshape_samples,
         saves=(),
+        onnx=_reshape_onnx,
         source=SOURCE,
         doc="Reshape each data point: (N, ...) -> (N, *shape); -1 is inferred.",
     )

@@ -7,6 +7,8 @@ diag(s) - s s^T applied to g without forming it.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from numpy.typing import NDArray
 from pydantic import BaseModel, ConfigDict
@@ -49,6 +51,11 @@ def _samples(rng: np.random.Generator) -> list[Sample]:
     ]
 
 
+def _softmax_onnx(b: Any, x: str, axis: int = -1) -> str:
+    name: str = b.node("Softmax", [x], axis=axis)  # opset 13+: along one axis, as here
+    return name
+
+
 register_op(
     Op(
         name="softmax",
@@ -57,6 +64,7 @@ register_op(
         attrs=SoftmaxAttrs,
         samples=_samples,
         saves=("out",),
+        onnx=_softmax_onnx,
         source=SOURCE,
         doc="exp(x) / sum exp(x) along axis (default -1); vjp = out (g - sum(g out)).",
     )
