@@ -44,7 +44,6 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Hashable, Mapping, Sequence
-from operator import itemgetter
 from typing import Any, ClassVar
 
 import networkx as nx
@@ -66,6 +65,7 @@ from .compile import compile as compile_graph
 from .errors import GraphdiffError, GraphError
 from .network import Network
 from .optim import Adam, AdamConfig
+from .params import Grads, Layout, Params
 from .registry import ENGINE_OPS, Op, get_op
 from .train import EpochRecord, fit
 
@@ -106,28 +106,51 @@ class PenalizedAdam(Adam):
     Config = _PenaltyConfig  # type: ignore[assignment]  # AdamConfig's fields and two more
     config: _PenaltyConfig
 
+    def __init__(self, lr: float | None = None, **hyper: Any) -> None:
+        super().__init__(lr, **hyper)
+        self._masks: dict[str, Array] = {}  # by layout fingerprint
+
     def step(self, params: Mapping[str, Any], grads: Mapping[str, Any]) -> Any:
-        lam = self.config.l2
+        lam, names = self.config.l2, self.config.penalized
         if not lam:
             return super().step(params, grads)
-        grads = dict(grads)
-        scalars = [n for n in self.config.penalized if type(params[n]) is np.float64]
-        tensors = [n for n in self.config.penalized if type(params[n]) is not np.float64]
-        if scalars:  # one weight per edge: as one vector
-            get = itemgetter(*scalars) if len(scalars) > 1 else lambda d: (d[scalars[0]],)
-            decayed = np.array(get(grads), dtype=np.float64) + lam * np.array(get(params))
-            grads.update(zip(scalars, decayed, strict=True))
-        for n in tensors:
-            grads[n] = grads[n] + lam * np.asarray(params[n])
-        return super().step(params, grads)
+        if (
+            type(params) is Params and type(grads) is Grads
+            and grads.layout.fingerprint == params.layout.fingerprint
+        ):  # the network's own vectors: one vectorised update
+            key = params.layout.fingerprint
+            if key not in self._masks:
+                self._masks[key] = lam * _mask(params.layout, names)
+            decay = self._masks[key] * params.vector
+            return super().step(params, Grads(grads.layout, grads.vector + decay))
+        decayed = dict(grads)
+        for n in names:
+            decayed[n] = decayed[n] + lam * np.asarray(params[n])
+        return super().step(params, decayed)
 
 
-def _sum_squares(params: Mapping[str, Any], names: Sequence[str]) -> float:
-    """Σ w² over the parameters ``names`` (scalars gathered into one vector)."""
-    scalars = [params[n] for n in names if type(params[n]) is np.float64]
-    tensors = [np.asarray(params[n]) for n in names if type(params[n]) is not np.float64]
-    vector = np.array(scalars, dtype=np.float64)
-    return float(vector @ vector) + sum(float(np.sum(t * t)) for t in tensors)
+def _mask(layout: Layout, names: Sequence[str]) -> Array:
+    """1.0 where the entries of ``names`` lie in a vector of this layout, else 0.0."""
+    mask = np.zeros(layout.size)
+    for n in names:
+        i = layout.where[n]
+        if i >= 0:
+            mask[i] = 1.0
+        else:
+            a, b, _ = layout.slices[~i]
+            mask[a:b] = 1.0
+    return mask
+
+
+def _sum_squares(params: Mapping[str, Any], names: Sequence[str], masks: dict[str, Any]) -> float:
+    """Σ w² over the parameters ``names``; ``masks`` caches their places by layout."""
+    if type(params) is Params:
+        key = params.layout.fingerprint
+        if key not in masks:
+            masks[key] = _mask(params.layout, names) > 0
+        v = params.vector[masks[key]]
+        return float(v @ v)
+    return sum(float(np.sum(np.square(params[n]))) for n in names)
 
 
 def _penalized(net: Network) -> list[str]:
@@ -352,11 +375,12 @@ class _GraphEstimator(BaseEstimator):  # type: ignore[misc]
             )
         penalized = self.optimizer_.config.penalized
         best_params = self.params_
+        masks: dict[str, Any] = {}
 
         def stop(record: EpochRecord) -> bool:
             """MLPClassifier's rule: no better by tol for more than n_iter_no_change epochs."""
             nonlocal best_params
-            weights = _sum_squares(record.params, penalized)
+            weights = _sum_squares(record.params, penalized, masks)
             assert record.loss is not None  # fit evaluates every epoch here
             loss = record.loss / scale + 0.5 * self.alpha * weights / batch
             self.loss_curve_.append(loss)
@@ -379,7 +403,7 @@ class _GraphEstimator(BaseEstimator):  # type: ignore[misc]
             net, self.params_, data, optimizer=self.optimizer_,
             epochs=1 if incremental else self.max_iter, batch_size=batch,
             shuffle=bool(self.shuffle), seed=int(rng.randint(np.iinfo(np.int32).max)),
-            callbacks=[stop], progress=bool(self.verbose),
+            callbacks=[stop], progress=bool(self.verbose), epoch_loss="steps",
         )
         self.params_ = best_params if self.early_stopping else result.params
         assert isinstance(result.optimizer, PenalizedAdam)
@@ -451,9 +475,9 @@ class GraphClassifier(ClassifierMixin, _GraphEstimator):  # type: ignore[misc]
     classes_ : the class labels, sorted; ``predict`` returns them.
     params_ : the trained parameters by name (as :func:`graphdiff.fit` returns them).
     graph_, loss_node_ : the graph trained and its loss node; ``net_`` the compiled network.
-    loss_curve_ : the training loss after each epoch (the loss over the whole
-        training set, measured with the epoch's final parameters, plus
-        ``alpha``'s penalty), as ``MLPClassifier``'s.
+    loss_curve_ : the training loss of each epoch, as ``MLPClassifier``'s: the
+        mean of the epoch's batch losses (each before its step's update), plus
+        ``alpha``'s penalty (at the epoch's final weights).
     n_iter_ : epochs trained; ``best_loss_``, ``validation_scores_``,
         ``best_validation_score_``, ``t_`` as ``MLPClassifier``'s.
     """

@@ -31,7 +31,7 @@ import sys
 import time
 from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from numpy.typing import NDArray
@@ -211,6 +211,7 @@ def fit(
     resume: str | os.PathLike[str] | None = None,
     client: Any = None,
     evaluate_every: int = 1,
+    epoch_loss: Literal["end", "steps"] = "end",
     diagnostics: bool = False,
     log_every: int = 1,
 ) -> FitResult:
@@ -269,7 +270,14 @@ def fit(
         row gains ``step_time`` and ``bytes_per_step``; the parameters equal
         in-process training's up to the order of float summation. See
         :mod:`graphdiff.distributed`.
-
+    epoch_loss : ``"end"`` (default): each epoch's ``loss`` and ``accuracy`` are
+        measured at the end of the epoch, with the epoch's final parameters, on
+        the whole training set (see :func:`evaluate`); ``"steps"``: ``loss`` is
+        the mean of the epoch's batch losses, each measured before its step's
+        update and weighted by the batch's size (summed with ``reduction="sum"``),
+        as Keras and scikit-learn's ``MLPClassifier`` report it, in every epoch
+        whatever ``evaluate_every``; no ``accuracy`` is recorded and there is no
+        extra pass over the training data.
     diagnostics : add to each history row ``"nodes"``: for every neuron and
         elementwise-activation op node, ``{"delta_rms": ..., "dead": ...,
         "saturated": ...}`` (see :mod:`graphdiff.diagnostics`), measured like the
@@ -278,10 +286,6 @@ def fit(
         Not with ``client``.
     log_every : log every this many epochs (and the last) at INFO on
         ``graphdiff.train``.
-
-    Each epoch's ``loss`` and ``accuracy`` are measured at the end of the epoch,
-    with the epoch's final parameters, on the whole training set (not averaged
-    over the steps, whose parameters differ); see :func:`evaluate`.
 
     Raises
     ------
@@ -319,6 +323,10 @@ def fit(
         )
     if optimizer is not None and not isinstance(optimizer, Optimizer):
         raise FitError(f"optimizer must be a graphdiff Optimizer, got {type(optimizer).__name__}")
+    if epoch_loss not in ("end", "steps"):
+        raise FitError(f"epoch_loss must be 'end' or 'steps', got {epoch_loss!r}")
+    if epoch_loss == "steps" and target_accuracy is not None:
+        raise FitError("target_accuracy needs epoch_loss='end' (the accuracy at the epoch's end)")
     fingerprint = None if checkpoint is None and resume is None else graph_fingerprint(net.graph)
     rng = np.random.default_rng(seed)
     if resume is None:
@@ -344,6 +352,7 @@ def fit(
     settings: dict[str, Any] = {
         "epochs": epochs, "batch_size": batch_size, "shuffle": shuffle, "seed": seed,
         "target_loss": target_loss, "target_accuracy": target_accuracy, "every": every,
+        "epoch_loss": epoch_loss,
     }
     stopped = "epochs"
     show = (sys.stderr.isatty() or in_notebook()) if progress is None else bool(progress)
@@ -353,6 +362,7 @@ def fit(
             epoch += 1
             started = time.perf_counter()
             grads: Mapping[str, Any] = {}
+            total = 0.0  # of the batch losses, weighted by size with the mean reduction
             for idx in _batches(engine.n, batch_size, shuffle, rng):
                 with np.errstate(**QUIET):
                     try:
@@ -366,10 +376,16 @@ def fit(
                     raise _diverged(why, epoch, steps + 1, bad, "update", current)
                 current, grads = new, res.grads
                 steps += 1
+                size = engine.n if idx is None else len(idx)
+                total += float(res.loss) * (size if net.reduction == "mean" else 1)
             row: dict[str, float] = {"epoch": epoch}
+            if epoch_loss == "steps":
+                row["loss"] = total / engine.n if net.reduction == "mean" else total
             evaluated = evaluate_every and (epoch % evaluate_every == 0 or epoch == epochs)
             for prefix, d in [("", None), ("val_", val)]:
-                if (prefix and d is None) or not evaluated:
+                if (prefix and d is None) or not evaluated or (
+                    not prefix and epoch_loss == "steps"
+                ):
                     continue
                 with np.errstate(**QUIET):
                     try:  # the training data where it lives, validation data here

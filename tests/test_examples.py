@@ -12,6 +12,7 @@ import ast
 import itertools
 import math
 import runpy
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -152,6 +153,34 @@ def expect_heterogeneous(r: dict[str, Any]) -> None:
     assert {"neuron", "stack", "matmul", "softmax_cross_entropy"} <= set(r["kinds"])
     assert r["gradcheck_ok"] and r["gradcheck_max_abs_err"] < 1e-8
     assert r["accuracy"] >= 0.9
+
+
+def expect_sklearn_pipeline(r: dict[str, Any]) -> None:
+    # the oracle: scikit-learn's MLPClassifier, trained here on the same split and settings
+    from sklearn.datasets import load_digits
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.model_selection import train_test_split
+    from sklearn.neural_network import MLPClassifier
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    X, y = load_digits(return_X_y=True)
+    X_train, X_test, y_train, y_test = train_test_split(X, y, random_state=0, stratify=y)
+    oracle = make_pipeline(StandardScaler(), MLPClassifier((32,), max_iter=r["max_iter"],
+                                                           random_state=0))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        oracle.fit(X_train, y_train)
+    accuracy = oracle.score(X_test, y_test)
+    assert accuracy > 0.9
+    assert r["digits"]["MLPClassifier"]["accuracy"] == accuracy
+    ours = [row for name, row in r["digits"].items() if name.startswith("GraphClassifier")]
+    assert len(ours) == (1 if r["fast"] else 2)
+    for row in ours:
+        assert row["accuracy"] >= accuracy - 0.02
+        assert 1 <= row["epochs"] <= r["max_iter"]
+    # breast cancer with its 0/1 labels as they come
+    assert len(r["breast_cancer"]) == 3 and np.mean(r["breast_cancer"]) >= 0.94
 
 
 EXPECT: dict[str, Callable[[dict[str, Any]], None]] = {

@@ -29,6 +29,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
+import graphdiff
 from graphdiff.errors import GraphError
 from graphdiff.sklearn import (
     EXPECTED_FAILED_CHECKS,
@@ -184,6 +185,24 @@ def test_penalized_adam_decays_weights_not_biases() -> None:
         m, v = 0.1 * grad, 0.001 * grad**2
         expected = p[name] - lr * (m / 0.1) / (np.sqrt(v / 0.001) + 1e-8)
         np.testing.assert_allclose(new[name], expected, rtol=1e-12)
+
+
+@pytest.mark.parametrize("notation", ["op", "neuron"])
+def test_penalized_adam_on_a_networks_vectors_equals_name_by_name(notation: str) -> None:
+    net = graphdiff.compile(graphdiff.mlp([2, 3, 2], notation=notation,  # type: ignore[arg-type]
+                                          loss="softmax_cross_entropy"), loss="E")
+    rng = np.random.default_rng(0)
+    data = {"x": rng.standard_normal((5, 2)), "t": np.array([0.0, 1.0, 1.0, 0.0, 1.0])}
+    params = net.init_params(0)
+    grads = net.backward(params, graphdiff.feed(net, data)).grads
+    weights = [n for n in params if n.startswith("W") or "->" in n]
+    assert sum(np.size(params[n]) for n in weights) == 2 * 3 + 3 * 2
+    as_vectors = PenalizedAdam(lr=0.01, l2=0.5, penalized=tuple(weights)).step(params, grads)
+    by_name = PenalizedAdam(lr=0.01, l2=0.5, penalized=tuple(weights)).step(
+        dict(params), dict(grads)
+    )
+    for n in params:
+        np.testing.assert_allclose(as_vectors[n], by_name[n], rtol=1e-15, atol=0)
 
 
 def test_linear_regressor_with_alpha_is_ridge() -> None:

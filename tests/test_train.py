@@ -289,6 +289,31 @@ def test_history_keys_and_validation_metrics() -> None:
     assert [set(h) for h in r.history] == [{"epoch", "loss", "val_loss", "time"}] * 2
 
 
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+def test_epoch_loss_steps_is_the_mean_of_the_batch_losses_before_each_update(
+    reduction: str,
+) -> None:
+    net = graphdiff.compile(mlp_graph([2, 3, 1]), loss="E", reduction=reduction)
+    data = graphdiff.feed(net, graphdiff.moons(10, seed=1))
+    start = net.init_params(0)
+    got = fit(net, start, data, optimizer=Adam(lr=0.1), epochs=2, batch_size=4,
+              shuffle=False, epoch_loss="steps")
+    # by hand: batches [0:4], [4:8], [8:10], each loss taken before its update
+    opt, params, expected = Adam(lr=0.1), dict(start), []
+    for _ in range(2):
+        total = 0.0
+        for lo, hi in [(0, 4), (4, 8), (8, 10)]:
+            res = net.backward(params, {k: v[lo:hi] for k, v in data.items()})
+            total += float(res.loss) * ((hi - lo) if reduction == "mean" else 1)
+            params = opt.step(params, res.grads)
+        expected.append(total / 10 if reduction == "mean" else total)
+    assert [row["loss"] for row in got.history] == pytest.approx(expected, rel=1e-12)
+    assert all("accuracy" not in row for row in got.history)
+    assert {p: float(v) for p, v in got.params.items()} == pytest.approx(
+        {p: float(v) for p, v in params.items()}, rel=1e-12
+    )
+
+
 def test_accuracy_counts_a_zero_prediction_as_wrong() -> None:
     net = graphdiff.compile(neuron_graph(), loss="E")
     d = graphdiff.feed(net, graphdiff.blobs(10, seed=0))
@@ -414,6 +439,8 @@ def test_a_loss_that_overflows_after_an_update_names_the_node() -> None:
         ({"params": {"w1": 0.0, "w2": 0.0}}, InputError, "'b'"),
         ({"params": {"w1": 0.0, "w2": "zero", "b": 0.0}}, InputError, "'w2'"),
         ({"data": {"x1": np.ones(3), "x2": np.ones(2), "t": np.ones(3)}}, ValueError, "x2"),
+        ({"epoch_loss": "mean"}, FitError, "epoch_loss"),
+        ({"epoch_loss": "steps", "target_accuracy": 1.0}, FitError, "epoch_loss='end'"),
     ],
 )
 def test_bad_arguments_are_named(kwargs: dict, error: type, named: str) -> None:
