@@ -348,11 +348,13 @@ def _load_csv(path: Path, label: str | int | None) -> Data:
     return {"x": np.column_stack([columns[c] for c in features]), "t": columns[col]}
 
 
-def load_table(spec: str | Path, *, n: int = 200, seed: int = 0) -> dict[str, Any]:
+def load_table(
+    spec: str | Path, *, n: int = 200, seed: int = 0, label: str | None = None
+) -> dict[str, Any]:
     """A data set as named columns, for ``graphdiff train``: a CSV file's columns by
     header name (numbers as float64, columns holding text as str arrays, e.g. class
     names); for built-in data sets and ``.npz`` files, ``x1``, ``x2``, ... (the
-    columns of ``x``) and ``t``.
+    columns of ``x``) and ``t`` (for ``.npz``, the labels' key ``label`` if given).
 
     >>> sorted(load_table("blobs", n=4))
     ['t', 'x1', 'x2']
@@ -367,10 +369,11 @@ def load_table(spec: str | Path, *, n: int = 200, seed: int = 0) -> dict[str, An
             twice = sorted({c for c in names if names.count(c) > 1})
             raise DataError(f"{text}: the header names column(s) {twice!r} more than once")
         return dict(zip(names, columns, strict=True))
-    data = load_data(spec, n=n, seed=seed)
+    npz = text not in BUILTIN_DATA and Path(text).suffix.lower() == ".npz"
+    data = load_data(spec, n=n, seed=seed, label=label if npz else None)
     x = data["x"]
     table: dict[str, Any] = {f"x{k + 1}": x[:, k] for k in range(x.shape[1])}
-    table["t"] = data["t"]
+    table[label if npz and label else "t"] = data["t"]
     return table
 
 

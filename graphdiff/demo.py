@@ -305,7 +305,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         )
     optimizer = _optimizer(args)
     net = compile_graph(G, loss=loss)
-    table = load_table(args.data, seed=args.seed)
+    table = load_table(args.data, seed=args.seed, label=args.label)
     ready = prepare(net, table, label=args.label, features=_split(args.features, "--features"),
                     labels=_split(args.labels, "--labels"))
     data = ready.inputs

@@ -10,7 +10,8 @@ loss's domain instead of mapping them).
   columns by position. Columns that feed nothing are reported, not dropped silently.
 - **The labels**, by the loss's target domain (``Op.targets``): for a -1/+1 loss a
   column with two distinct values is mapped, the smaller (or first in sort order)
-  to -1; for softmax cross-entropy class names are encoded 0..K-1 in sort order;
+  to -1; for softmax cross-entropy class names (and numbers that are not class
+  indices from 0) are encoded 0..K-1 in sort order;
   ``labels`` sets the order explicitly (``["NEG", "POS"]``). Every mapping made is
   reported.
 
@@ -148,7 +149,8 @@ def _usable(domain: str, distinct: list[float]) -> bool:
     """Are numeric labels already targets: -1/+1, or class indices 0, 1, ...?"""
     if domain == "signs":
         return set(distinct) <= {-1.0, 1.0}
-    return all(float(v).is_integer() and v >= 0 for v in distinct)
+    # class indices start at 0: labels 1..K (as many data sets number them) are encoded
+    return all(float(v).is_integer() for v in distinct) and distinct[0] == 0
 
 
 def _explicit(values: Any, text: bool, labels: Sequence[str], column: str) -> list[Any]:

@@ -125,6 +125,11 @@ def test_class_names_for_softmax_and_features_by_position(
     assert "labels: 'blue' -> 0, 'green' -> 1, 'red' -> 2" in text
     assert "features: columns 'p', 'q' -> input 'x' (in this order)" in text
     assert "ignored column(s): 'junk' (not a feature)" in text
+    # numbered from 1, as many data sets do: encoded 0..K-1 too
+    write_csv(csv, {"p": d["x"][:, 0], "q": d["x"][:, 1], "y": d["t"] + 1}, ["p", "q", "y"])
+    code, text, _ = run(capsys, "train", str(model), "--data", str(csv), "--out",
+                        str(tmp_path / "o2.json"), "--features", "p,q", "--epochs", "1")
+    assert code == 0 and "labels: 1 -> 0, 2 -> 1, 3 -> 2" in text
     # the same run by hand: classes encoded in sort order, SGD(lr=0.5)
     net = graphdiff.compile(graphdiff.mlp([2, 3], notation="op",
                                           loss="softmax_cross_entropy"), loss="E")
@@ -134,6 +139,16 @@ def test_class_names_for_softmax_and_features_by_position(
     _, params, _ = graphdiff.load_model(out)
     for k, v in expected.params.items():
         np.testing.assert_array_equal(params[k], v)
+
+
+def test_npz_labels_key(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    model = tmp_path / "m.json"
+    graphdiff.save(model, graphdiff.mlp([2, 1]), loss="E")
+    d = graphdiff.blobs(20)
+    np.savez(tmp_path / "d.npz", x=d["x"], t=np.zeros(20), outcome=(d["t"] + 1) / 2)
+    code, text, _ = run(capsys, "train", str(model), "--data", str(tmp_path / "d.npz"),
+                        "--out", str(model), "--label", "outcome", "--epochs", "1")
+    assert code == 0 and "label column: 'outcome'" in text and "0 -> -1, 1 -> +1" in text
 
 
 def test_checkpoint_resume_quiet(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
