@@ -25,7 +25,6 @@ import networkx as nx
 import numpy as np
 
 from .errors import GraphdiffError
-from .graphspec import BUILTIN_SOURCE
 from .io import load_model, loss_node
 from .registry import ENGINE_OPS, get_op
 from .schema import ModelFile
@@ -179,7 +178,7 @@ def _cmd_info(args: argparse.Namespace) -> int:
                + (f"; {why}" if why else ""))
     used = {d[a] for _, d in G.nodes(data=True) for a in ("op", "activation") if a in d}
     ops = [get_op(name) for name in sorted(used - set(ENGINE_OPS))]
-    extra = [f"{op.name} ({op.source})" for op in ops if op.source != BUILTIN_SOURCE]
+    extra = [f"{op.name} ({op.source})" for op in ops if not op.builtin]
     out.append("plugins: " + (", ".join(extra) if extra else "none"))
     print("\n".join(out))
     return 0

@@ -44,6 +44,7 @@ from .plan import (
     OpStep,
     ParamStep,
     Step,
+    activation_delta,
     all_finite,
     check_delta,
     check_grads,
@@ -52,6 +53,7 @@ from .plan import (
     check_operand,
     check_value,
     fit_gradient,
+    numeric,
     zeros_like,
 )
 from .registry import Op, identity, identity_vjp
@@ -227,6 +229,10 @@ class _Gen:
             "_vector": check_operand,
             "_grads_of": check_grads,
             "_fit": fit_gradient,
+            "_num": numeric,
+            "_dz": activation_delta,
+            "_nd": np.ndarray,
+            "_F64d": np.dtype(np.float64),
             "_check_loss": check_loss,
             "_ph": zeros_like,
             "_cv": check_value,
@@ -432,6 +438,10 @@ class _Gen:
         self.ns[name] = value
         return name
 
+    def node_of(self, i: int) -> Any:
+        """The node of slot ``i``; for a level (``i`` = 100000 + its index), its first member."""
+        return self.levels[i - 100000].members[0].node if i >= 100000 else self.steps[i].node
+
     def level_of(self, slot: int) -> tuple[int, int] | None:
         """(level, row) of a neuron run in a level, else None."""
         b = self.lvl[slot]
@@ -486,21 +496,28 @@ class _Gen:
                 call = f"{chk}({pred}, {target})"
                 custom = s.op.check_shapes is not None
                 lines += [call] if custom else [f"if {pred} != {target}:", f"    {call}"]
-            return [*lines, f"v{i} = {fwd}({args})", *self._vector_check(i)]
+            out = [f"v{i} = {fwd}({args})", *self._numeric(f"v{i}", s.op, s)]
+            return [*lines, *out, *self._vector_check(i)]
         assert isinstance(s, NeuronStep) and s.act is not None
         terms = []
         for a, w in zip(s.args, s.weights, strict=True):
-            terms.append(f"{self._operand(a, s)} * S{self.sidx[w]}")
+            terms.append(f"{self.val(a)} * S{self.sidx[w]}")
         if s.bias is not None:
             terms.append(f"S{self.sidx[s.bias]}")
         if _passes(s.act, s.act_attrs):
             return [f"z{i} = {' + '.join(terms)}", f"v{i} = z{i}"]
         act = partial(s.act.forward, **s.act_attrs) if s.act_attrs else s.act.forward
         lines = [f"z{i} = {' + '.join(terms)}", f"v{i} = {self.bind(act, 'G', i)}(z{i})"]
+        lines += self._numeric(f"v{i}", s.act, s)
         return lines if f"z{i}" in self.kept else [*lines, f"del z{i}"]
 
-    def _operand(self, a: int, neuron: Step) -> str:
-        return self.val(a)
+    def _numeric(self, var: str, op: Op, s: Step) -> list[str]:
+        """What an op's forward returned, by the rule both paths share (plan.numeric)."""
+        name, node = self.bind(op.name, "O", s.slot), self.bind(s.node, "N", s.slot)
+        return [
+            f"if type({var}) is not _nd or {var}.dtype is not _F64d:",
+            f"    {var} = _num({var}, {name}, {node}, 'forward')",
+        ]
 
     def _vector_check(self, slot: int) -> list[str]:
         """Check once, where it is made, that a value feeding neurons is one per point."""
@@ -518,7 +535,7 @@ class _Gen:
         pieces = []
         for blk, sel, _, _ in groups:
             if blk is None:
-                pieces.append(f"{self._operand(int(sel), lv.members[0])}[None]")
+                pieces.append(f"{self.val(int(sel))}[None]")
             elif len(groups) == 1 and sel == f"0:{len(self.levels[blk].members)}":
                 pieces.append(f"V{blk}")  # the whole previous level, in order: no copy
             else:
@@ -570,6 +587,7 @@ class _Gen:
             return lines
         fwd = partial(act.forward, **attrs) if attrs else act.forward
         lines.append(f"V{b} = {self.bind(fwd, 'G', 100000 + b)}(Z{b})")
+        lines += self._numeric(f"V{b}", act, lv.members[0])
         if f"Z{b}" not in self.kept:
             lines.append(f"del Z{b}")
         return lines
@@ -699,7 +717,7 @@ class _Gen:
                 # delta downstream certainly exists and needs no run-time tests.
                 body += [
                     f"t = {grad}",
-                    f"if t is None or t.shape != {shape}:",
+                    f"if type(t) is not _nd or t.dtype is not _F64d or t.shape != {shape}:",
                     f"    t = _fit(t, {shape}, {name}, {node})",
                 ]
                 body += self.add_to(a, "t", maybe=self.dstate.get(i) == "maybe")
@@ -785,7 +803,8 @@ class _Gen:
                 return f"{delta} *= {df}({z}, {a}); {out} = {delta}"
             return f"{out} = {delta} * {df}({z}, {a})"
         vjp = self.bind(partial(act.vjp, **attrs) if attrs else act.vjp, "H", i)
-        return f"{out} = {vjp}({delta}, {a}, {z})[0]"
+        name, node = self.bind(act.name, "O", i), self.bind(self.node_of(i), "N", i)
+        return f"{out} = _dz({vjp}({delta}, {a}, {z})[0], {name}, {node})"
 
     def _level_backward(self, lv: _Level) -> list[str]:
         b = lv.index

@@ -512,7 +512,7 @@ def _plugin_table(G: nx.DiGraph[Any]) -> dict[str, PluginSpec]:
                 op = get_op(name)
             except UnknownOpError as e:
                 raise GraphFormatError("unknown_op", f"node {_show(n)} ({attr}): {e}") from None
-            if op.source != BUILTIN_SOURCE:
+            if not op.builtin:
                 table[name] = PluginSpec(distribution=op.distribution, version=op.version)
     return dict(sorted(table.items()))
 

@@ -118,10 +118,48 @@ def check_grads(gs: Any, n: int, op: str, node: Node) -> Any:
     return gs
 
 
+_F64 = np.dtype(np.float64)
+
+
+def numeric(value: Any, op: str, node: Node, what: str) -> Array:
+    """The one rule, on both paths, for what an op's ``forward`` or ``vjp`` (``what``)
+    hands back: float64 arrays as they are, other numbers (a list, a Python float,
+    float32) as float64, anything else refused naming the op and its node.
+
+    >>> numeric([1, 2], "twice", "y", "forward")
+    array([1., 2.])
+    >>> numeric(["0.5"], "twice", "y", "forward")
+    Traceback (most recent call last):
+    ...
+    graphdiff.errors.OpContractError: op 'twice' at node 'y': forward returned list of <U3, ...
+    """
+    if type(value) is np.ndarray and value.dtype is _F64:
+        return value
+    try:
+        arr = np.asarray(value)
+    except (TypeError, ValueError) as e:  # ragged lists
+        raise OpContractError(f"op {op!r} at node {node!r}: {what} returned {e}") from None
+    if arr.dtype.kind not in "biuf":
+        raise OpContractError(
+            f"op {op!r} at node {node!r}: {what} returned {type(value).__name__} of "
+            f"{arr.dtype}, not numbers"
+        )
+    return arr.astype(np.float64, copy=False)
+
+
+def activation_delta(dz: Any, act: str, neuron: Node) -> Array:
+    """A neuron's dE/dz from its activation's vjp, as :func:`numeric` says (not None)."""
+    if dz is None:
+        raise OpContractError(f"activation {act!r} of neuron {neuron!r}: vjp returned None")
+    return numeric(dz, act, neuron, "vjp")
+
+
 def fit_gradient(g: Array | None, shape: tuple[int, ...], op: str, node: Node) -> Array:
-    """A vjp's gradient summed back to its operand's ``shape`` (None: zeros)."""
+    """A vjp's gradient, as :func:`numeric` says, summed back to its operand's ``shape``
+    (None: zeros)."""
     if g is None:
         return np.zeros(shape)
+    g = numeric(g, op, node, "vjp")
     try:
         g = unbroadcast(g, shape)
     except ValueError:
@@ -271,8 +309,7 @@ class OpStep(Step):
                 f"node {self.node!r} (op {self.op.name!r}) failed on operands of shape "
                 f"{shapes}: {e}"
             ) from e
-        # a plugin may hand back a list or a numpy scalar
-        return np.asarray(out, dtype=float)
+        return numeric(out, self.op.name, self.node, "forward")
 
     def _check_loss_shapes(self, pred: tuple[int, ...], target: tuple[int, ...]) -> None:
         assert self.op is not None
@@ -325,7 +362,7 @@ class NeuronStep(Step):
         if self.bias is not None:
             z = z + params[self.bias]
         side[self.slot] = z
-        return self.act.forward(z, **self.act_attrs)
+        return numeric(self.act.forward(z, **self.act_attrs), self.act.name, self.node, "forward")
 
     def backward(
         self,
@@ -340,10 +377,7 @@ class NeuronStep(Step):
         assert self.act is not None
         z = side[self.slot]
         dz = self.act.vjp(g, *vjp_args(self.act, vals[self.slot], [z]), **self.act_attrs)[0]
-        if dz is None:
-            raise OpContractError(
-                f"activation {self.act.name!r} of neuron {self.node!r}: vjp returned None"
-            )
+        dz = activation_delta(dz, self.act.name, self.node)
         side[-1 - self.slot] = dz  # kept for deltas=True (dE/dz)
         for a, w in zip(self.args, self.weights, strict=True):
             gw = np.dot(dz, vals[a])

@@ -72,6 +72,13 @@ class NoAttrs(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+BUILTIN_SOURCE = "graphdiff (built-in)"
+
+
+def _no_vjp(g: Array, out: Array, *xs: Array, **attrs: Any) -> Grads:  # pragma: no cover
+    raise AssertionError("replaced in Op.__post_init__")
+
+
 @dataclass(frozen=True)
 class Op:
     """One differentiable operation.
@@ -122,6 +129,10 @@ class Op:
         returning entry ``i`` of ``vjp``'s result; the engine then computes only
         the gradients something needs (a loss's target is usually data and needs
         none). Needs a fixed ``arity``; reads what ``vjp`` reads (``saves``).
+        Give the derivative once: with ``vjps`` and no ``vjp``, the vjp is made of
+        them; with both, :func:`~graphdiff.testing.check_op` checks they agree.
+        Likewise an elementwise op may give only ``derivative``.
+    builtin : one of graphdiff's own ops (``graphdiff.ops`` set it; plugins do not).
     saves : what the vjp reads: ``"out"`` and/or operand positions (``0``, ``1``,
         ...); ``None`` (the default) means all of them. The engine passes other
         arguments as read-only zeros of the right shape, which lets it release
@@ -143,7 +154,7 @@ class Op:
 
     name: str
     forward: Callable[..., Array]
-    vjp: Callable[..., Grads]
+    vjp: Callable[..., Grads] = _no_vjp
     attrs: type[BaseModel] = NoAttrs
     arity: int | None = 1
     elementwise: bool = False
@@ -162,6 +173,24 @@ class Op:
     distribution: str | None = None
     version: str | None = None
     doc: str = field(default="", compare=False)
+    builtin: bool = False
+
+    def __post_init__(self) -> None:
+        # One derivative form: the vjp is declared once, as vjp=, as one function per
+        # operand (vjps=, from which it is made), or, for an elementwise op, as its
+        # derivative (vjp = g * derivative(x, out)).
+        if self.vjp is _no_vjp:
+            if self.vjps is not None:
+                object.__setattr__(self, "vjp", _joined(self.vjps))
+            elif self.derivative is not None and self.elementwise:
+                object.__setattr__(self, "vjp", _from_derivative(self.derivative))
+            else:
+                raise RegistryError(
+                    f"op {self.name!r}: give its vjp (vjp=, vjps= one function per operand, "
+                    "or derivative= for an elementwise op)"
+                )
+        if self.builtin and not self.source:
+            object.__setattr__(self, "source", BUILTIN_SOURCE)
 
     def __call__(self, *xs: Array, **attrs: Any) -> Array:
         """Run ``forward`` on arrays after validating ``attrs``."""
@@ -361,12 +390,19 @@ def register_op(
             raise RegistryError("register_op(op) takes no other arguments than replace=")
         return REGISTRY.register(op, replace_existing=replace)
     name = op
-    if vjp is None:
-        raise RegistryError(f"op {name!r}: vjp= (the local derivative) is required")
+    if vjp is None and meta.get("vjps") is None and not (
+        meta.get("derivative") is not None and meta.get("elementwise")
+    ):
+        raise RegistryError(
+            f"op {name!r}: vjp= (the local derivative) is required, or vjps= (one function "
+            "per operand), or derivative= for an elementwise op"
+        )
+    if vjp is not None:
+        meta["vjp"] = vjp
 
     def build(fn: Callable[..., Array]) -> Op:
         source = meta.pop("source", None) or getattr(fn, "__module__", "") or "user"
-        new = Op(name=name, forward=fn, vjp=vjp, source=source, doc=fn.__doc__ or "", **meta)
+        new = Op(name=name, forward=fn, source=source, doc=fn.__doc__ or "", **meta)
         return REGISTRY.register(new, replace_existing=replace)
 
     return build if forward is None else build(forward)
@@ -423,11 +459,27 @@ def elementwise_op(
     (array([2., 6.]),)
     """
 
+    if not meta.get("builtin"):
+        meta.setdefault("source", getattr(f, "__module__", "") or "user")
+    return Op(name=name, forward=f, elementwise=True, arity=1, derivative=df, **meta)
+
+
+def _joined(vjps: tuple[Callable[..., Array | None], ...]) -> Callable[..., Grads]:
+    """The vjp of an op declared by one function per operand: each of them, in turn."""
+
+    def vjp(g: Array, out: Array, *xs: Array, **attrs: Any) -> Grads:
+        return tuple(part(g, out, *xs, **attrs) for part in vjps)
+
+    return vjp
+
+
+def _from_derivative(df: Callable[..., Array]) -> Callable[..., Grads]:
+    """The vjp of an elementwise op declared by its derivative: ``g * df(x, out)``."""
+
     def vjp(g: Array, out: Array, x: Array, **attrs: Any) -> tuple[Array]:
         return (g * df(x, out, **attrs),)
 
-    meta.setdefault("source", getattr(f, "__module__", "") or "user")
-    return Op(name=name, forward=f, vjp=vjp, elementwise=True, arity=1, derivative=df, **meta)
+    return vjp
 
 
 @contextmanager

@@ -228,7 +228,13 @@ def fit(
     net : a compiled :class:`~graphdiff.network.Network`.
     params : initial parameters (name -> value), e.g. ``net.init_params(seed)``;
         ignored (may be ``None``) with ``resume``.
-    data : input node -> array over all data points (the ``inputs`` of ``backward``).
+    data : input node -> array over all data points (the ``inputs`` of ``backward``):
+        a dict, a pandas ``DataFrame`` (columns feed the inputs of their names) or a
+        data set as :func:`graphdiff.feed` maps it (``{"x": ..., "t": ...}``, the
+        built-in ones). The targets must be in the loss op's domain (``Op.targets``:
+        -1/+1 for hinge and logistic, class indices for softmax cross-entropy),
+        checked once per call: others raise :class:`~graphdiff.errors.TargetError`
+        naming the loss node, the values found and the fix.
     optimizer : default ``SGD(lr=0.1)``, the lecture's θ ← θ − γ∇E (with
         ``resume``: the checkpoint's). Training continues from its current state;
         ``result.optimizer`` holds the final one.

@@ -13,7 +13,6 @@ from numpy.typing import NDArray
 
 from graphdiff.registry import Op, Sample, register_op
 
-SOURCE = "graphdiff (built-in)"
 Array = NDArray[np.float64]
 
 # (shape of a, shape of b): equal shapes, then numpy broadcasting both ways.
@@ -92,7 +91,7 @@ register_op(
         samples=_samples,
         saves=(),
         onnx=_onnx("Add"),
-        source=SOURCE,
+        builtin=True,
         doc="a + b.",
     )
 )
@@ -105,7 +104,7 @@ register_op(
         samples=_samples,
         saves=(),
         onnx=_onnx("Sub"),
-        source=SOURCE,
+        builtin=True,
         doc="a - b (operand order: port 0 minus port 1).",
     )
 )
@@ -118,7 +117,7 @@ register_op(
         unordered=True,
         samples=_samples,
         onnx=_onnx("Mul"),
-        source=SOURCE,
+        builtin=True,
         doc="a * b, elementwise.",
     )
 )
@@ -130,7 +129,7 @@ register_op(
         arity=2,
         samples=_samples_nonzero_b,
         onnx=_onnx("Div"),
-        source=SOURCE,
+        builtin=True,
         doc="a / b, elementwise (operand order: port 0 over port 1).",
     )
 )

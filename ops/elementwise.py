@@ -28,7 +28,6 @@ from pydantic import BaseModel, ConfigDict
 
 from graphdiff.registry import Op, Sample, elementwise_op, identity, identity_vjp, register_op
 
-SOURCE = "graphdiff (built-in)"
 Array = NDArray[np.float64]
 
 
@@ -130,7 +129,7 @@ register_op(
         elementwise=True,
         samples=_samples_real,
         saves=(),
-        source=SOURCE,
+        builtin=True,
         doc="identity(x) = x; its vjp passes g through.",
     )
 )
@@ -143,7 +142,7 @@ register_op(
         samples=_samples_real,
         saves=(),
         onnx=_onnx("Neg"),
-        source=SOURCE,
+        builtin=True,
         doc="neg(x) = -x.",
     )
 )
@@ -165,7 +164,7 @@ register_op(
         samples=_samples_real,
         saves=("out",),
         onnx=_onnx("Exp"),
-        source=SOURCE,
+        builtin=True,
         doc="exp(x); overflows to inf without a warning.",
     )
 )
@@ -190,7 +189,7 @@ register_op(
         elementwise=True,
         samples=_samples_positive,
         onnx=_onnx("Log"),
-        source=SOURCE,
+        builtin=True,
         doc="log(x); log(0) = -inf and log(x < 0) = nan, without warnings.",
     )
 )
@@ -215,7 +214,7 @@ register_op(
         elementwise=True,
         samples=_samples_positive,
         onnx=_onnx("Sqrt"),
-        source=SOURCE,
+        builtin=True,
         doc="sqrt(x); the gradient at 0 is inf * g where g != 0 and 0 where g == 0.",
     )
 )
@@ -230,7 +229,7 @@ register_op(
         lambda x, out: np.sign(x),
         samples=_samples_nonzero,
         onnx=_onnx("Abs"),
-        source=SOURCE,
+        builtin=True,
         doc="|x|; abs'(0) = 0.",
     )
 )
@@ -242,7 +241,7 @@ register_op(
         _zero,
         samples=_samples_nonzero,
         onnx=_onnx("Sign"),
-        source=SOURCE,
+        builtin=True,
         doc="sign(x) in {-1, 0, 1}; its gradient is 0 everywhere.",
     )
 )
@@ -254,7 +253,7 @@ register_op(
         _zero,
         samples=_samples_nonzero,
         onnx=_step_onnx,
-        source=SOURCE,
+        builtin=True,
         doc="step(x) = 1 where x > 0 else 0 (step(0) = 0); its gradient is 0 everywhere.",
     )
 )
@@ -266,7 +265,7 @@ register_op(
         lambda x, out: 2.0 * x,
         samples=_samples_real,
         onnx=_square_onnx,
-        source=SOURCE,
+        builtin=True,
         doc="x**2.",
     )
 )
@@ -312,10 +311,10 @@ def _times_g(df: Any) -> Any:
 for _op in (
     elementwise_op("tanh", np.tanh, _tanh_df, samples=_samples_wide, saves=("out",),
                    onnx=_onnx("Tanh"),
-                   source=SOURCE, doc="tanh(x); tanh' = 1 - tanh**2."),
+                   builtin=True, doc="tanh(x); tanh' = 1 - tanh**2."),
     elementwise_op("sigmoid", sigmoid, _sigmoid_df, samples=_samples_wide, saves=("out",),
                    onnx=_onnx("Sigmoid"),
-                   source=SOURCE,
+                   builtin=True,
                    doc="1 / (1 + exp(-x)), stable for any x; sigmoid' = sigmoid (1 - sigmoid)."),
 ):
     register_op(replace(_op, vjp=_times_g(_op.derivative)))
@@ -327,7 +326,7 @@ register_op(
         lambda x, out: sigmoid(x),
         samples=_samples_wide,
         onnx=softplus_onnx,
-        source=SOURCE,
+        builtin=True,
         doc="log(1 + exp(x)), stable for any x; softplus' = sigmoid.",
     )
 )
@@ -357,7 +356,7 @@ register_op(
         attrs=ReluAttrs,
         samples=_relu_samples,
         onnx=_relu_onnx,
-        source=SOURCE,
+        builtin=True,
         doc="max(0, x - shift); the derivative is 1 where x - shift > 0 else 0 (relu'(0) = 0).",
     )
 )
@@ -383,7 +382,7 @@ register_op(
         attrs=SinAttrs,
         samples=_sin_samples,
         onnx=_sin_onnx,
-        source=SOURCE,
+        builtin=True,
         doc="sin(scale * x); the derivative is scale * cos(scale * x).",
     )
 )
@@ -419,7 +418,7 @@ register_op(
         attrs=PowAttrs,
         samples=_pow_samples,
         onnx=_pow_onnx,
-        source=SOURCE,
+        builtin=True,
         doc="x**exponent; the derivative is exponent * x**(exponent - 1).",
     )
 )

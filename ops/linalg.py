@@ -13,7 +13,6 @@ from numpy.typing import NDArray
 
 from graphdiff.registry import Op, Sample, register_op
 
-SOURCE = "graphdiff (built-in)"
 Array = NDArray[np.float64]
 
 
@@ -80,7 +79,7 @@ register_op(
         samples=_samples,
         saves=(0, 1),
         onnx=_matmul_onnx,
-        source=SOURCE,
+        builtin=True,
         doc="a @ b: x (N, d_in) @ W (d_in, d_out) -> (N, d_out); (N, d) @ (d,) -> (N,).",
     )
 )

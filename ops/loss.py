@@ -33,7 +33,6 @@ from graphdiff.registry import Op, Sample, register_op
 from .elementwise import sigmoid, softplus_onnx
 from .softmax import softmax
 
-SOURCE = "graphdiff (built-in)"
 Array = NDArray[np.float64]
 
 
@@ -93,13 +92,6 @@ def _hinge_active(g: Array, z: Array, t: Array, margin: float) -> Array:
     return np.where(z * t <= margin, -_like(g, z), 0.0)
 
 
-def _hinge_vjp(
-    g: Array, out: Array, z: Array, t: Array, margin: float = 0.0
-) -> tuple[Array, Array]:
-    active = _hinge_active(g, z, t, margin)
-    return active * t, active * z
-
-
 def _hinge_dz(g: Array, out: Array, z: Array, t: Array, margin: float = 0.0) -> Array:
     return _hinge_active(g, z, t, margin) * t
 
@@ -127,7 +119,6 @@ register_op(
     Op(
         name="hinge",
         forward=_hinge,
-        vjp=_hinge_vjp,
         vjps=(_hinge_dz, _hinge_dt),
         attrs=HingeAttrs,
         arity=2,
@@ -136,7 +127,7 @@ register_op(
         predicts="sign",
         samples=_hinge_samples,
         onnx=_hinge_onnx,
-        source=SOURCE,
+        builtin=True,
         doc="max(0, m - z t), margin m = 0 (default: the perceptron criterion) or 1 (the "
         "SVM hinge); d/dz = -t where z t <= m, else 0. Targets -1 or +1.",
     )
@@ -155,11 +146,6 @@ def _logistic_scale(g: Array, z: Array, t: Array) -> Array:
     return sigmoid(-t * z) * _like(g, z)
 
 
-def _logistic_vjp(g: Array, out: Array, z: Array, t: Array) -> tuple[Array, Array]:
-    s = _logistic_scale(g, z, t)
-    return -t * s, -z * s
-
-
 def _logistic_dz(g: Array, out: Array, z: Array, t: Array) -> Array:
     return -t * _logistic_scale(g, z, t)
 
@@ -176,7 +162,6 @@ register_op(
     Op(
         name="logistic",
         forward=_logistic,
-        vjp=_logistic_vjp,
         vjps=(_logistic_dz, _logistic_dt),
         arity=2,
         loss=True,
@@ -185,7 +170,7 @@ register_op(
         proba=sigmoid,
         samples=_pm1_samples,
         onnx=_logistic_onnx,
-        source=SOURCE,
+        builtin=True,
         doc="log(1 + exp(-t z)), stable; d/dz = -t sigmoid(-t z). Targets -1 or +1; "
         "P(t = +1) = sigmoid(z).",
     )
@@ -197,11 +182,6 @@ register_op(
 
 def _squared_error(z: Array, t: Array) -> Array:
     return _per_point(np.square(z - t))
-
-
-def _squared_error_vjp(g: Array, out: Array, z: Array, t: Array) -> tuple[Array, Array]:
-    d = _squared_error_dz(g, out, z, t)
-    return d, -d
 
 
 def _squared_error_dz(g: Array, out: Array, z: Array, t: Array) -> Array:
@@ -226,14 +206,13 @@ register_op(
     Op(
         name="squared_error",
         forward=_squared_error,
-        vjp=_squared_error_vjp,
         vjps=(_squared_error_dz, _squared_error_dt),
         arity=2,
         loss=True,
         targets="real",
         samples=_real_samples,
         onnx=_squared_error_onnx,
-        source=SOURCE,
+        builtin=True,
         doc="(z - t)**2 summed over non-batch axes, no factor 1/2; d/dz = 2 (z - t).",
     )
 )
@@ -297,12 +276,6 @@ def _softmax_cross_entropy_dt(g: Array, out: Array, z: Array, t: Array) -> Array
     return dt
 
 
-def _softmax_cross_entropy_vjp(
-    g: Array, out: Array, z: Array, t: Array
-) -> tuple[Array, Array | None]:
-    return _softmax_cross_entropy_dz(g, out, z, t), _softmax_cross_entropy_dt(g, out, z, t)
-
-
 def _softmax_cross_entropy_shapes(pred: tuple[int, ...], target: tuple[int, ...]) -> str | None:
     if len(pred) != 2:
         return f"softmax_cross_entropy takes logits of shape (N, k), got {pred}"
@@ -342,7 +315,6 @@ register_op(
     Op(
         name="softmax_cross_entropy",
         forward=_softmax_cross_entropy,
-        vjp=_softmax_cross_entropy_vjp,
         vjps=(_softmax_cross_entropy_dz, _softmax_cross_entropy_dt),
         arity=2,
         loss=True,
@@ -352,7 +324,7 @@ register_op(
         check_shapes=_softmax_cross_entropy_shapes,
         samples=_softmax_cross_entropy_samples,
         onnx=_softmax_cross_entropy_onnx,
-        source=SOURCE,
+        builtin=True,
         doc=(
             "-sum_k t_k log softmax(z)_k for logits z (N, k) and targets t, probabilities "
             "(N, k) or class indices (N,); d/dz = softmax(z) sum_k t_k - t."

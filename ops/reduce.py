@@ -10,7 +10,6 @@ from pydantic import BaseModel, ConfigDict
 
 from graphdiff.registry import Op, Sample, register_op
 
-SOURCE = "graphdiff (built-in)"
 Array = NDArray[np.float64]
 Axis = int | tuple[int, ...] | None
 
@@ -88,7 +87,7 @@ register_op(
         samples=_samples,
         saves=(),
         onnx=_onnx("ReduceSum"),
-        source=SOURCE,
+        builtin=True,
         doc="sum over axis (None: all axes), keepdims like numpy.",
     )
 )
@@ -101,7 +100,7 @@ register_op(
         samples=_samples,
         saves=(),
         onnx=_onnx("ReduceMean"),
-        source=SOURCE,
+        builtin=True,
         doc="mean over axis (None: all axes), keepdims like numpy.",
     )
 )

@@ -15,7 +15,6 @@ from pydantic import BaseModel, ConfigDict
 
 from graphdiff.registry import Op, Sample, register_op
 
-SOURCE = "graphdiff (built-in)"
 Array = NDArray[np.float64]
 
 
@@ -69,7 +68,7 @@ register_op(
         samples=_stack_samples,
         saves=(),
         onnx=_stack_onnx,
-        source=SOURCE,
+        builtin=True,
         doc="Stack one or more same-shape arrays on a new axis: k of (N,) -> (N, k).",
     )
 )
@@ -111,7 +110,7 @@ register_op(
         samples=_concat_samples,
         saves=(),
         onnx=_concat_onnx,
-        source=SOURCE,
+        builtin=True,
         doc="Join one or more arrays along an existing axis: (N, a), (N, b) -> (N, a + b).",
     )
 )
@@ -164,7 +163,7 @@ register_op(
         samples=_index_samples,
         saves=(),
         onnx=_index_onnx,
-        source=SOURCE,
+        builtin=True,
         doc="Position i along axis: column i of (N, k) -> (N,).",
     )
 )
@@ -216,7 +215,7 @@ register_op(
         samples=_reshape_samples,
         saves=(),
         onnx=_reshape_onnx,
-        source=SOURCE,
+        builtin=True,
         doc="Reshape each data point: (N, ...) -> (N, *shape); -1 is inferred.",
     )
 )

@@ -15,7 +15,6 @@ from pydantic import BaseModel, ConfigDict
 
 from graphdiff.registry import Op, Sample, register_op
 
-SOURCE = "graphdiff (built-in)"
 Array = NDArray[np.float64]
 
 
@@ -65,7 +64,7 @@ register_op(
         samples=_samples,
         saves=("out",),
         onnx=_softmax_onnx,
-        source=SOURCE,
+        builtin=True,
         doc="exp(x) / sum exp(x) along axis (default -1); vjp = out (g - sum(g out)).",
     )
 )

@@ -326,3 +326,50 @@ def test_plugin_loads_are_logged(plugin_dir, caplog):
     assert [(r.name, r.getMessage()) for r in caplog.records] == [
         ("graphdiff.registry", "loaded op plugin 'myop' from myplug 0.1")
     ]
+
+
+# --- the op contract: one derivative form, the builtin flag ---------------------------
+
+
+def test_an_op_gives_its_derivative_once_and_the_vjp_is_made_from_it() -> None:
+    from graphdiff.registry import scoped_registry
+    from graphdiff.testing import check_op
+
+    g, out, x, y = np.array([2.0, -1.0]), None, np.array([0.5, 3.0]), np.array([4.0, -2.0])
+    # per operand only (as the losses declare theirs): the vjp is the parts in turn
+    mul = Op(name="mul_parts", forward=lambda a, b: a * b, arity=2,
+             vjps=(lambda g, out, a, b: g * b, lambda g, out, a, b: g * a))
+    ga, gb = mul.vjp(g, out, x, y)
+    assert ga.tolist() == [8.0, 2.0] and gb.tolist() == [1.0, -3.0]  # g*y, g*x by hand
+    # an elementwise op by its derivative only: vjp = g * derivative(x, out)
+    cube = Op(name="cube_df", forward=lambda a: a**3, elementwise=True,
+              derivative=lambda a, out: 3 * a**2)
+    assert cube.vjp(g, out, x)[0].tolist() == [1.5, -27.0]
+    with scoped_registry():
+        register_op(Op(**{**mul.__dict__, "samples": lambda rng: [((x, y), {})]}))
+        check_op("mul_parts")  # raises unless the made vjp matches central differences
+    with pytest.raises(RegistryError, match="give its vjp"):
+        Op(name="no_derivative", forward=lambda a: a)
+    with pytest.raises(RegistryError, match="vjp= .* is required"):
+        register_op("no_derivative", lambda a: a)
+    # the built-in losses give theirs per operand, once
+    for name in ("hinge", "logistic", "squared_error", "softmax_cross_entropy"):
+        op = get_op(name)
+        assert op.vjps is not None and op.vjp.__qualname__.startswith("_joined")
+
+
+def test_built_in_is_a_flag_not_a_source_string() -> None:
+    from graphdiff.registry import scoped_registry
+
+    assert get_op("tanh").builtin and get_op("softmax_cross_entropy").builtin
+    G = nx.DiGraph([("x", "y")])
+    G.nodes["x"]["op"] = "input"
+    with scoped_registry():
+        # a plugin that calls itself built-in in its source text is still a plugin
+        register_op("mimic", lambda a: a, vjp=lambda g, out, a: (g,),
+                    elementwise=True, source="graphdiff (built-in)")
+        assert not get_op("mimic").builtin
+        G.nodes["y"]["op"] = "mimic"
+        assert list(graphdiff.to_spec(G).ops) == ["mimic"]
+        G.nodes["y"]["op"] = "tanh"
+        assert not graphdiff.to_spec(G).ops
