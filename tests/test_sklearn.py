@@ -151,6 +151,17 @@ def test_partial_fit() -> None:
         clf.partial_fit(X[:2], ["a", "z"])
 
 
+def test_warm_start_continues_and_a_cold_fit_starts_over() -> None:
+    X, y = blobs([0, 1])
+    kw: dict[str, Any] = {"max_iter": 5, "tol": 0.0, "n_iter_no_change": 100, "random_state": 0}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        warm = GraphClassifier((4,), warm_start=True, **kw).fit(X, y).fit(X, y)
+        cold = GraphClassifier((4,), **kw).fit(X, y).fit(X, y)
+    assert warm.n_iter_ == 10 and len(warm.loss_curve_) == 10
+    assert cold.n_iter_ == 5 and len(cold.loss_curve_) == 5
+
+
 def test_stopping_rule_is_mlp_classifiers() -> None:
     # a loss that cannot improve by tol stops after n_iter_no_change + 1 epochs, as MLP's
     X, y = blobs([0, 1])
