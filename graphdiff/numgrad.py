@@ -105,6 +105,8 @@ def gradcheck(
     """
     if mode not in TOLERANCES:
         raise ValueError(f"mode must be 'central' or 'forward', got {mode!r}")
+    if directions is not None and directions < 1:  # none would be checked, and all "pass"
+        raise ValueError(f"directions must be at least 1, got {directions}")
     eps = eps if eps is not None else (1e-6 if mode == "central" else 1e-7)
     atol = atol if atol is not None else TOLERANCES[mode][0]
     rtol = rtol if rtol is not None else TOLERANCES[mode][1]

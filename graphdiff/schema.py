@@ -31,6 +31,8 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from ._version import __version__ as __version__  # graphdiff's own (the package re-exports it)
+
 __all__ = [
     "CHECKPOINT_FORMAT",
     "DTYPES",
@@ -49,7 +51,6 @@ __all__ = [
     "TensorSpec",
 ]
 
-__version__ = "0.1.0"  # graphdiff's own (re-exported by the package)
 FORMAT_VERSION = "1.0"
 MODEL_FORMAT = "graphdiff"
 PARAMS_FORMAT = "graphdiff-params"
