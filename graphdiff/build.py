@@ -48,9 +48,9 @@ import networkx as nx
 import numpy as np
 
 from .compile import compile
-from .errors import GraphError, InputError, ShapeError, UnknownOpError
+from .errors import GraphError, InputError, ShapeError
 from .graphs import edge_param
-from .registry import Op, get_op
+from .registry import op_named
 
 __all__ = ["LECTURE_EDGES", "LECTURE_SHARED", "lecture_network", "mlp", "write_params"]
 
@@ -103,15 +103,6 @@ def lecture_network(
     return G
 
 
-def _op(what: str, name: object) -> Op:
-    if not isinstance(name, str):
-        raise GraphError(f"{what} must be an op name (str), got {name!r}")
-    try:
-        return get_op(name)
-    except UnknownOpError as e:
-        raise UnknownOpError(f"{what}: {e}") from None
-
-
 def _check(
     sizes: Sequence[int], activation: str, output_activation: str, loss: str, notation: str
 ) -> list[int]:
@@ -121,9 +112,9 @@ def _check(
     ):
         raise GraphError(f"sizes must be [d_in, h1, ..., d_out], ints >= 1; got {sizes!r}")
     for what, name in (("activation", activation), ("output_activation", output_activation)):
-        if not _op(what, name).elementwise:
+        if not op_named(name, what).elementwise:
             raise GraphError(f"{what} {name!r} is not an elementwise op")
-    if not _op("loss", loss).loss:
+    if not op_named(loss, "loss").loss:
         raise GraphError(f"loss {loss!r} is not a loss op (hinge, logistic, squared_error, ...)")
     if loss == "softmax_cross_entropy" and sizes[-1] < 2:
         raise GraphError(f"loss 'softmax_cross_entropy' needs d_out >= 2 classes, got {sizes!r}")

@@ -1,24 +1,12 @@
-"""Compile a plan into straight-line numpy code: the engine's fast path.
+"""Write a plan as straight-line numpy code: the engine's fast path.
 
-The interpreter in :mod:`graphdiff.network` walks the plan step by step; that is
-the reference. For the default ``backward`` (no deltas, no finite checks) and for
-``Network.error``, the plan is instead turned once, at compile time, into one
-Python function whose body is exactly the numpy calls the network needs, with
-every decision (order, which deltas are worth computing, where a gradient goes,
-when a value can be released) taken in advance.
-
-Neurons are the engine's own construct, so here they get the lecture's matrix
-formulation automatically: neurons that share a depth and an activation (and are
-numerous enough to pay for it) run as one *level*,
-
-    Z = W · A + b,   A_out = g(Z)           (forward)
-    dZ = g'(Z) ⊙ Δ,  dW = dZ · Aᵀ,  ΔA = Wᵀ · dZ   (backward)
-
-where A stacks the level's distinct inputs (one row per source node, one column
-per data point) and W is built on every call from the scalar edge parameters,
-shared names included. Dense levels use a matrix product; sparse ones gather
-edge by edge and sum with ``np.add.reduceat``. Small levels (the lecture's
-7-neuron net) stay neuron by neuron, which is cheaper at that size.
+The plan, fused into levels by :mod:`graphdiff.fusion`, is turned once, at compile
+time, into one Python function whose body is exactly the numpy calls the network
+needs, every decision (order, which deltas are worth computing, where a gradient
+goes, when a value can be released) taken in advance. :mod:`graphdiff.program`
+runs it; ``deltas=True`` and ``check_finite=True`` are variants of the same code
+(every delta kept, each value and delta checked), so they give the same bits. The
+interpreter (``Network.interpret``) is the readable reference.
 
 Security: the generated source contains only identifiers made from integers and
 fixed names; node names, parameter names, ops and constants live in the
@@ -29,14 +17,12 @@ source text.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from functools import lru_cache, partial
-from itertools import chain
 from typing import Any
 
 import numpy as np
 
+from .fusion import Group, Level, fuse
 from .plan import (
     ConstStep,
     InputStep,
@@ -58,17 +44,12 @@ from .plan import (
 )
 from .registry import Op, identity, identity_vjp
 
-__all__ = ["Program", "generate"]
+__all__ = ["MAX_UNFUSED_STEPS", "CodeGen"]
 
 Array = np.ndarray
 
-# A level of fewer neurons and edges than this runs neuron by neuron.
-MIN_LEVEL_NEURONS = 4
-MIN_LEVEL_EDGES = 8
 # Larger plans (outside levels) keep the interpreter; see generate().
 MAX_UNFUSED_STEPS = 5000
-# Dense matrix product when at least this fraction of W is non-zero.
-DENSE_FILL = 0.25
 
 RELEASABLE = re.compile(r"\b((?:v|z|V|Z|A|W|WE|d|DV)\d+)\b")
 
@@ -90,105 +71,9 @@ def _reads(op: Op, position: str | int) -> bool:
     return op.saves is None or position in op.saves
 
 
-@dataclass
-class _Level:
-    """Neurons of one depth and activation, run as one matrix step."""
+class CodeGen:
+    """Writes the source of one variant of a plan's backward (or error) function."""
 
-    index: int
-    members: list[NeuronStep]
-    sources: list[int] = field(default_factory=list)  # distinct operand slots, row order of A
-    args: Array = field(default_factory=lambda: np.zeros(0, np.intp))  # members' operands
-    edges: Array = field(default_factory=lambda: np.zeros(0, np.intp))  # their edge numbers
-    lens: Array = field(default_factory=lambda: np.zeros(0, np.intp))  # operands per member
-    dense: bool = True
-    groups: list[tuple[int | None, str, int, int]] | None = None  # see _Gen._groups
-
-
-@dataclass
-class Program:
-    """The generated functions of a plan, each ``f(P, Q, X, N)`` of the scalar
-    parameters' vector, the tensor parameters, the inputs and the number of points.
-
-    ``backward`` returns ``(E, scalar gradients, tensor gradients)``; ``error``
-    returns E. :meth:`variant` gives the same computation with every delta kept
-    (``deltas``) or every value and delta checked finite (``check``).
-    """
-
-    backward: Callable[..., Any]
-    error: Callable[..., Any]
-    source: str
-    make: Callable[[bool, bool], tuple[Callable[..., Any], str]]
-    where: list[tuple[int, int] | None]  # slot -> (level, row) of a fused neuron
-    _gen: _Gen | None = None
-    variants: dict[tuple[bool, bool], Callable[..., Any]] = field(default_factory=dict)
-    _terms: Callable[..., Any] | None = None
-
-    def variant(self, deltas: bool, check: bool) -> Callable[..., Any]:
-        """``backward`` with options, generated on first use; with ``deltas`` it also
-        returns the function's variables, read by :meth:`collect`."""
-        fn = self.variants.get((deltas, check))
-        if fn is None:
-            fn = self.variants[deltas, check] = self.make(deltas, check)[0]
-        return fn
-
-    def collect(self, env: dict[str, Any], steps: list[Step]) -> list[tuple[Any, ...]]:
-        """Per slot: (value, delta, z, dE/dz) from a ``deltas`` variant's variables,
-        each the caller's own array; a delta is None where none reached the node, z
-        and dE/dz None off neurons.
-
-        A fused level's matrices were made by this call: its nodes get their rows,
-        without copies, unless two matrices share memory (an identity level's value
-        is its z). Everything else is copied: it may be an input, a parameter, or
-        one array that two deltas share.
-        """
-        levels: dict[int, tuple[Any, ...]] = {}
-
-        def level(b: int) -> tuple[Any, ...]:
-            mats = levels.get(b)
-            if mats is None:
-                mine: list[Any] = []
-                for name in ("V", "DV", "Z", "XZ"):  # value, delta, z, dE/dz
-                    m = env.get(f"{name}{b}")
-                    if m is not None and any(np.may_share_memory(m, o) for o in mine):
-                        m = np.array(m)
-                    mine.append(m)
-                mats = levels[b] = tuple(mine)
-            return mats
-
-        def own(x: Any) -> Any:
-            return None if x is None else np.array(x)
-
-        out: list[tuple[Any, ...]] = []
-        for s in steps:
-            i, lv = s.slot, self.where[s.slot]
-            if lv is not None:
-                b, r = lv
-                out.append(tuple(None if m is None else m[r] for m in level(b)))
-                continue
-            neuron = isinstance(s, NeuronStep)
-            c = env.get(f"xc{i}")
-            d, dz = env.get(f"d{i}"), env.get(f"xz{i}") if neuron else None
-            if c is not None:  # d<i> stands for c * d<i> (see _Gen._deferred)
-                d = None if d is None else c * d
-                dz = None if dz is None else c * dz
-            z = own(env[f"z{i}"]) if neuron else None
-            out.append((own(env[f"v{i}"]), own(d), z, own(dz)))
-        return out
-
-    @property
-    def terms(self) -> Callable[..., Any]:
-        """``(P, Q, X, N) -> (E, L, operands)``: the error, the loss node's value per
-        data point and its operands' values (prediction, target), generated on first use
-        (only classifiers' evaluation needs it)."""
-        if self._terms is None:
-            assert self._gen is not None
-            src = self._gen.source(with_backward=False, loss_terms=True)
-            exec(compile(src, "<graphdiff plan>", "exec"), self._gen.ns)  # noqa: S102
-            self._terms, self._gen = self._gen.ns["terms"], None
-        return self._terms
-
-
-class _Gen:
     def __init__(
         self,
         steps: list[Step],
@@ -241,92 +126,29 @@ class _Gen:
             "_fin": all_finite,
             "_steps": steps,
         }
+        f = self.fusion = fuse(steps, self.sidx)
+        self.neurons, self.neuron_args, self.levels, self.order = (
+            f.neurons, f.neuron_args, f.levels, f.order)
+        self.lvl, self.row, self.row_key = f.lvl, f.row, f.row_key
+        self.level_arr, self.row_arr = f.level_arr, f.row_arr
+        self.weight_index, self.weight_uses, self.level_of = (
+            f.weight_index, f.weight_uses, f.level_of)
+        neurons = f.neurons
+        _, flat, owner = f.neuron_args
+        self._bound_groups: dict[int, list[Group]] = {}
         # the first neuron each non-neuron value feeds (named by shape checks)
         self.plain = [s for s in steps if not isinstance(s, NeuronStep)]
         is_plain = np.zeros(len(steps), dtype=bool)
         is_plain[[s.slot for s in self.plain]] = True
-        neurons = [s for s in steps if isinstance(s, NeuronStep)]
-        self.neurons = neurons
-        lens = np.fromiter(map(len, (s.args for s in neurons)), np.intp, len(neurons))
-        flat = np.fromiter(chain.from_iterable(s.args for s in neurons), np.intp, lens.sum())
-        owner = np.repeat(np.arange(len(neurons)), lens)
-        self.neuron_args = (lens, flat, owner)  # every neuron's operands, in one array
         self._per_point: dict[int, bool] = {}
         self.first_neuron: dict[int, NeuronStep] = {}
         hits = np.flatnonzero(is_plain[flat])
         for a, o in zip(flat[hits].tolist(), owner[hits].tolist(), strict=True):
             self.first_neuron.setdefault(a, neurons[o])
-        self.levels: list[_Level] = []
-        self.order: list[Step | _Level] = []
         self._forward: list[str] | None = None
-        self._weight_index: Array | None = None
-        self._weight_uses: Array | None = None
-        self._plan_levels()
         self._plan_reads()
 
     # -- planning -----------------------------------------------------------------
-
-    def _plan_levels(self) -> None:
-        depth = [0] * len(self.steps)
-        at = depth.__getitem__
-        groups: dict[tuple[Any, ...], list[NeuronStep]] = {}
-        for s in self.steps:
-            d = depth[s.slot] = 1 + max(map(at, s.args), default=-1)
-            if type(s) is NeuronStep and s.act is not None:
-                attrs = repr(sorted(s.act_attrs.items())) if s.act_attrs else ""
-                key = (d, s.act.name, attrs)
-                members = groups.get(key)
-                if members is None:
-                    groups[key] = [s]
-                else:
-                    members.append(s)
-        n = len(self.steps)
-        level_arr = np.full(n, -1, dtype=np.intp)  # slot -> its level, -1 outside levels
-        row_arr = np.zeros(n, dtype=np.intp)
-        for members in groups.values():
-            edges = sum(len(m.args) for m in members)
-            if len(members) < MIN_LEVEL_NEURONS and edges < MIN_LEVEL_EDGES:
-                continue
-            level = _Level(len(self.levels), members)
-            self.levels.append(level)
-            slots = [m.slot for m in members]
-            level_arr[slots] = level.index
-            row_arr[slots] = np.arange(len(members))
-        # sources are sorted by (level, row), then the rest by slot: one int per slot
-        big = n + 1
-        self.level_arr, self.row_arr = level_arr, row_arr
-        self.row_key = np.where(
-            level_arr >= 0, level_arr * big + row_arr, len(self.levels) * big + np.arange(n)
-        )
-        # each level's operands: the neurons' operands grouped by level (a stable sort
-        # keeps members, and each member's operands, in order)
-        lens, flat, owner = self.neuron_args
-        owner_level = level_arr[np.fromiter((s.slot for s in self.neurons), np.intp)]
-        edge_level = owner_level[owner]
-        edge_order = np.argsort(edge_level, kind="stable")
-        ends = np.cumsum(np.bincount(edge_level + 1, minlength=len(self.levels) + 1))
-        member_order = np.argsort(owner_level, kind="stable")
-        mends = np.cumsum(np.bincount(owner_level + 1, minlength=len(self.levels) + 1))
-        mark = np.zeros(n, dtype=bool)
-        for level in self.levels:
-            b = level.index
-            level.edges = edge_order[ends[b] : ends[b + 1]]  # positions in flat
-            level.args = flat[level.edges]
-            level.lens = lens[member_order[mends[b] : mends[b + 1]]]
-            mark[level.args] = True  # distinct sources, cheaper than np.unique
-            srcs = np.flatnonzero(mark)
-            mark[srcs] = False
-            level.sources = srcs[np.argsort(self.row_key[srcs], kind="stable")].tolist()
-            level.dense = len(level.args) >= DENSE_FILL * len(level.members) * len(level.sources)
-        self.lvl, self.row = level_arr.tolist(), row_arr.tolist()  # fast lookups by slot
-        items: list[tuple[tuple[int, int], Step | _Level]] = []
-        for s in self.steps:
-            b = self.lvl[s.slot]
-            if b < 0:
-                items.append(((depth[s.slot], s.slot), s))
-            elif self.levels[b].members[0] is s:
-                items.append(((depth[s.slot], s.slot), self.levels[b]))
-        self.order = [it for _, it in sorted(items, key=lambda p: p[0])]
 
     def _plan_reads(self) -> None:
         """Which forward values the backward code reads; the rest die in the forward pass.
@@ -339,7 +161,7 @@ class _Gen:
         """
         kept: set[str] = set()
         for item in self.order:
-            if isinstance(item, _Level):
+            if isinstance(item, Level):
                 act = item.members[0].act
                 assert act is not None
                 kept.update({f"A{item.index}", f"W{item.index}", f"WE{item.index}"})
@@ -369,7 +191,7 @@ class _Gen:
         is_op = np.zeros(len(self.steps), dtype=bool)
         is_op[[s.slot for s in self.steps if isinstance(s, OpStep)]] = True
         for n, item in enumerate(self.order):
-            if isinstance(item, _Level):
+            if isinstance(item, Level):
                 position.update(dict.fromkeys(item.args[is_op[item.args]].tolist(), n))
             else:
                 position.update(dict.fromkeys(item.args, n))
@@ -388,64 +210,23 @@ class _Gen:
     def shape(self, slot: int) -> str:
         return f"sh{slot}" if self.released(slot) else f"{self.val(slot)}.shape"
 
-    def _groups(self, lv: _Level) -> list[tuple[int | None, str, int, int]]:
-        if lv.groups is None:
-            lv.groups = self._find_groups(lv)
-        return lv.groups
-
-    def _find_groups(self, lv: _Level) -> list[tuple[int | None, str, int, int]]:
-        """The level's sources grouped by where they live: (level, rows, j0, j1).
-
-        Sources are sorted by (level, row), so each earlier level's rows occupy
-        positions j0..j1 of A; ``rows`` is a slice when they are contiguous, else
-        an index array bound in the namespace. Sources outside levels come alone
-        with ``level = None`` and their slot number in ``rows``.
-        """
-        src = np.array(lv.sources, dtype=np.intp)
-        blks, rows = self.level_arr[src], self.row_arr[src]
-        starts = np.flatnonzero(np.r_[True, (blks[1:] != blks[:-1]) | (blks[1:] < 0)])
-        out: list[tuple[int | None, str, int, int]] = []
-        for j0, j1 in zip(starts.tolist(), [*starts[1:].tolist(), len(src)], strict=True):
-            blk = int(blks[j0])
-            if blk < 0:
-                out.append((None, str(lv.sources[j0]), j0, j1))
-                continue
-            r = rows[j0:j1]  # ascending and distinct: contiguous when the span fits
-            if r[-1] - r[0] == j1 - j0 - 1:
-                sel = f"{r[0]}:{r[-1] + 1}"
-            else:
-                sel = self.bind(r.copy(), f"R{lv.index}_", blk)
-            out.append((blk, sel, j0, j1))
+    def _groups(self, lv: Level) -> list[Group]:
+        """:meth:`Fusion.groups`, index arrays bound in the namespace as ``_R<b>_<blk>``."""
+        out = self._bound_groups.get(lv.index)
+        if out is None:
+            out = self._bound_groups[lv.index] = [
+                (blk, sel if isinstance(sel, str)
+                 else self.bind(sel, f"R{lv.index}_", -1 if blk is None else blk), j0, j1)
+                for blk, sel, j0, j1 in self.fusion.groups(lv)
+            ]
         return out
 
-    def weight_index(self) -> Array:
-        """The scalar-parameter index of every neuron edge (numbered as in ``neuron_args``)."""
-        if self._weight_index is None:
-            lens, _, _ = self.neuron_args
-            weights = chain.from_iterable(s.weights for s in self.neurons)
-            index = map(self.sidx.__getitem__, weights)
-            self._weight_index = np.fromiter(index, np.intp, lens.sum())
-        return self._weight_index
-
-    def weight_uses(self) -> Array:
-        """How many neuron edges use each scalar parameter."""
-        if self._weight_uses is None:
-            self._weight_uses = np.bincount(self.weight_index(), minlength=len(self.sidx))
-        return self._weight_uses
-
-    def bind(self, value: Any, prefix: str, i: int) -> str:
+    def bind(self, value: Any, prefix: str, i: int | str) -> str:
+        """``value`` in the namespace as ``_<prefix><i>`` (``i``: a slot, or ``L<b>`` for
+        level b), the name the code uses."""
         name = f"_{prefix}{i}"
         self.ns[name] = value
         return name
-
-    def node_of(self, i: int) -> Any:
-        """The node of slot ``i``; for a level (``i`` = 100000 + its index), its first member."""
-        return self.levels[i - 100000].members[0].node if i >= 100000 else self.steps[i].node
-
-    def level_of(self, slot: int) -> tuple[int, int] | None:
-        """(level, row) of a neuron run in a level, else None."""
-        b = self.lvl[slot]
-        return None if b < 0 else (b, self.row[slot])
 
     def val(self, slot: int) -> str:
         """Expression for a node's value."""
@@ -459,7 +240,7 @@ class _Gen:
             return self._forward
         out: list[str] = []
         for n, item in enumerate(self.order):
-            if isinstance(item, _Level):
+            if isinstance(item, Level):
                 out += self._level_forward(item)
                 if self.check:
                     out.append(f"if not _fin(V{item.index}):")
@@ -528,7 +309,7 @@ class _Gen:
         first = self.bind(user.node, "N", user.slot)
         return [f"if v{slot}.ndim != 1:", f"    _vector(v{slot}, {node}, {first})"]
 
-    def _level_forward(self, lv: _Level) -> list[str]:
+    def _level_forward(self, lv: Level) -> list[str]:
         b = lv.index
         k, m = len(lv.members), len(lv.sources)
         groups = self._groups(lv)
@@ -586,7 +367,7 @@ class _Gen:
             lines.append(f"V{b} = Z{b}")
             return lines
         fwd = partial(act.forward, **attrs) if attrs else act.forward
-        lines.append(f"V{b} = {self.bind(fwd, 'G', 100000 + b)}(Z{b})")
+        lines.append(f"V{b} = {self.bind(fwd, 'G', f'L{b}')}(Z{b})")
         lines += self._numeric(f"V{b}", act, lv.members[0])
         if f"Z{b}" not in self.kept:
             lines.append(f"del Z{b}")
@@ -616,7 +397,7 @@ class _Gen:
             blocks.append([f"d{self.loss_slot} = {seed}"])
         for item in reversed(self.order):
             self.pre = []
-            if isinstance(item, _Level):
+            if isinstance(item, Level):
                 lines = self._level_backward(item)
             else:
                 lines = self._step_backward(item)
@@ -635,7 +416,8 @@ class _Gen:
             return []
         lv = self.level_of(slot)
         if lv is not None:
-            return [*self._alloc(lv[0]), f"DV{lv[0]}[{lv[1]}] += {expr}"]
+            self._alloc(lv[0])
+            return [f"DV{lv[0]}[{lv[1]}] += {expr}"]
         return self._accumulate(self.dstate, f"d{slot}", slot, expr, maybe)
 
     def _accumulate(
@@ -671,13 +453,12 @@ class _Gen:
         delta = f"{c} * d{slot}" if c else f"d{slot}"
         return [f"_cd({delta}, _steps[{slot}])"]
 
-    def _alloc(self, b: int) -> list[str]:
-        # Allocated unconditionally at the top of the current block (never inside an
-        # `if`), at the first contribution, so deltas exist only once they are needed.
+    def _alloc(self, b: int) -> None:
+        """Make DV<b>, level b's delta, at its first contribution: at the top of the
+        current block (never inside an `if`), so deltas exist only once needed."""
         if b not in self.allocated:
             self.allocated.add(b)
             self.pre.append(f"DV{b} = _zeros_like(V{b})")
-        return []
 
     def _step_backward(self, s: Step) -> list[str]:
         i = s.slot
@@ -733,7 +514,7 @@ class _Gen:
         else:  # zeros in place of what the activation does not read
             zeros = "ZN" if self.per_point(i) else f"_ph(d{i}.shape)"
             a_i, z_i = f"v{i}" if kept_a else zeros, f"z{i}" if kept_z else zeros
-        body = [*self._checked(i), self._delta_z("dz", f"d{i}", s.act, attrs, z_i, a_i, i)]
+        body = [*self._checked(i), self._delta_z("dz", f"d{i}", s.act, attrs, z_i, a_i, s)]
         if self.deltas:
             body.append(f"xz{i} = dz")
         times = f"{c} * " if c else ""
@@ -790,11 +571,13 @@ class _Gen:
         return memo[slot]
 
     def _delta_z(
-        self, out: str, delta: str, act: Op, attrs: dict[str, Any], z: str, a: str, i: int,
-        owned: bool = False,
+        self, out: str, delta: str, act: Op, attrs: dict[str, Any], z: str, a: str,
+        at: NeuronStep | Level, owned: bool = False,
     ) -> str:
-        """``out = dE/dz``: delta · g'(z) when the activation gives g', else its vjp.
+        """``out = dE/dz``: delta · g'(z) when the activation gives g', else its vjp, for
+        ``at``, a neuron or a level (its functions bound as ``_D<slot>`` / ``_DL<b>``).
         An ``owned`` delta is this call's own array, dead after this: scaled in place."""
+        i: int | str = f"L{at.index}" if isinstance(at, Level) else at.slot
         if _passes(act, attrs):
             return f"{out} = {delta}"
         if act.derivative is not None:
@@ -803,10 +586,11 @@ class _Gen:
                 return f"{delta} *= {df}({z}, {a}); {out} = {delta}"
             return f"{out} = {delta} * {df}({z}, {a})"
         vjp = self.bind(partial(act.vjp, **attrs) if attrs else act.vjp, "H", i)
-        name, node = self.bind(act.name, "O", i), self.bind(self.node_of(i), "N", i)
+        node = self.bind(at.members[0].node if isinstance(at, Level) else at.node, "N", i)
+        name = self.bind(act.name, "O", i)
         return f"{out} = _dz({vjp}({delta}, {a}, {z})[0], {name}, {node})"
 
-    def _level_backward(self, lv: _Level) -> list[str]:
+    def _level_backward(self, lv: Level) -> list[str]:
         b = lv.index
         if b not in self.allocated:
             return []  # nothing downstream sent a delta
@@ -823,7 +607,7 @@ class _Gen:
                 lines.append(f"    _cd(DV{b}[{self.row[m.slot]}], _steps[{m.slot}])")
         # deltas=True keeps DV<b>: the same product, not in place
         owned = not self.deltas
-        lines.append(self._delta_z("DZ", f"DV{b}", act, attrs, z_b, v_b, 100000 + b, owned=owned))
+        lines.append(self._delta_z("DZ", f"DV{b}", act, attrs, z_b, v_b, lv, owned=owned))
         if self.deltas:
             lines.append(f"XZ{b} = DZ")
         pi = self.ns[f"_PI{b}"]
@@ -868,7 +652,7 @@ class _Gen:
                     lines.append(f"DV{blk} = DA[{j0}:{j1}]")
                 else:
                     # rows are distinct within a level, so a fancy-index += is exact
-                    lines += self._alloc(blk)
+                    self._alloc(blk)
                     lines.append(f"DV{blk}[{sel}] += DA[{j0}:{j1}]")
         return lines
 
@@ -958,36 +742,3 @@ def _with_releases(blocks: list[list[str]]) -> list[str]:
         if bi in dies and bi < len(blocks) - 1:
             out.append(f"del {', '.join(sorted(dies[bi]))}")
     return out
-
-
-def generate(
-    steps: list[Step],
-    scalar_names: list[str],
-    tensor_names: list[str],
-    loss_slot: int,
-    reduction: str,
-    needs: list[bool],
-) -> Program | None:
-    """Generate the fast backward and error functions of a plan.
-
-    Returns ``None`` for plans with more than ``MAX_UNFUSED_STEPS`` steps outside
-    levels (a 100,000-node chain): CPython compiles such huge functions slowly,
-    and there the interpreter's per-step cost is small next to the work anyway.
-    """
-    gen = _Gen(steps, scalar_names, tensor_names, loss_slot, reduction, needs)
-    if sum(not isinstance(it, _Level) for it in gen.order) > MAX_UNFUSED_STEPS:
-        return None
-
-    def make(deltas: bool, check: bool) -> tuple[Callable[..., Any], str]:
-        g = _Gen(steps, scalar_names, tensor_names, loss_slot, reduction, needs, deltas, check)
-        src = g.source(with_backward=True)
-        # The source is built only from integers and fixed identifiers (see module doc).
-        exec(compile(src, "<graphdiff plan>", "exec"), g.ns)  # noqa: S102
-        return g.ns["backward"], src
-
-    src_b = gen.source(with_backward=True)
-    src_e = gen.source(with_backward=False)
-    ns = gen.ns
-    exec(compile(src_b + "\n" + src_e, "<graphdiff plan>", "exec"), ns)  # noqa: S102
-    where = [gen.level_of(s.slot) for s in steps]
-    return Program(ns["backward"], ns["error"], src_b, make, where, gen)

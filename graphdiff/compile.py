@@ -45,7 +45,7 @@ import networkx as nx
 import numpy as np
 from pydantic import ValidationError
 
-from .errors import GraphError, UnknownOpError
+from .errors import GraphError
 from .graphs import (
     ancestors_and_self,
     canonical_ranked,
@@ -68,7 +68,7 @@ from .plan import (
     degree,
     spec_of,
 )
-from .registry import ENGINE_OPS, Op, get_op
+from .registry import ENGINE_OPS, Op, op_named
 
 __all__ = ["GraphWarning", "ParamSpec", "ParamTable", "compile", "default_param_name", "node_key"]
 
@@ -105,15 +105,6 @@ def _op_attrs(node: Hashable, op: Op, data: dict[str, Any], what: str) -> dict[s
             f"{'.'.join(map(str, err['loc']))}: {err['msg']}" for err in e.errors()
         )
         raise GraphError(f"node {node!r}: bad attributes for {what} {op.name!r}: {errs}") from None
-
-
-def _lookup(node: Hashable, name: object, what: str) -> Op:
-    if not isinstance(name, str):
-        raise GraphError(f"node {node!r}: {what} must be an op name (str), got {name!r}")
-    try:
-        return get_op(name)
-    except UnknownOpError as e:
-        raise UnknownOpError(f"node {node!r}: {e}") from None
 
 
 def _ordered_operands(G: Any, v: Hashable, op: Op) -> list[Hashable]:
@@ -322,7 +313,7 @@ class _Builder:
                 raise GraphError(f"node {v!r}: 'value' is not a numeric array") from None
             value.flags.writeable = False
             return ConstStep(v, slot, value=value)
-        op = _lookup(v, kind, "op")
+        op = op_named(kind, "op", f"node {v!r}: ")
         args = tuple(self.slot[u] for u in _ordered_operands(G, v, op))
         return OpStep(v, slot, args, op=op, attrs=_op_attrs(v, op, data, "op"))
 
@@ -330,7 +321,7 @@ class _Builder:
         name = data.get("activation", "identity")
         known = self.acts.get(name) if isinstance(name, str) else None
         if known is None:
-            act = _lookup(v, name, "activation")
+            act = op_named(name, "activation", f"node {v!r}: ")
             if not act.elementwise:
                 raise GraphError(f"node {v!r}: activation {act.name!r} is not an elementwise op")
             known = self.acts[name] = (act, tuple(act.attrs.model_fields))

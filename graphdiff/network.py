@@ -24,7 +24,6 @@ from typing import Any
 import networkx as nx
 import numpy as np
 
-from .codegen import generate
 from .errors import GraphdiffError, GraphError, InputError, NonFiniteError, ShapeError
 from .params import Grads, Layout, Params
 from .plan import (
@@ -33,6 +32,7 @@ from .plan import (
     ParamSpec,
     ParamStep,
     Plan,
+    Side,
     Step,
     all_finite,
     as_numbers,
@@ -41,6 +41,7 @@ from .plan import (
     check_loss_value,
     check_value,
 )
+from .program import generate
 from .schema import ModelFile
 
 __all__ = ["BackwardResult", "Grads", "Network", "Params"]
@@ -297,9 +298,9 @@ class Network:
         params: dict[str, Any],
         arrays: dict[Hashable, Array],
         check_finite: bool,
-    ) -> tuple[list[Any], dict[int, Array]]:
+    ) -> tuple[list[Any], Side]:
         vals: list[Any] = [None] * len(self._steps)
-        side: dict[int, Array] = {}
+        side = Side()
         if check_finite:
             _check_finite_inputs(params, arrays)
         for s in steps:
@@ -449,8 +450,8 @@ class Network:
                 d = dl[s.slot]
                 result.deltas[s.node] = np.zeros(np.shape(v)) if d is None else np.array(d)
                 if isinstance(s, NeuronStep):
-                    result.z[s.node] = np.array(side[s.slot])
-                    dz = side.get(-1 - s.slot)
+                    result.z[s.node] = np.array(side.z[s.slot])
+                    dz = side.dz.get(s.slot)
                     result.deltas_z[s.node] = np.zeros(np.shape(v)) if dz is None else np.array(dz)
         return result
 

@@ -229,7 +229,16 @@ def accumulate(deltas: list[Array | None], slot: int, g: Array) -> None:
     deltas[slot] = g if old is None else old + g
 
 
-@dataclass(eq=False, slots=True)
+@dataclass
+class Side:
+    """What the interpreter keeps of neurons besides their values, by slot: the
+    pre-activation z (forward) and dE/dz (backward)."""
+
+    z: dict[int, Array] = field(default_factory=dict)
+    dz: dict[int, Array] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, eq=False, slots=True)
 class Step:
     """One node of the plan: ``node`` is its name, ``slot`` its index."""
 
@@ -237,7 +246,7 @@ class Step:
     slot: int
     args: tuple[int, ...] = ()
 
-    def forward(self, vals: list[Any], params: dict[str, Any], side: dict[int, Array]) -> Array:
+    def forward(self, vals: list[Any], params: dict[str, Any], side: Side) -> Array:
         raise NotImplementedError
 
     def backward(
@@ -247,31 +256,31 @@ class Step:
         deltas: list[Array | None],
         grads: dict[str, Any],
         params: dict[str, Any],
-        side: dict[int, Array],
+        side: Side,
         needs: list[bool],
     ) -> None:
         """Turn this node's delta ``g`` into operand deltas and parameter gradients."""
 
 
-@dataclass(eq=False, slots=True)
+@dataclass(frozen=True, eq=False, slots=True)
 class InputStep(Step):
-    def forward(self, vals: list[Any], params: dict[str, Any], side: dict[int, Array]) -> Array:
+    def forward(self, vals: list[Any], params: dict[str, Any], side: Side) -> Array:
         raise AssertionError("inputs are placed by the executor")  # pragma: no cover
 
 
-@dataclass(eq=False, slots=True)
+@dataclass(frozen=True, eq=False, slots=True)
 class ConstStep(Step):
     value: Array = field(default_factory=lambda: np.zeros(()))
 
-    def forward(self, vals: list[Any], params: dict[str, Any], side: dict[int, Array]) -> Array:
+    def forward(self, vals: list[Any], params: dict[str, Any], side: Side) -> Array:
         return self.value
 
 
-@dataclass(eq=False, slots=True)
+@dataclass(frozen=True, eq=False, slots=True)
 class ParamStep(Step):
     name: str = ""
 
-    def forward(self, vals: list[Any], params: dict[str, Any], side: dict[int, Array]) -> Array:
+    def forward(self, vals: list[Any], params: dict[str, Any], side: Side) -> Array:
         value: Array = params[self.name]
         return value
 
@@ -282,18 +291,18 @@ class ParamStep(Step):
         deltas: list[Array | None],
         grads: dict[str, Any],
         params: dict[str, Any],
-        side: dict[int, Array],
+        side: Side,
         needs: list[bool],
     ) -> None:
         grads[self.name] = g
 
 
-@dataclass(eq=False, slots=True)
+@dataclass(frozen=True, eq=False, slots=True)
 class OpStep(Step):
     op: Op | None = None
     attrs: dict[str, Any] = field(default_factory=dict)
 
-    def forward(self, vals: list[Any], params: dict[str, Any], side: dict[int, Array]) -> Array:
+    def forward(self, vals: list[Any], params: dict[str, Any], side: Side) -> Array:
         assert self.op is not None
         xs = [vals[a] for a in self.args]
         if self.op.loss:
@@ -330,7 +339,7 @@ class OpStep(Step):
         deltas: list[Array | None],
         grads: dict[str, Any],
         params: dict[str, Any],
-        side: dict[int, Array],
+        side: Side,
         needs: list[bool],
     ) -> None:
         assert self.op is not None
@@ -343,7 +352,7 @@ class OpStep(Step):
             accumulate(deltas, a, fit_gradient(gx, np.shape(x), self.op.name, self.node))
 
 
-@dataclass(eq=False, slots=True)
+@dataclass(frozen=True, eq=False, slots=True)
 class NeuronStep(Step):
     """``z = sum_j w_j a_j + b``, ``a = g(z)``; ``weights[j]`` names the parameter of edge j."""
 
@@ -352,7 +361,7 @@ class NeuronStep(Step):
     act: Op | None = None
     act_attrs: dict[str, Any] = field(default_factory=dict)
 
-    def forward(self, vals: list[Any], params: dict[str, Any], side: dict[int, Array]) -> Array:
+    def forward(self, vals: list[Any], params: dict[str, Any], side: Side) -> Array:
         assert self.act is not None
         z: Array | None = None
         for a, w in zip(self.args, self.weights, strict=True):
@@ -361,7 +370,7 @@ class NeuronStep(Step):
         assert z is not None
         if self.bias is not None:
             z = z + params[self.bias]
-        side[self.slot] = z
+        side.z[self.slot] = z
         return numeric(self.act.forward(z, **self.act_attrs), self.act.name, self.node, "forward")
 
     def backward(
@@ -371,14 +380,14 @@ class NeuronStep(Step):
         deltas: list[Array | None],
         grads: dict[str, Any],
         params: dict[str, Any],
-        side: dict[int, Array],
+        side: Side,
         needs: list[bool],
     ) -> None:
         assert self.act is not None
-        z = side[self.slot]
+        z = side.z[self.slot]
         dz = self.act.vjp(g, *vjp_args(self.act, vals[self.slot], [z]), **self.act_attrs)[0]
         dz = activation_delta(dz, self.act.name, self.node)
-        side[-1 - self.slot] = dz  # kept for deltas=True (dE/dz)
+        side.dz[self.slot] = dz  # kept for deltas=True
         for a, w in zip(self.args, self.weights, strict=True):
             gw = np.dot(dz, vals[a])
             old = grads.get(w)

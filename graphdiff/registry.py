@@ -34,7 +34,7 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
-from .errors import RegistryError, UnknownOpError
+from .errors import GraphError, RegistryError, UnknownOpError
 
 __all__ = [
     "ENGINE_OPS",
@@ -406,6 +406,17 @@ def register_op(
         return REGISTRY.register(new, replace_existing=replace)
 
     return build if forward is None else build(forward)
+
+
+def op_named(name: object, what: str, context: str = "") -> Op:
+    """The registered op ``name`` standing for ``what`` ("op", "activation", "loss"),
+    or a GraphError / UnknownOpError beginning with ``context`` (e.g. "node 'h': ")."""
+    if not isinstance(name, str):
+        raise GraphError(f"{context}{what} must be an op name (str), got {name!r}")
+    try:
+        return get_op(name)
+    except UnknownOpError as e:
+        raise UnknownOpError(f"{context or what + ': '}{e}") from None
 
 
 def unregister_op(name: str) -> None:

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 import graphdiff
-from graphdiff.codegen import MIN_LEVEL_NEURONS
+from graphdiff.fusion import MIN_LEVEL_NEURONS
 
 
 def assert_same_bits(a, b):
