@@ -35,6 +35,7 @@ from .plan import (
     check_delta,
     check_grads,
     check_loss,
+    check_loss_shapes,
     check_loss_value,
     check_operand,
     check_value,
@@ -272,7 +273,7 @@ class CodeGen:
             args = ", ".join(self.val(a) for a in s.args)
             lines = []
             if s.op.loss:
-                chk = self.bind(s._check_loss_shapes, "K", i)
+                chk = self.bind(partial(check_loss_shapes, s), "K", i)
                 pred, target = (f"{self.val(a)}.shape" for a in s.args)
                 call = f"{chk}({pred}, {target})"
                 custom = s.op.check_shapes is not None

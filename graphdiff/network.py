@@ -24,6 +24,7 @@ from typing import Any
 import networkx as nx
 import numpy as np
 
+from . import interpret
 from .errors import GraphdiffError, GraphError, InputError, NonFiniteError, ShapeError
 from .params import Grads, Layout, Params
 from .plan import (
@@ -32,14 +33,11 @@ from .plan import (
     ParamSpec,
     ParamStep,
     Plan,
-    Side,
     Step,
     all_finite,
     as_numbers,
-    check_delta,
     check_loss,
     check_loss_value,
-    check_value,
 )
 from .program import generate
 from .schema import ModelFile
@@ -292,27 +290,6 @@ class Network:
 
     # -- running ------------------------------------------------------------------
 
-    def _run_forward(
-        self,
-        steps: list[Step],
-        params: dict[str, Any],
-        arrays: dict[Hashable, Array],
-        check_finite: bool,
-    ) -> tuple[list[Any], Side]:
-        vals: list[Any] = [None] * len(self._steps)
-        side = Side()
-        if check_finite:
-            _check_finite_inputs(params, arrays)
-        for s in steps:
-            if isinstance(s, InputStep):
-                vals[s.slot] = arrays[s.node]
-                continue
-            out = s.forward(vals, params, side)
-            vals[s.slot] = out
-            if check_finite:
-                check_value(out, s)
-        return vals, side
-
     def forward(
         self,
         params: Mapping[str, Any],
@@ -338,7 +315,7 @@ class Network:
         arrays = self._check_inputs(inputs, needed)
         used = sorted({p for s in steps for p in _params_of(s)})
         checked = self._check_params(params, used)
-        vals, _ = self._run_forward(steps, checked, arrays, False)
+        vals = interpret.forward(steps, len(self._steps), checked, arrays, False).vals
         return {s.node: np.array(vals[s.slot]) for s in steps}
 
     def _plan_for(self, key: tuple[str, Any]) -> list[Step]:
@@ -410,7 +387,10 @@ class Network:
         self.require_loss("backward")
         checked = self._check_params(params)
         arrays = self._check_inputs(inputs, self.inputs)
-        vals, side = self._run_forward(self._steps, checked, arrays, check_finite)
+        if check_finite:
+            _check_finite_inputs(checked, arrays)
+        run = interpret.forward(self._steps, len(self._steps), checked, arrays, check_finite)
+        vals = run.vals
         values = vals[self._loss_slot]
         n = next(iter(arrays.values())).shape[0] if arrays else values.shape[0]
         check_loss(self.loss, values.shape, n)
@@ -423,17 +403,9 @@ class Network:
         if check_finite:
             check_loss_value(loss, self.loss)
         needs = [True] * len(self._steps) if deltas else self._needs
-        dl: list[Array | None] = [None] * len(self._steps)
-        dl[self._loss_slot] = seed
-        grads: dict[str, Any] = {}
-        for s in reversed(self._steps):
-            g = dl[s.slot]
-            if g is None:
-                continue
-            if check_finite:
-                check_delta(g, s)
-            s.backward(g, vals, dl, grads, checked, side, needs)
-        result = BackwardResult(loss=loss, grads=self.as_grads(grads))
+        interpret.backward(run, self._steps, self._loss_slot, seed, needs, check_finite)
+        dl = run.deltas
+        result = BackwardResult(loss=loss, grads=self.as_grads(run.grads))
         if check_finite and not result.grads.all_finite():
             bad = [k for k, v in result.grads.items() if not np.all(np.isfinite(v))]
             raise NonFiniteError(
@@ -450,8 +422,8 @@ class Network:
                 d = dl[s.slot]
                 result.deltas[s.node] = np.zeros(np.shape(v)) if d is None else np.array(d)
                 if isinstance(s, NeuronStep):
-                    result.z[s.node] = np.array(side.z[s.slot])
-                    dz = side.dz.get(s.slot)
+                    result.z[s.node] = np.array(run.z[s.slot])
+                    dz = run.dz.get(s.slot)
                     result.deltas_z[s.node] = np.zeros(np.shape(v)) if dz is None else np.array(dz)
         return result
 

@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from .errors import GraphdiffError, InputError, NonFiniteError, OpContractError, ShapeError
+from .errors import InputError, NonFiniteError, OpContractError, ShapeError
 from .registry import Op
 
 __all__ = [
@@ -229,127 +229,37 @@ def accumulate(deltas: list[Array | None], slot: int, g: Array) -> None:
     deltas[slot] = g if old is None else old + g
 
 
-@dataclass
-class Side:
-    """What the interpreter keeps of neurons besides their values, by slot: the
-    pre-activation z (forward) and dE/dz (backward)."""
-
-    z: dict[int, Array] = field(default_factory=dict)
-    dz: dict[int, Array] = field(default_factory=dict)
-
-
 @dataclass(frozen=True, eq=False, slots=True)
 class Step:
-    """One node of the plan: ``node`` is its name, ``slot`` its index."""
+    """One node of the plan: ``node`` is its name, ``slot`` its index, ``args`` the
+    slots of its operands. Steps are data; the rules for running them are in
+    :mod:`graphdiff.interpret` (one forward and one backward rule per kind) and
+    :mod:`graphdiff.codegen` (one emitter per kind)."""
 
     node: Node
     slot: int
     args: tuple[int, ...] = ()
 
-    def forward(self, vals: list[Any], params: dict[str, Any], side: Side) -> Array:
-        raise NotImplementedError
-
-    def backward(
-        self,
-        g: Array,
-        vals: list[Any],
-        deltas: list[Array | None],
-        grads: dict[str, Any],
-        params: dict[str, Any],
-        side: Side,
-        needs: list[bool],
-    ) -> None:
-        """Turn this node's delta ``g`` into operand deltas and parameter gradients."""
-
 
 @dataclass(frozen=True, eq=False, slots=True)
 class InputStep(Step):
-    def forward(self, vals: list[Any], params: dict[str, Any], side: Side) -> Array:
-        raise AssertionError("inputs are placed by the executor")  # pragma: no cover
+    """An input: one value per data point, placed by the caller."""
 
 
 @dataclass(frozen=True, eq=False, slots=True)
 class ConstStep(Step):
     value: Array = field(default_factory=lambda: np.zeros(()))
 
-    def forward(self, vals: list[Any], params: dict[str, Any], side: Side) -> Array:
-        return self.value
-
 
 @dataclass(frozen=True, eq=False, slots=True)
 class ParamStep(Step):
     name: str = ""
-
-    def forward(self, vals: list[Any], params: dict[str, Any], side: Side) -> Array:
-        value: Array = params[self.name]
-        return value
-
-    def backward(
-        self,
-        g: Array,
-        vals: list[Any],
-        deltas: list[Array | None],
-        grads: dict[str, Any],
-        params: dict[str, Any],
-        side: Side,
-        needs: list[bool],
-    ) -> None:
-        grads[self.name] = g
 
 
 @dataclass(frozen=True, eq=False, slots=True)
 class OpStep(Step):
     op: Op | None = None
     attrs: dict[str, Any] = field(default_factory=dict)
-
-    def forward(self, vals: list[Any], params: dict[str, Any], side: Side) -> Array:
-        assert self.op is not None
-        xs = [vals[a] for a in self.args]
-        if self.op.loss:
-            self._check_loss_shapes(xs[0].shape, xs[1].shape)
-        try:
-            out = self.op.forward(*xs, **self.attrs)
-        except GraphdiffError:
-            raise
-        except (ValueError, IndexError) as e:
-            # numpy's own message names neither the node nor the operand shapes
-            shapes = ", ".join(str(np.shape(x)) for x in xs)
-            raise ShapeError(
-                f"node {self.node!r} (op {self.op.name!r}) failed on operands of shape "
-                f"{shapes}: {e}"
-            ) from e
-        return numeric(out, self.op.name, self.node, "forward")
-
-    def _check_loss_shapes(self, pred: tuple[int, ...], target: tuple[int, ...]) -> None:
-        assert self.op is not None
-        if self.op.check_shapes is not None:
-            why = self.op.check_shapes(pred, target)
-        else:
-            why = None if pred == target else "prediction and target must have the same shape"
-        if why:
-            raise ShapeError(
-                f"loss node {self.node!r} ({self.op.name}): {why}; "
-                f"got prediction (port 0) {pred} and target (port 1) {target}"
-            )
-
-    def backward(
-        self,
-        g: Array,
-        vals: list[Any],
-        deltas: list[Array | None],
-        grads: dict[str, Any],
-        params: dict[str, Any],
-        side: Side,
-        needs: list[bool],
-    ) -> None:
-        assert self.op is not None
-        xs = [vals[a] for a in self.args]
-        gs = self.op.vjp(g, *vjp_args(self.op, vals[self.slot], xs), **self.attrs)
-        check_grads(gs, len(xs), self.op.name, self.node)
-        for a, x, gx in zip(self.args, xs, gs, strict=True):
-            if gx is None or not needs[a]:
-                continue
-            accumulate(deltas, a, fit_gradient(gx, np.shape(x), self.op.name, self.node))
 
 
 @dataclass(frozen=True, eq=False, slots=True)
@@ -361,43 +271,19 @@ class NeuronStep(Step):
     act: Op | None = None
     act_attrs: dict[str, Any] = field(default_factory=dict)
 
-    def forward(self, vals: list[Any], params: dict[str, Any], side: Side) -> Array:
-        assert self.act is not None
-        z: Array | None = None
-        for a, w in zip(self.args, self.weights, strict=True):
-            x = check_operand(vals[a], None, self.node)
-            z = x * params[w] if z is None else z + x * params[w]
-        assert z is not None
-        if self.bias is not None:
-            z = z + params[self.bias]
-        side.z[self.slot] = z
-        return numeric(self.act.forward(z, **self.act_attrs), self.act.name, self.node, "forward")
 
-    def backward(
-        self,
-        g: Array,
-        vals: list[Any],
-        deltas: list[Array | None],
-        grads: dict[str, Any],
-        params: dict[str, Any],
-        side: Side,
-        needs: list[bool],
-    ) -> None:
-        assert self.act is not None
-        z = side.z[self.slot]
-        dz = self.act.vjp(g, *vjp_args(self.act, vals[self.slot], [z]), **self.act_attrs)[0]
-        dz = activation_delta(dz, self.act.name, self.node)
-        side.dz[self.slot] = dz  # kept for deltas=True
-        for a, w in zip(self.args, self.weights, strict=True):
-            gw = np.dot(dz, vals[a])
-            old = grads.get(w)
-            grads[w] = gw if old is None else old + gw
-            if needs[a]:
-                accumulate(deltas, a, dz * params[w])
-        if self.bias is not None:
-            gb = dz.sum()
-            old = grads.get(self.bias)
-            grads[self.bias] = gb if old is None else old + gb
+def check_loss_shapes(s: OpStep, pred: tuple[int, ...], target: tuple[int, ...]) -> None:
+    """A loss step's prediction and target shapes must agree (as its op says)."""
+    assert s.op is not None
+    if s.op.check_shapes is not None:
+        why = s.op.check_shapes(pred, target)
+    else:
+        why = None if pred == target else "prediction and target must have the same shape"
+    if why:
+        raise ShapeError(
+            f"loss node {s.node!r} ({s.op.name}): {why}; "
+            f"got prediction (port 0) {pred} and target (port 1) {target}"
+        )
 
 
 # -- parameters and the plan as a whole ------------------------------------------

@@ -5,8 +5,8 @@ scikit-learn's ``MLPClassifier`` and ``MLPRegressor`` where they mean the same
 (``hidden_layer_sizes``, ``activation``, ``alpha``, ``batch_size``,
 ``learning_rate_init``, ``max_iter``, ``tol``, ``n_iter_no_change``,
 ``early_stopping``, ... with the same defaults and the same stopping rule) and
-train with Adam, as ``MLPClassifier(solver="adam")`` does. Two parameters are
-graphdiff's own:
+train with Adam, as ``MLPClassifier(solver="adam")`` does
+(``hidden_layer_sizes=()`` is a linear model). Two parameters are graphdiff's own:
 
 - ``notation``: ``"op"`` (default), one matrix product per layer, or
   ``"neuron"``, one node per neuron and one weight per edge, as the lecture
@@ -188,7 +188,7 @@ class _GraphEstimator(BaseEstimator):  # type: ignore[misc]
         beta_1: float = 0.9,
         beta_2: float = 0.999,
         epsilon: float = 1e-8,
-        n_iter_no_change: int = 10,
+        n_iter_no_change: int | float = 10,
     ) -> None:
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
@@ -251,7 +251,8 @@ class _GraphEstimator(BaseEstimator):  # type: ignore[misc]
         number("beta_2", 0, 1, closed=True)
         number("epsilon", 0, closed=False)
         integer("max_iter", 1)
-        integer("n_iter_no_change", 1)
+        if self.n_iter_no_change != np.inf:  # inf: never stop early, as MLPClassifier's
+            integer("n_iter_no_change", 1)
         if self.batch_size != "auto":
             integer("batch_size", 1)
         if self.notation not in ("op", "neuron"):
@@ -381,7 +382,7 @@ class _GraphEstimator(BaseEstimator):  # type: ignore[misc]
             """MLPClassifier's rule: no better by tol for more than n_iter_no_change epochs."""
             nonlocal best_params
             weights = _sum_squares(record.params, penalized, masks)
-            assert record.loss is not None  # fit evaluates every epoch here
+            assert record.loss is not None  # epoch_loss="steps": a loss every epoch
             loss = record.loss / scale + 0.5 * self.alpha * weights / batch
             self.loss_curve_.append(loss)
             if X_val is not None and t_val is not None and self.validation_scores_ is not None:

@@ -170,6 +170,11 @@ def test_stopping_rule_is_mlp_classifiers() -> None:
     theirs = MLPClassifier((4,), **kw).fit(X, y)
     assert ours.n_iter_ == theirs.n_iter_ == 5
     assert len(ours.loss_curve_) == 5
+    kw.update(n_iter_no_change=np.inf, max_iter=7)  # never stop early
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        ours, theirs = GraphClassifier((4,), **kw).fit(X, y), MLPClassifier((4,), **kw).fit(X, y)
+    assert ours.n_iter_ == theirs.n_iter_ == 7
 
 
 def test_early_stopping_keeps_the_best_validation_score() -> None:
