@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import sys
 from pathlib import Path
@@ -19,7 +20,6 @@ ort = pytest.importorskip("onnxruntime")
 gonnx = pytest.importorskip("graphdiff.onnx")
 from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 
-BUILTIN = "graphdiff (built-in)"
 
 
 def run_ort(path: Path, inputs: dict[str, Any]) -> list[np.ndarray]:
@@ -158,7 +158,7 @@ def _op_samples() -> list[Any]:
     cases = []
     for name in REGISTRY.names():
         op = get_op(name)
-        if op.source != BUILTIN or op.samples is None:
+        if not op.builtin or op.samples is None:
             continue
         for k, (xs, attrs) in enumerate(op.samples(np.random.default_rng(0))):
             cases.append(pytest.param(name, xs, attrs, id=f"{name}-{k}"))
@@ -456,3 +456,74 @@ def test_cli_info_reads_onnx_and_never_shows_a_traceback(
     assert main(["info", str(tmp_path / "bad.onnx")]) == 1
     err = capsys.readouterr().err
     assert err.startswith("graphdiff: error:") and "Traceback" not in err
+
+
+def test_corrupted_files_give_only_graph_format_errors(tmp_path: Path) -> None:
+    """Some hundred random byte changes to two valid models: each one loads (and
+    compiles or is refused by compile) or is refused with a GraphFormatError."""
+    _imported_mlp(tmp_path / "a.onnx")
+    net = graphdiff.compile(graphdiff.lecture_network(shared=True), loss="E")
+    gonnx.export(net, net.init_params(0), tmp_path / "b.onnx")
+    rng = np.random.default_rng(0)
+    codes: set[str] = set()
+    for name in ("a.onnx", "b.onnx"):
+        data = (tmp_path / name).read_bytes()
+        for _ in range(120):
+            bad = bytearray(data)
+            for i in rng.integers(0, len(bad), rng.integers(1, 4)):
+                bad[i] = int(rng.integers(256))
+            (tmp_path / "bad.onnx").write_bytes(bytes(bad))
+            try:
+                G, _ = gonnx.load(tmp_path / "bad.onnx")
+            except graphdiff.GraphFormatError as e:
+                codes.add(e.code)
+                continue
+            with contextlib.suppress(graphdiff.GraphdiffError):
+                graphdiff.compile(G)
+    assert {"not_onnx", "unknown_op"} <= codes
+
+
+def test_a_sparse_level_exports_neuron_by_neuron(tmp_path: Path, monkeypatch: Any) -> None:
+    """A wide level where each neuron reads 2 of 40 inputs: no 40 x 40 matrix of zeros."""
+    monkeypatch.setattr(gonnx, "SPARSE_CELLS", 100)
+    G = nx.DiGraph()
+    xs = [f"x{k}" for k in range(40)]
+    G.add_nodes_from(xs, op="input")
+    for k in range(40):
+        G.add_node(f"h{k}", op="neuron", activation="tanh", bias=0.5)
+        G.add_edge(xs[k], f"h{k}")
+        G.add_edge(xs[(k + 1) % 40], f"h{k}", param="shared")
+    G.add_node("y", op="neuron", activation="identity")
+    G.add_edges_from((f"h{k}", "y") for k in range(40))
+    net = graphdiff.compile(G)
+    params = _params(net, 2)
+    gonnx.export(net, params, tmp_path / "m.onnx")
+    model = onnx.load(str(tmp_path / "m.onnx"))
+    assert max(np.prod(t.dims) for t in model.graph.initializer) <= 40
+    rng = np.random.default_rng(3)
+    inputs = {x: rng.standard_normal(6) for x in xs}
+    (got,) = run_ort(tmp_path / "m.onnx", inputs)
+    assert max_diff(got, net.forward(params, inputs, outputs=["y"])["y"]) <= 1e-9
+
+
+def test_input_shapes_from_example_and_forward_only_export(tmp_path: Path) -> None:
+    G = nx.DiGraph()
+    G.add_node("x", op="input")
+    G.add_node("s", op="sum", axis=1)
+    G.add_node("y", op="tanh")
+    G.add_edges_from([("x", "s"), ("s", "y")])
+    net = graphdiff.compile(G)  # no loss: the outputs are the sinks
+    with pytest.raises(graphdiff.InputError, match="input 'x'.*example="):
+        gonnx.export(net, {}, tmp_path / "m.onnx")
+    x = np.random.default_rng(0).standard_normal((4, 3, 2))
+    gonnx.export(net, {}, tmp_path / "m.onnx", example={"x": x[:1]})
+    model = onnx.load(str(tmp_path / "m.onnx"))
+    dims = [d.dim_param or d.dim_value for d in model.graph.input[0].type.tensor_type.shape.dim]
+    assert dims == ["N", 3, 2] and [o.name for o in model.graph.output] == ["y"]
+    (got,) = run_ort(tmp_path / "m.onnx", {"x": x})
+    assert max_diff(got, np.tanh(x.sum(axis=1))) <= 1e-15
+    # and back: load, compile without a loss, export again
+    G2, p2 = gonnx.load(tmp_path / "m.onnx")
+    gonnx.export(graphdiff.compile(G2), p2, tmp_path / "again.onnx", example={"x": x})
+    (again,) = run_ort(tmp_path / "again.onnx", {"x": x})
+    assert max_diff(again, got) == 0.0
