@@ -13,6 +13,7 @@ from .data import DataError, blobs, circles, feed, load_data, moons, spirals, xo
 from .distributed import ClusterError, DaskMissingError
 from .errors import (
     CycleError,
+    FileError,
     GraphdiffError,
     GraphError,
     InputError,
@@ -67,6 +68,7 @@ __all__ = [
     "CycleError",
     "DaskMissingError",
     "DataError",
+    "FileError",
     "FitResult",
     "GradcheckReport",
     "Grads",

@@ -283,12 +283,14 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from .data import load_table
     from .distributed import connect
     from .io import load_model, loss_node, save
+    from .jsonwrite import check_writable
     from .predict import evaluate
     from .registry import ENGINE_OPS, get_op
     from .tabular import prepare
     from .train import fit
 
     _check_train_options(args)
+    check_writable(args.out)  # before training: a bad --out would lose the trained model
     say = (lambda *a: None) if args.quiet else print
     model = load_model(args.file)
     G, stored = model.graph, model.params

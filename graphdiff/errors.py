@@ -13,6 +13,7 @@ from __future__ import annotations
 
 __all__ = [
     "CycleError",
+    "FileError",
     "GraphError",
     "GraphdiffError",
     "InputError",
@@ -75,6 +76,26 @@ class NonFiniteError(GraphdiffError, FloatingPointError):
         super().__init__(message)
         self.node = node
         self.phase = phase
+
+
+class FileError(GraphdiffError, OSError):
+    """A file that cannot be read or written (missing, not permitted, disk full, ...).
+
+    The message names the file; ``path`` holds it and ``errno`` the system's error
+    number when there is one.
+
+    >>> e = FileError("cannot read 'm.json': No such file or directory", "m.json", 2)
+    >>> str(e), e.path, e.errno, isinstance(e, OSError)
+    ("cannot read 'm.json': No such file or directory", 'm.json', 2, True)
+    """
+
+    def __init__(self, message: str, path: str = "", errno: int | None = None) -> None:
+        super().__init__(message)
+        self.path = path
+        self.errno = errno
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (type(self), (str(self), self.path, self.errno))
 
 
 class TargetError(GraphdiffError, ValueError):

@@ -12,6 +12,7 @@ import hashlib
 import math
 import re
 from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping
+from functools import partial
 from typing import Any, cast
 
 import networkx as nx
@@ -20,7 +21,7 @@ from pydantic import ValidationError
 
 from .errors import UnknownOpError
 from .graphs import node_key
-from .jsonread import GraphFormatError, _invalid, _pointer, _show
+from .jsonread import GraphFormatError, Payloads, _invalid, _pointer, _show
 from .jsonwrite import _compact, _graph_doc
 from .registry import ENGINE_OPS, get_op
 from .schema import (
@@ -49,6 +50,8 @@ _OP_NAME = re.compile(OP_NAME_PATTERN)
 def _check_graph(spec: ModelFile) -> None:
     """Duplicate ids, edges to missing nodes and cycles, before networkx sees the graph."""
     g = spec.graph
+    if g.arrays and g.attrs.keys() & g.arrays.keys():
+        _refuse_overlap(g, "/graph", "the graph (G.graph)")
     index: dict[int | str, int] = {}
     for i, node in enumerate(g.nodes):
         if node.id in index:
@@ -98,7 +101,7 @@ def _check_graph(spec: ModelFile) -> None:
         raise GraphFormatError("missing_node", f"loss {_show(spec.loss)} is not a node", "/loss")
 
 
-def _refuse_overlap(item: NodeSpec | EdgeSpec, where: str, what: str) -> None:
+def _refuse_overlap(item: NodeSpec | EdgeSpec | GraphSpec, where: str, what: str) -> None:
     name = sorted(item.attrs.keys() & item.arrays.keys())[0]
     raise GraphFormatError(
         "duplicate_key",
@@ -184,6 +187,8 @@ def _plugin_text(plugin: PluginSpec) -> str:
 
 
 def _tensors(spec: ModelFile) -> Iterator[tuple[str, TensorSpec]]:
+    for k, t in spec.graph.arrays.items():
+        yield f"/graph/arrays/{_pointer([k])[1:]}", t
     groups: list[tuple[str, list[NodeSpec] | list[EdgeSpec]]] = [
         ("nodes", spec.graph.nodes), ("edges", spec.graph.edges)
     ]
@@ -195,12 +200,18 @@ def _tensors(spec: ModelFile) -> Iterator[tuple[str, TensorSpec]]:
         yield f"/params/{_pointer([name])[1:]}", t
 
 
-def _check_sizes(tensors: Iterable[tuple[str, TensorSpec]], limits: LoadLimits) -> None:
-    """Declared sizes against the limits, in Python ints, before anything is allocated;
-    then each payload's length against its declared size."""
+def _check_sizes(
+    tensors: Iterable[tuple[str, TensorSpec]],
+    limits: LoadLimits,
+    payloads: Payloads | None = None,
+    shapes: Iterable[tuple[str, list[int]]] = (),
+) -> None:
+    """Declared sizes against the limits, in Python ints, before anything is allocated
+    (those of arrays, and ``shapes``: other declared shapes, as the ``shape`` attribute
+    of a param node); then each payload's length against its declared size."""
     tensors = list(tensors)
     total = 0
-    for where, t in tensors:
+    for where, t in [*tensors, *((w, TensorSpec.model_construct(shape=s)) for w, s in shapes)]:
         if len(t.shape) > limits.max_rank:
             raise GraphFormatError(
                 "bad_shape",
@@ -229,34 +240,47 @@ def _check_sizes(tensors: Iterable[tuple[str, TensorSpec]], limits: LoadLimits) 
     for where, t in tensors:
         nbytes = math.prod(t.shape) * np.dtype(DTYPES[t.dtype]).itemsize
         expected = 4 * ((nbytes + 2) // 3)
-        if len(t.data) != expected:
+        length = payloads.length(t.data) if payloads else len(t.data)
+        if length != expected:
             raise GraphFormatError(
                 "payload_mismatch",
-                f"'data' has {len(t.data)} base64 characters; dtype {t.dtype} x shape "
+                f"'data' has {length} base64 characters; dtype {t.dtype} x shape "
                 f"{_show(t.shape)} needs {expected} ({nbytes} bytes)",
                 f"{where}/data",
             )
 
 
-def _decode(t: TensorSpec, where: str, allow_nonfinite: bool) -> np.ndarray:
-    """The array of a size-checked :class:`TensorSpec` (a new, writable, native array)."""
-    dtype = np.dtype(DTYPES[t.dtype])
-    try:
-        # Straight from the str: base64.b64decode would first copy it to bytes.
-        raw = binascii.a2b_base64(t.data, strict_mode=True)
-    except ValueError:
-        raise GraphFormatError(
-            "bad_base64", "'data' is not standard base64", f"{where}/data"
-        ) from None
-    count = math.prod(t.shape)
-    if len(raw) != count * dtype.itemsize:
+def _decode(
+    t: TensorSpec, where: str, allow_nonfinite: bool, payloads: Payloads | None = None
+) -> np.ndarray:
+    """The array of a size-checked :class:`TensorSpec` (a new, writable, native array),
+    decoded a few MiB at a time straight into its memory."""
+    arr = np.empty(math.prod(t.shape), dtype=np.dtype(DTYPES[t.dtype]))
+    raw = arr.view(np.uint8)
+    at, short = 0, False
+    for chunk in payloads.chunks(t.data, where) if payloads else Payloads.text_chunks(t.data):
+        try:
+            part = binascii.a2b_base64(chunk, strict_mode=True)
+            if short:  # padding ended the data, and more follows
+                raise ValueError
+        except ValueError:
+            raise GraphFormatError(
+                "bad_base64", "'data' is not standard base64", f"{where}/data"
+            ) from None
+        short = len(part) * 4 != len(chunk) * 3
+        if at + len(part) <= raw.size:
+            raw[at:at + len(part)] = np.frombuffer(part, dtype=np.uint8)
+        at += len(part)
+    if at != raw.size:
         raise GraphFormatError(
             "payload_mismatch",
-            f"'data' decodes to {len(raw)} bytes; dtype {t.dtype} x shape {t.shape} "
-            f"needs {count * dtype.itemsize}",
+            f"'data' decodes to {at} bytes; dtype {t.dtype} x shape {t.shape} needs {raw.size}",
             f"{where}/data",
         )
-    arr = np.frombuffer(raw, dtype=dtype).reshape(t.shape).astype(t.dtype)
+    return _finite(arr.reshape(t.shape).astype(t.dtype, copy=False), where, allow_nonfinite)
+
+
+def _finite(arr: np.ndarray, where: str, allow_nonfinite: bool) -> np.ndarray:
     if not allow_nonfinite:
         bad = ~np.isfinite(arr)
         if bad.any():
@@ -270,13 +294,19 @@ def _decode(t: TensorSpec, where: str, allow_nonfinite: bool) -> np.ndarray:
 
 
 def _decode_params(
-    tensors: Mapping[str, TensorSpec], prefix: str, allow_nonfinite: bool
+    tensors: Mapping[str, TensorSpec],
+    prefix: str,
+    allow_nonfinite: bool,
+    payloads: Payloads | None = None,
 ) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for name, t in tensors.items():
-        arr = _decode(t, f"{prefix}/{_pointer([name])[1:]}", allow_nonfinite)
+        arr = _decode(t, f"{prefix}/{_pointer([name])[1:]}", allow_nonfinite, payloads)
         out[name] = arr[()] if arr.ndim == 0 else arr
     return out
+
+
+# -- in memory ---------------------------------------------------------------------
 
 
 def from_spec(
@@ -293,33 +323,72 @@ def from_spec(
     >>> type(G2).__name__, sorted(G2.edges(keys=True), key=str), params
     ('MultiDiGraph', [(1, '1', 0), (1, '1', 1)], {})
     """
-    limits = limits or LoadLimits()
+    return _from_spec(spec, limits or LoadLimits(), allow_nonfinite)
+
+
+def _from_spec(
+    spec: ModelFile,
+    limits: LoadLimits,
+    allow_nonfinite: bool,
+    payloads: Payloads | None = None,
+    share: bool = False,
+) -> tuple[nx.DiGraph[Any], dict[str, Any]]:
+    """:func:`from_spec`, with the large payloads of a file being loaded; ``share``:
+    attribute values may be the spec's own (the spec is thrown away after)."""
     _check_graph(spec)
     _check_ops(spec)
-    _check_sizes(_tensors(spec), limits)
+    _check_sizes(_tensors(spec), limits, payloads, _declared_shapes(spec))
+    if payloads and len(payloads.spans) > sum(payloads.length(t.data) != len(t.data)
+                                              for _, t in _tensors(spec)):
+        copy: Callable[[Any], Any] = payloads.restore  # a payload outside an array
+    else:
+        copy = _identity if share else _copy_json
     g = spec.graph
     G: nx.DiGraph[Any] = nx.MultiDiGraph() if g.multigraph else nx.DiGraph()
+    G.graph.update(_attr_values(g, "/graph", allow_nonfinite, payloads, copy))
     for i, node in enumerate(g.nodes):
-        data = _attr_values(node, f"/graph/nodes/{i}", allow_nonfinite)
+        data = _attr_values(node, f"/graph/nodes/{i}", allow_nonfinite, payloads, copy)
         G.add_node(node.id)
         # Never as keyword arguments: a file's attribute names must not reach a signature.
         G.nodes[node.id].update(data)
     for j, e in enumerate(g.edges):
-        data = _attr_values(e, f"/graph/edges/{j}", allow_nonfinite)
+        data = _attr_values(e, f"/graph/edges/{j}", allow_nonfinite, payloads, copy)
         if g.multigraph:
             G.add_edge(e.source, e.target, key=e.key)
             cast("nx.MultiDiGraph[Any]", G).edges[e.source, e.target, e.key].update(data)
         else:
             G.add_edge(e.source, e.target)
             G.edges[e.source, e.target].update(data)
-    params = _decode_params(spec.params or {}, "/params", allow_nonfinite)
+    params = _decode_params(spec.params or {}, "/params", allow_nonfinite, payloads)
     return G, params
 
 
-def _attr_values(item: NodeSpec | EdgeSpec, where: str, allow_nonfinite: bool) -> dict[str, Any]:
-    data: dict[str, Any] = {k: _copy_json(v) for k, v in item.attrs.items()}
+def _declared_shapes(spec: ModelFile) -> Iterator[tuple[str, list[int]]]:
+    """The ``shape`` attributes of param nodes (what ``init_params`` will allocate)."""
+    for i, node in enumerate(spec.graph.nodes):
+        shape = node.attrs.get("shape")
+        if node.attrs.get("op") != "param" or shape is None:
+            continue
+        dims = [shape] if isinstance(shape, int) else shape
+        if isinstance(dims, list) and all(type(d) is int and d >= 0 for d in dims):
+            yield f"/graph/nodes/{i}/attrs", cast("list[int]", dims)
+
+
+def _identity(v: Any) -> Any:
+    return v
+
+
+def _attr_values(
+    item: NodeSpec | EdgeSpec | GraphSpec,
+    where: str,
+    allow_nonfinite: bool,
+    payloads: Payloads | None = None,
+    copy: Callable[[Any], Any] | None = None,
+) -> dict[str, Any]:
+    copy = copy or _copy_json
+    data: dict[str, Any] = {k: copy(v) for k, v in item.attrs.items()}
     for k, t in item.arrays.items():
-        data[k] = _decode(t, f"{where}/arrays/{_pointer([k])[1:]}", allow_nonfinite)
+        data[k] = _decode(t, f"{where}/arrays/{_pointer([k])[1:]}", allow_nonfinite, payloads)
     return data
 
 
@@ -350,6 +419,17 @@ def to_spec(
     >>> [n.id for n in graphdiff.to_spec(G).graph.nodes]
     ['a', 'b', 'c']
     """
+    return _to_spec(G, params, loss)
+
+
+def _to_spec(
+    G: nx.DiGraph[Any],
+    params: Mapping[str, Any] | None,
+    loss: Hashable | None,
+    arrays: dict[str, np.ndarray] | None = None,
+) -> ModelFile:
+    """:func:`to_spec`; with ``arrays``, the parameters' data is left to the writer
+    (see :func:`_encode`)."""
     if not isinstance(G, nx.DiGraph):
         raise GraphFormatError(
             "bad_graph", f"expected a networkx DiGraph or MultiDiGraph, got {type(G).__name__}"
@@ -382,10 +462,12 @@ def to_spec(
     try:
         nodes = [_node_spec(n, G.nodes[n]) for n in order]
         edge_specs = [_edge_spec(u, v, k, d) for u, v, k, d in edges]
+        attrs, arrays_ = _split_attrs(G.graph, lambda: "the graph (G.graph)")
         spec = ModelFile(
-            graph=GraphSpec(multigraph=multi, nodes=nodes, edges=edge_specs),
+            graph=GraphSpec(multigraph=multi, nodes=nodes, edges=edge_specs, attrs=attrs,
+                            arrays=arrays_),
             loss=loss,  # type: ignore[arg-type]
-            params=None if params is None else _encode_params(params),
+            params=None if params is None else _encode_params(params, arrays),
             ops=_plugin_table(G),
         )
     except ValidationError as e:
@@ -472,7 +554,10 @@ def _json_value(v: Any, depth: int = 0) -> Any:
     )
 
 
-def _encode(value: Any) -> TensorSpec:
+def _encode(value: Any, arrays: dict[str, np.ndarray] | None = None, name: str = "") -> TensorSpec:
+    """The :class:`TensorSpec` of an array; with ``arrays``, its ``data`` is left empty
+    and the little-endian array is put in ``arrays[name]`` (a writer encodes it a
+    few MiB at a time, see :func:`graphdiff.jsonwrite._tensor_text`)."""
     arr = np.asarray(value)
     if arr.dtype.kind in "iu" and not isinstance(value, (np.ndarray, np.generic)):
         arr = arr.astype(np.float64)  # plain Python numbers are float64 parameters
@@ -481,21 +566,28 @@ def _encode(value: Any) -> TensorSpec:
             "bad_dtype", f"dtype {arr.dtype} cannot be stored; use float64 or float32"
         )
     little = np.ascontiguousarray(arr, dtype=arr.dtype.newbyteorder("<"))
+    if arrays is not None:
+        arrays[name] = little
     return TensorSpec(
         dtype="float64" if arr.dtype.itemsize == 8 else "float32",
         shape=list(arr.shape),
-        data=base64.b64encode(little.reshape(-1).view(np.uint8).data).decode("ascii"),
+        data="" if arrays is not None
+        else base64.b64encode(little.reshape(-1).view(np.uint8).data).decode("ascii"),
     )
 
 
-def _encode_params(params: Mapping[str, Any]) -> dict[str, TensorSpec]:
+def _encode_params(
+    params: Mapping[str, Any], arrays: dict[str, np.ndarray] | None = None
+) -> dict[str, TensorSpec]:
+    """The parameters' :class:`TensorSpec`; ``arrays``: see :func:`_encode`."""
     out = {}
     for name in sorted(params, key=str):
         if not isinstance(name, str) or not 0 < len(name) <= MAX_NAME_CHARS:
             raise GraphFormatError(
                 "bad_id", f"parameter name {_show(name)}: names must be non-empty strings"
             )
-        out[name] = _named(f"parameter {name!r}", _encode, params[name])
+        out[name] = _named(f"parameter {name!r}", partial(_encode, arrays=arrays, name=name),
+                           params[name])
     return out
 
 

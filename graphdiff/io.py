@@ -30,10 +30,11 @@ file). Every refusal is a :class:`GraphFormatError` with a ``code`` and the
 
 What :func:`save` refuses: node ids other than ``str`` and ``int``, cycles,
 unregistered ops, and attribute values JSON cannot hold exactly (NaN, sets,
-objects, integer or bool numpy values); the error names the node (or edge)
-and the attribute. Tuples are stored as lists and numpy float scalars as plain
-floats; numpy float arrays stay arrays (0-d ones included). In a parameter
-dict, shape-``()`` arrays come back as numpy scalars of their dtype.
+objects, integer or bool numpy values); the error names the node (or the
+edge, or the graph: ``G.graph`` is kept like a node's attributes) and the
+attribute. Tuples are stored as lists and numpy float scalars as plain floats;
+numpy float arrays stay arrays (0-d ones included). In a parameter dict,
+shape-``()`` arrays come back as numpy scalars of their dtype.
 """
 
 from __future__ import annotations
@@ -43,12 +44,15 @@ from collections.abc import Hashable, Mapping
 from typing import Any, NamedTuple
 
 import networkx as nx
+import numpy as np
 
 from .checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from .graphspec import (
     _check_sizes,
     _decode_params,
     _encode_params,
+    _from_spec,
+    _to_spec,
     from_spec,
     graph_fingerprint,
     to_spec,
@@ -58,7 +62,7 @@ from .jsonread import (
     _check_counts,
     _in_file,
     _pointer,
-    _read_doc,
+    _reading,
     _show,
     _validate,
 )
@@ -100,7 +104,10 @@ def save(
 ) -> None:
     """Save a graph, and optionally its parameters and loss node, to a JSON file.
 
-    The write is atomic: a failure or crash leaves the previous file as it was.
+    The write is atomic: a failure or crash leaves the previous file as it was;
+    concurrent saves to one path all succeed (the last one wins); a symbolic link
+    is written through to the file it points to. A path that cannot be written
+    raises :class:`~graphdiff.errors.FileError` naming it.
     ``loss`` (a node) is recorded so that tools (``graphdiff info``,
     ``graphdiff gradcheck``) know what to compile. See :func:`to_spec` for what
     is refused.
@@ -111,7 +118,8 @@ def save(
     >>> graphdiff.load(path)[0].edges
     OutEdgeView([(1, 2)])
     """
-    _atomic_write(path, _model_text(to_spec(G, params, loss=loss)))
+    arrays: dict[str, np.ndarray] = {}
+    _atomic_write(path, _model_text(_to_spec(G, params, loss, arrays), arrays))
 
 
 def load_model(
@@ -130,15 +138,16 @@ def load_model(
     ------
     GraphFormatError
         for anything wrong with the file (its ``code`` says what, its
-        ``location`` where); OSError when it cannot be read.
+        ``location`` where); :class:`~graphdiff.errors.FileError` (an OSError) when
+        it cannot be read, or is not a regular file (FIFOs and devices are refused
+        before they are opened for reading).
     """
     limits = limits or LoadLimits()
-    with _in_file(path):
-        doc = _read_doc(path, MODEL_FORMAT, limits)
+    with _in_file(path), _reading(path, MODEL_FORMAT, limits) as (doc, payloads):
         _check_counts(doc, limits)
         spec: ModelFile = _validate(ModelFile, doc)
         del doc
-        G, params = from_spec(spec, limits=limits, allow_nonfinite=allow_nonfinite)
+        G, params = _from_spec(spec, limits, allow_nonfinite, payloads, share=True)
     return Model(G, params, spec.loss)
 
 
@@ -169,10 +178,11 @@ def save_params(path: str | os.PathLike[str], params: Mapping[str, Any]) -> None
     >>> graphdiff.load_params(path)
     {'w': array([0., 1., 2.], dtype=float32)}
     """
+    arrays: dict[str, np.ndarray] = {}
     doc = {
         "format": PARAMS_FORMAT,
         "format_version": FORMAT_VERSION,
-        "params": {k: _tensor_doc(t) for k, t in _encode_params(params).items()},
+        "params": {k: _tensor_doc(t, arrays[k]) for k, t in _encode_params(params, arrays).items()},
     }
     _atomic_write(path, [*_layout(doc, {(), ("params",)}), "\n"])
 
@@ -185,11 +195,12 @@ def load_params(
 ) -> dict[str, Any]:
     """Load a parameter dict saved by :func:`save_params` (checked like :func:`load`)."""
     limits = limits or LoadLimits()
-    with _in_file(path):
-        spec: ParamsFile = _validate(ParamsFile, _read_doc(path, PARAMS_FORMAT, limits))
+    with _in_file(path), _reading(path, PARAMS_FORMAT, limits) as (doc, payloads):
+        spec: ParamsFile = _validate(ParamsFile, doc)
+        del doc
         _check_sizes(((f"/params/{_pointer([k])[1:]}", t) for k, t in spec.params.items()),
-                     limits)
-        return _decode_params(spec.params, "/params", allow_nonfinite)
+                     limits, payloads)
+        return _decode_params(spec.params, "/params", allow_nonfinite, payloads)
 
 
 

@@ -83,7 +83,14 @@ class LoadLimits:
     max_file_bytes : file size, checked before reading.
     max_depth : nesting of JSON arrays and objects, checked before parsing.
     max_containers : JSON arrays and objects in the file, counted before parsing
-        (this bounds the parser's memory; a node takes two or three).
+        (a node takes two or three).
+    max_json_values : JSON values in the file, object keys and containers included,
+        counted before parsing (this bounds the parser's memory and time: a value
+        costs about 100 bytes in Python; a node with a few attributes takes 5 to 10,
+        an array one per axis and 6 more). Raise it for graphs of more than about
+        10^5 nodes.
+    max_text_bytes : characters of the file outside array payloads (the string
+        values of ``"data"`` keys), counted before parsing.
     max_nodes, max_edges : graph size.
     max_rank : axes of one array.
     max_tensor_elements : numbers in one array (and the length of any of its axes).
@@ -98,6 +105,8 @@ class LoadLimits:
     max_file_bytes: int = 2 * 1024**3
     max_depth: int = 32
     max_containers: int = 2 * 10**7
+    max_json_values: int = 10**6
+    max_text_bytes: int = 32 * 1024**2
     max_nodes: int = 10**6
     max_edges: int = 4 * 10**6
     max_rank: int = 32
@@ -168,10 +177,13 @@ class EdgeSpec(_Strict):
 
 
 class GraphSpec(_Strict):
-    """The networkx graph: always directed; nodes in canonical topological order."""
+    """The networkx graph: always directed; nodes in canonical topological order;
+    ``attrs`` and ``arrays``: the graph's own attributes (``G.graph``), as a node's."""
 
     directed: Literal[True] = True
     multigraph: bool = False
+    attrs: dict[Name, JsonValue] = Field(default_factory=dict)
+    arrays: dict[Name, TensorSpec] = Field(default_factory=dict)
     nodes: list[NodeSpec]
     edges: list[EdgeSpec]
 

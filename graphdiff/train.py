@@ -265,7 +265,9 @@ def fit(
     resume : a checkpoint file to continue from. With the same data and
         settings, the parameters and history (but ``time``) are bit-identical to
         an uninterrupted run. A checkpoint of another graph or of another
-        optimizer (name or hyperparameters) is refused.
+        optimizer (name or hyperparameters), or one trained with another
+        ``batch_size``, ``shuffle``, ``seed`` or ``epoch_loss`` (pass the saved
+        ones; ``epochs``, the targets and ``every`` may change) is refused.
     evaluate_every : measure the loss (and accuracy, validation metrics) on the
         whole training set every this many epochs and after the last one; 0
         never (history rows then hold ``epoch`` and ``time`` only, and
@@ -335,6 +337,11 @@ def fit(
         raise FitError("target_accuracy needs epoch_loss='end' (the accuracy at the epoch's end)")
     fingerprint = None if checkpoint is None and resume is None else graph_fingerprint(net.graph)
     rng = np.random.default_rng(seed)
+    settings: dict[str, Any] = {
+        "epochs": epochs, "batch_size": batch_size, "shuffle": shuffle, "seed": seed,
+        "target_loss": target_loss, "target_accuracy": target_accuracy, "every": every,
+        "epoch_loss": epoch_loss,
+    }
     if resume is None:
         if params is None:
             raise FitError("params is required (unless resuming from a checkpoint)")
@@ -351,15 +358,12 @@ def fit(
         history: list[dict[str, float]] = []
         epoch = steps = 0
     else:
-        current, opt, history, epoch, steps = _resume(resume, net, optimizer, fingerprint, rng)
+        current, opt, history, epoch, steps = _resume(
+            resume, net, optimizer, fingerprint, rng, settings
+        )
     check_data(net, current, fed, "data")  # once per call: the targets fit the loss
     if val is not None:
         check_data(net, current, val, "validation")
-    settings: dict[str, Any] = {
-        "epochs": epochs, "batch_size": batch_size, "shuffle": shuffle, "seed": seed,
-        "target_loss": target_loss, "target_accuracy": target_accuracy, "every": every,
-        "epoch_loss": epoch_loss,
-    }
     stopped = "epochs"
     show = (sys.stderr.isatty() or in_notebook()) if progress is None else bool(progress)
     bar = Progress(epochs, sys.stderr if show else None, log_every)
@@ -449,14 +453,25 @@ def _save(path: str | os.PathLike[str], ckpt: Checkpoint, params: Params) -> Non
         ) from e
 
 
+# Settings that change how a resumed training continues: a resume must use the
+# checkpoint's (``epochs``, the targets and ``every`` may change).
+RESUME_SETTINGS = ("batch_size", "shuffle", "seed", "epoch_loss")
+
+
 def _resume(
     path: str | os.PathLike[str],
     net: Network,
     optimizer: Optimizer | None,
     fingerprint: str | None,
     rng: np.random.Generator,
+    settings: Mapping[str, Any],
 ) -> tuple[Params, Optimizer, list[dict[str, float]], int, int]:
-    """Parameters, optimizer, history, epoch and step from a checkpoint; rng continues."""
+    """Parameters, optimizer, history, epoch and step from a checkpoint; rng continues.
+
+    Refused (FitError, naming the checkpoint and what is wrong): another graph, other
+    parameters or optimizer, settings that change how training continues
+    (``RESUME_SETTINGS``) other than those recorded, and a checkpoint whose history
+    or random state ``fit`` cannot have written."""
     where = os.fspath(path)
     try:
         ckpt = load_checkpoint(path)
@@ -487,7 +502,29 @@ def _resume(
             f"resume: the checkpoint {where!r} holds parameters {sorted(params)}, "
             f"the network {sorted(net.params)}"
         )
-    rng.bit_generator.state = ckpt.rng_state
+    changed = [
+        f"{k}: saved {ckpt.config[k]!r}, here {settings[k]!r}"
+        for k in RESUME_SETTINGS if k in ckpt.config and ckpt.config[k] != settings[k]
+    ]
+    if changed:
+        raise FitError(
+            f"resume: the checkpoint {where!r} was trained with other settings "
+            f"({'; '.join(changed)}); pass the saved ones to continue the same training"
+        )
+    for i, row in enumerate(ckpt.history):
+        epoch = row.get("epoch")
+        if epoch is None or epoch != int(epoch) or not 1 <= epoch <= ckpt.epoch:
+            raise FitError(
+                f"resume: the checkpoint {where!r} has history row {i} with epoch "
+                f"{epoch!r}, not one fit writes (1 to {ckpt.epoch})"
+            )
+    try:
+        rng.bit_generator.state = ckpt.rng_state
+    except (TypeError, ValueError, KeyError) as e:
+        raise FitError(
+            f"resume: the checkpoint {where!r} has an rng_state this generator "
+            f"({type(rng.bit_generator).__name__}) cannot take: {e!r}"[:500]
+        ) from None
     history = [{**row, "epoch": int(row["epoch"])} for row in ckpt.history]
     return net.as_params(params), opt, history, ckpt.epoch, ckpt.step
 

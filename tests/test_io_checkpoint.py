@@ -266,8 +266,9 @@ def test_failed_save_keeps_previous_file(
     save_both_ways(kind, path, 0.25)
     before = path.read_bytes()
     monkeypatch.setattr(target, replacement)
-    with pytest.raises(OSError, match=r"failed|No space"):
+    with pytest.raises(OSError, match=r"failed|No space") as e:
         save_both_ways(kind, path, 0.75)
+    assert isinstance(e.value, graphdiff.FileError) and str(path) in str(e.value)
     monkeypatch.undo()
     assert path.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["file.json"]  # no temporary file left
@@ -294,16 +295,29 @@ def test_save_fsyncs_file_and_directory(tmp_path: Path, monkeypatch: pytest.Monk
 
 
 def test_stale_temporary_files_ignored_then_removed(tmp_path: Path) -> None:
+    """Only this library's own temporary files of this file, and only once nothing has
+    written to them for STALE_SECONDS, are removed: a live save's file (recent) and
+    another program's file (another naming) are not ours to remove."""
+    from graphdiff.jsonwrite import STALE_SECONDS
+
     path = tmp_path / "ck.json"
     graphdiff.save_checkpoint(path, Checkpoint(params={}, epoch=1))
-    stale = [tmp_path / ".ck.json.abc123.tmp", tmp_path / ".ck.json.zz.tmp"]
+    stale = [tmp_path / ".ck.json.graphdiff-abc123.tmp", tmp_path / ".ck.json.graphdiff-zz.tmp"]
+    old = time.time() - STALE_SECONDS - 60
     for s in stale:
         s.write_text("{ half a checkpoint")
-    other = tmp_path / ".other.json.x.tmp"  # another file's temporary: not ours to remove
-    other.write_text("{")
+        os.utime(s, (old, old))
+    live = tmp_path / ".ck.json.graphdiff-live.tmp"  # a concurrent save, still writing
+    live.write_text("{ half")
+    foreign = [tmp_path / ".ck.json.abc123.tmp", tmp_path / ".other.json.graphdiff-x.tmp"]
+    for f in foreign:
+        f.write_text("{")
+        os.utime(f, (old, old))
     assert graphdiff.load_checkpoint(path).epoch == 1
     graphdiff.save_checkpoint(path, Checkpoint(params={}, epoch=2))
-    assert sorted(p.name for p in tmp_path.iterdir()) == [".other.json.x.tmp", "ck.json"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        [live.name, *(f.name for f in foreign), "ck.json"]
+    )
     assert graphdiff.load_checkpoint(path).epoch == 2
 
 
@@ -359,6 +373,14 @@ def test_killed_save_leaves_old_or_new_file(tmp_path: Path) -> None:
         seen.add(back.step)
     print(f"\nkills: 4, killed mid-write (temporary file left): {stale_seen}, "
           f"versions found: {sorted(seen)}")
+    # What the kills left is removed by a later save once it is stale (a killed save's
+    # file is never written to again; a live one is, so it is never removed).
+    from graphdiff.jsonwrite import STALE_SECONDS
+
+    old = time.time() - STALE_SECONDS - 60
+    for p in tmp_path.iterdir():
+        if p.name.endswith(".tmp"):
+            os.utime(p, (old, old))
     graphdiff.save_checkpoint(path, Checkpoint(params={}, step=3))
     assert [p.name for p in tmp_path.iterdir() if p.name != "ready"] == ["ck.json"]
     assert graphdiff.load_checkpoint(path).step == 3

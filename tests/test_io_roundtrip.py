@@ -55,6 +55,7 @@ def same_params(a: dict[str, Any], b: dict[str, Any]) -> None:
 
 def same_graph(G: nx.DiGraph, H: nx.DiGraph) -> None:
     assert type(G) is type(H)
+    assert norm(dict(G.graph)) == norm(dict(H.graph))
     assert {(type(n), n) for n in G} == {(type(n), n) for n in H}
     for n in G:
         assert norm(dict(G.nodes[n])) == norm(dict(H.nodes[n])), n
@@ -392,6 +393,47 @@ def test_save_refuses_what_json_cannot_hold(
     assert "node 'a5'" in str(e.value) and repr(attr) in str(e.value) and culprit in str(e.value)
     assert (tmp_path / "m.json").read_bytes() == before  # nothing written
     assert [p.name for p in tmp_path.iterdir()] == ["m.json"]
+
+
+def test_graph_attributes_round_trip(tmp_path: Path) -> None:
+    """``G.graph`` is kept, under the rules of node attributes (issue 15)."""
+    G = lecture_graph("tanh")
+    G.graph.update(name="lecture", meta={"b": [1, (2.5, None)], "a": True},
+                   layout=np.array([[0.0, 1.0], [2.0, -0.5]], dtype=np.float32),
+                   seed=np.float64(0.5))
+    graphdiff.save(tmp_path / "m.json", G, loss="E")
+    H, _ = graphdiff.load(tmp_path / "m.json")
+    assert H.graph["name"] == "lecture" and H.graph["meta"] == {"a": True, "b": [1, [2.5, None]]}
+    assert H.graph["layout"].dtype == np.float32
+    assert H.graph["layout"].tobytes() == G.graph["layout"].tobytes()
+    assert type(H.graph["seed"]) is float and H.graph["seed"] == 0.5
+    same_graph(H, graphdiff.load(tmp_path / "m.json")[0])
+    G2, _ = graphdiff.from_spec(graphdiff.to_spec(G))  # in memory, too
+    assert norm(dict(G2.graph)) == norm(dict(H.graph))
+    # a graph without attributes writes no "attrs": files of earlier versions are unchanged
+    graphdiff.save(tmp_path / "plain.json", lecture_graph("tanh"))
+    assert '"attrs":{"' not in (tmp_path / "plain.json").read_text().split('"nodes"')[0]
+    fingerprint = graphdiff.io.graph_fingerprint
+    assert fingerprint(G) != fingerprint(lecture_graph("tanh"))
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "code", "culprit"),
+    [("when", {1, 2}, "unsupported_value", "set"),
+     ("weight", float("nan"), "non_finite", "nan"),
+     (7, "x", "unsupported_value", "attribute names must be non-empty strings"),
+     ("value", np.array([1, 2]), "bad_dtype", "int64")],
+)
+def test_save_refuses_graph_attributes_json_cannot_hold(
+    tmp_path: Path, key: Any, value: Any, code: str, culprit: str
+) -> None:
+    G = lecture_graph("tanh")
+    G.graph[key] = value
+    with pytest.raises(GraphFormatError) as e:
+        graphdiff.save(tmp_path / "m.json", G)
+    assert e.value.code == code
+    assert "the graph (G.graph)" in str(e.value) and culprit in str(e.value)
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_save_refuses_edge_attribute_naming_the_edge(tmp_path: Path) -> None:

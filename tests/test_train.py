@@ -650,3 +650,45 @@ def test_divergence_leaves_the_last_checkpoint_alone(tmp_path, fresh_registry) -
     one = fit(net, net.init_params(0), data, optimizer=SGD(lr=0.1), epochs=1, batch_size=3,
               shuffle=False)
     assert saved.params == one.params
+
+
+@pytest.mark.parametrize(
+    ("change", "culprit"),
+    [
+        (lambda d: d["history"][0].pop("epoch"), "history row 0 with epoch None"),
+        (lambda d: d["history"][1].__setitem__("epoch", 2.5), "history row 1 with epoch 2.5"),
+        (lambda d: d["history"][0].__setitem__("epoch", 99.0), "with epoch 99.0"),
+        (lambda d: d.__setitem__(
+            "rng_state", np.random.MT19937(1).state), "rng_state this generator (PCG64)"),
+        (lambda d: d.__setitem__("rng_state", {"bit_generator": "PCG64", "state": 7}),
+         "rng_state"),
+        (lambda d: d.__setitem__("rng_state", {"garbage": [1, 2, 3]}), "rng_state"),
+        (lambda d: d["config"].__setitem__("batch_size", 4), "batch_size: saved 4, here 8"),
+        (lambda d: d["config"].__setitem__("seed", 5), "seed: saved 5, here 11"),
+        (lambda d: d["config"].__setitem__("shuffle", False), "shuffle: saved False"),
+    ],
+)
+def test_resume_refuses_a_checkpoint_fit_cannot_continue(tmp_path, change, culprit) -> None:
+    """A checkpoint with a valid checksum whose history, random state or settings
+    fit cannot continue from: a FitError naming it (issue 13: KeyError, ValueError,
+    TypeError; other batch_size or seed accepted silently)."""
+    net, p0, data, kw = resume_case()
+    path = tmp_path / "run.ckpt"
+    fit(net, p0, data, optimizer=Adam(lr=0.05), epochs=2, checkpoint=path, **kw)
+    ck = graphdiff.load_checkpoint(path)
+    doc = {"history": ck.history, "rng_state": ck.rng_state, "config": ck.config}
+    change(doc)
+    ck.history, ck.rng_state, ck.config = doc["history"], doc["rng_state"], doc["config"]
+    graphdiff.save_checkpoint(path, ck)  # a valid checksum over the changed content
+    with pytest.raises(FitError, match="resume: the checkpoint") as e:
+        fit(net, None, data, optimizer=Adam(lr=0.05), epochs=4, resume=path, **kw)
+    assert culprit in str(e.value) and str(path) in str(e.value)
+
+
+def test_resume_may_change_epochs_and_targets(tmp_path) -> None:
+    net, p0, data, kw = resume_case()
+    path = tmp_path / "run.ckpt"
+    fit(net, p0, data, optimizer=Adam(lr=0.05), epochs=2, checkpoint=path, every=1, **kw)
+    more = fit(net, None, data, optimizer=Adam(lr=0.05), epochs=3, resume=path, every=2,
+               target_loss=1e-9, **kw)
+    assert more.epochs == 3

@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import copy
 import json
+import math
 import os
 import struct
 from collections.abc import Callable
@@ -370,6 +371,38 @@ def build() -> None:
     add("97_empty_shape_with_huge_axis.json",
         edit(lambda d: d["params"]["W"].update(shape=[0, 2**64], data="")),
         "too_large", "[0, 18446744073709551616]", "/params/W/shape")
+
+    # issue 13: loads bounded by the file's size, not its shape
+    add("98_many_small_values.json",
+        edit(set_op(1, "blob", [0.5] * 400)),
+        "too_many_values", "max_json_values", "", limits={"max_json_values": 300})
+    add("99_long_text_outside_payloads.json",
+        edit(set_op(1, "label", "x" * 3000)),
+        "text_too_large", "max_text_bytes", "", limits={"max_text_bytes": 2500})
+    add("9a_param_node_shape_attribute_huge.json",
+        edit(set_op(3, "shape", [100_000, 100_000])),
+        "too_large", "[100000, 100000]", "/graph/nodes/3/attrs/shape")
+    add("9b_param_node_shape_attribute_rank_40.json",
+        edit(set_op(3, "shape", [1] * 40)),
+        "bad_shape", "rank 40", "/graph/nodes/3/attrs/shape")
+    add("9c_many_strings.json",
+        edit(set_op(1, "blob", ["ab"] * 400)),
+        "too_many_values", "max_json_values", "", limits={"max_json_values": 300})
+    add("9d_many_empty_lists.json",
+        edit(set_op(1, "blob", [[]] * 400)),
+        "too_many_values", "max_json_values", "", limits={"max_json_values": 300})
+
+    # issue 15: the graph's own attributes (G.graph) are checked as a node's
+    add("9e_graph_attr_in_attrs_and_arrays.json",
+        edit(lambda d: d["graph"].update(attrs={"pos": [0, 1]},
+                                         arrays={"pos": tensor("float64", [1], f64(1.0))})),
+        "duplicate_key", "the graph", "/graph/arrays/pos")
+    add("9f_graph_array_huge_shape.json",
+        edit(lambda d: d["graph"].update(arrays={"big": tensor("float64", [2**32, 2**32], "")})),
+        "too_large", "[4294967296, 4294967296]", "/graph/arrays/big/shape")
+    add("9g_graph_array_nan_bits.json",
+        edit(lambda d: d["graph"].update(arrays={"v": tensor("float64", [1], f64(math.nan))})),
+        "non_finite", "nan", "/graph/arrays/v")
 
     # found by fuzzing: an unhashable value where a name is looked up
     add("96_format_is_an_object.json",
