@@ -4,6 +4,8 @@ Draw a network as a networkx DAG, neuron by neuron or op by op, compile it,
 and get the loss, every node's delta and every parameter's gradient.
 """
 
+import logging
+
 from .baselines import NearestMean, Perceptron
 from .build import LECTURE_EDGES, LECTURE_SHARED, lecture_network, mlp, write_params
 from .compile import GraphWarning, compile
@@ -44,7 +46,16 @@ from .predict import evaluate
 from .registry import NoAttrs, Op, elementwise_op, get_op, list_ops, register_op, unregister_op
 from .schema import __version__ as __version__
 from .train import FitResult, TrainingDivergedError, fit
-from .viz import VizError, draw_network, plot_decision_boundary, plot_history, predictor
+from .viz import (
+    VizError,
+    draw_network,
+    plot_decision_boundary,
+    plot_diagnostics,
+    plot_history,
+    predictor,
+)
+
+logging.getLogger("graphdiff").addHandler(logging.NullHandler())  # the program decides
 
 __all__ = [
     "LECTURE_EDGES",
@@ -104,6 +115,7 @@ __all__ = [
     "mlp",
     "moons",
     "plot_decision_boundary",
+    "plot_diagnostics",
     "plot_history",
     "predictor",
     "register_op",

@@ -41,7 +41,9 @@ class Checkpoint:
         lists, which numpy accepts back), or ``None``.
     epoch, step : where training stopped.
     config : the training configuration (a JSON dict: hyperparameters, data spec, ...).
-    history : one dict of floats per epoch (``{"loss": ..., "accuracy": ...}``).
+    history : one dict of floats per epoch (``{"loss": ..., "accuracy": ...}``);
+        a row may also hold ``"nodes"``, node -> ``{"delta_rms": ..., "dead": ...,
+        "saturated": ...}`` (``fit(..., diagnostics=True)``), kept in its order.
     graph_fingerprint : :func:`graph_fingerprint` of the trained graph, so that
         resuming on another graph can be refused.
 
@@ -74,6 +76,27 @@ def _rng_json(state: Any) -> Any:
     if isinstance(state, np.integer):
         return int(state)
     return state
+
+
+def _row_doc(row: Mapping[str, Any]) -> dict[str, Any]:
+    """A history row for the file: diagnostics become a list (JSON keys are only text)."""
+    nodes = row.get("nodes")
+    if not isinstance(nodes, Mapping):
+        return dict(row)
+    return {**row, "nodes": [{"node": n, **stats} for n, stats in nodes.items()]}
+
+
+def _row(row: Mapping[str, Any]) -> dict[str, Any]:
+    """A history row from the file (the inverse of :func:`_row_doc`)."""
+    out: dict[str, Any] = {}
+    for key, value in row.items():
+        if isinstance(value, list):
+            value = {
+                s.node: {"delta_rms": s.delta_rms, "dead": s.dead, "saturated": s.saturated}
+                for s in value
+            }
+        out[key] = value
+    return out
 
 
 def save_checkpoint(path: str | os.PathLike[str], ckpt: Checkpoint) -> None:
@@ -116,7 +139,7 @@ def save_checkpoint(path: str | os.PathLike[str], ckpt: Checkpoint) -> None:
         "step": ckpt.step,
         "graph_fingerprint": ckpt.graph_fingerprint,
         "config": _named("config", _json_value, ckpt.config),
-        "history": _named("history", _json_value, ckpt.history),
+        "history": _named("history", _json_value, [_row_doc(row) for row in ckpt.history]),
         "rng_state": None if ckpt.rng_state is None
         else _named("rng_state", _json_value, _rng_json(ckpt.rng_state)),
         "optimizer": opt_doc,
@@ -183,6 +206,6 @@ def load_checkpoint(
             epoch=spec.epoch,
             step=spec.step,
             config=_copy_json(spec.config),
-            history=[dict(row) for row in spec.history],
+            history=[_row(row) for row in spec.history],
             graph_fingerprint=spec.graph_fingerprint,
         )

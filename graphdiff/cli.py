@@ -17,6 +17,7 @@ import argparse
 import contextlib
 import importlib
 import json
+import logging
 import math
 import os
 import re
@@ -289,18 +290,37 @@ def _cmd_gradcheck(args: argparse.Namespace) -> int:
           + (f"; mismatch: {', '.join(bad)}" if bad else ""))
     return 0 if report.ok else CHECK_FAILED
 
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="graphdiff", description="Backpropagation on any graph you can draw.",
     )
     parser.add_argument("--version", action="version", version=f"graphdiff {__version__}")
     parser.add_argument("--debug", action="store_true", help=DEBUG_HELP)
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="log progress (a line per epoch), checkpoints written and plugins "
+                        "loaded on stderr")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     commands = _Subcommands(sub)
     for name in COMMAND_MODULES:
         importlib.import_module(name).add_commands(commands)
     return parser
+
+
+class _Stderr(logging.Handler):
+    """graphdiff's log records as ``graphdiff: warning: ...`` lines on the current stderr."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        print(f"graphdiff: {record.levelname.lower()}: {record.getMessage()}", file=sys.stderr)
+
+
+def _log_to_stderr(level: int) -> None:
+    logger = logging.getLogger("graphdiff")
+    handler = next((h for h in logger.handlers if isinstance(h, _Stderr)), None)
+    if handler is None:
+        handler = _Stderr()
+        logger.addHandler(handler)
+    handler.setLevel(level)
+    logger.setLevel(min(level, logger.getEffectiveLevel()))
 
 
 @contextlib.contextmanager
@@ -329,6 +349,7 @@ def _show_warning(
 
 def _run(argv: Sequence[str] | None) -> int:
     args = build_parser().parse_args(argv)
+    _log_to_stderr(logging.INFO if getattr(args, "verbose", False) else logging.WARNING)
     try:
         with _one_line_warnings():
             code: int = args.func(args)

@@ -38,6 +38,7 @@ from .errors import GraphdiffError
 
 __all__ = ["CommandError", "add_commands"]
 
+COLORS = ("delta", "delta_rms", "dead", "saturated")  # what network.png's colours show
 DEMO_POINTS = 200  # training points; as many new points are drawn to test on
 MAX_HIDDEN = 1000  # neurons per hidden layer; a toy data set needs far fewer
 
@@ -70,6 +71,10 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--out", default="graphdiff-demo",
                    help="output folder, created if needed (default ./graphdiff-demo)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--color", choices=COLORS, default="delta",
+                   help="colour network.png's neurons by mean |δ| (delta, the default), by "
+                   "the RMS of δ on a log scale, or by the fraction of training points where "
+                   "they are dead (g'(z) = 0) or saturated (|g'(z)| < 1e-3 of its maximum)")
     p.set_defaults(func=_cmd_demo)
 
     p = sub.add_parser(
@@ -120,9 +125,21 @@ def add_commands(sub: Any) -> None:
                        "e.g. tcp://SCHEDULER-HOST:8786 (needs Dask: pip install -e \".[dask]\")")
     p.set_defaults(func=_cmd_train)
 
-    p = sub.add_parser("draw", help="draw a saved model as a PNG picture")
+    p = sub.add_parser(
+        "draw", help="draw a saved model as a PNG picture",
+        description="Draw a saved model: neurons labelled with their activation, op nodes "
+        "with their op, a dense layer's edges by |weight|. With --data, colour the nodes by "
+        "training diagnostics on that data and optionally draw edges by |gradient|.",
+    )
     p.add_argument("file", help="a model file written by graphdiff.save")
     p.add_argument("-o", "--out", required=True, help="the PNG file to write")
+    p.add_argument("--data", help="a built-in data set or a .csv/.npz file: colour the nodes "
+                   "by their diagnostics on it (see --color)")
+    p.add_argument("--color", choices=COLORS[1:], default="delta_rms",
+                   help="with --data: RMS of δ (default), or the dead or saturated fraction")
+    p.add_argument("--edges", choices=("weight", "gradient"), default="weight",
+                   help="draw edges by |weight| (default) or, with --data, by |gradient|")
+    p.add_argument("--loss", help="the loss node (default: the one saved in the file)")
     p.set_defaults(func=_cmd_draw)
 
 
@@ -148,6 +165,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     from .build import mlp
     from .compile import compile as compile_graph
     from .data import BUILTIN_DATA, feed, load_data
+    from .diagnostics import node_diagnostics
     from .io import save
     from .optim import Adam
     from .train import fit
@@ -196,11 +214,16 @@ def _cmd_demo(args: argparse.Namespace) -> int:
                            out / "decision_boundary.png",
                            title=f"{title}: training accuracy {last['accuracy']:.1%}")
     plot_history(result.history, out / "loss.png", title=title)
-    deltas = net.backward(params, feed(net, train), deltas=True).deltas
-    # The loss's own δ is 1/N per point; left in, it would wash out the neurons' colours.
-    neurons = {n: d for n, d in deltas.items() if G.nodes[n]["op"] == "neuron"}
-    draw_network(G, out / "network.png", deltas=neurons,
-                 title=f"{title}: mean |δ| = |∂E/∂a| per neuron, trained")
+    if args.color == "delta":
+        deltas = net.backward(params, feed(net, train), deltas=True).deltas
+        # The loss's own δ is 1/N per point; left in, it would wash out the neurons' colours.
+        neurons = {n: d for n, d in deltas.items() if G.nodes[n]["op"] == "neuron"}
+        draw_network(G, out / "network.png", deltas=neurons, params=params,
+                     title=f"{title}: mean |δ| = |∂E/∂a| per neuron, trained")
+    else:
+        stats = node_diagnostics(net, params, feed(net, train))
+        draw_network(G, out / "network.png", diagnostics=stats, color=args.color,
+                     params=params, title=f"{title}: {args.color.replace('_', ' ')}, trained")
     save(out / "model.json", G, params, loss="E")
     print("wrote decision_boundary.png, loss.png, network.png, model.json")
     print(f"output folder: {out.resolve()}")
@@ -314,10 +337,30 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_draw(args: argparse.Namespace) -> int:
-    from .io import load
+    from .compile import compile as compile_graph
+    from .data import feed, load_data
+    from .diagnostics import node_diagnostics
+    from .io import load_model, loss_node
     from .viz import draw_network
 
-    G, params = load(args.file)
-    draw_network(G, args.out, params=params or None, title=Path(args.file).name)
+    model = load_model(args.file)
+    G, params = model.graph, model.params or {}
+    title = Path(args.file).name
+    if args.data is None:
+        if args.edges == "gradient":
+            raise CommandError("--edges gradient needs --data (gradients on which data?)")
+        draw_network(G, args.out, params=params or None, title=title)
+    else:
+        net = compile_graph(G, loss=loss_node(model, args.loss, args.file))
+        missing = [p for p in net.params if p not in params]
+        if missing:
+            raise CommandError(
+                f"--data: the model file has no values for parameter(s) {missing!r}"
+            )
+        data = feed(net, load_data(args.data))
+        stats = node_diagnostics(net, params, data)
+        grads = dict(net.backward(params, data).grads) if args.edges == "gradient" else None
+        draw_network(G, args.out, params=params, grads=grads, diagnostics=stats,
+                     color=args.color, title=f"{title} on {args.data}: {args.color}")
     print(f"wrote {args.out}")
     return 0

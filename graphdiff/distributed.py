@@ -64,6 +64,7 @@ from __future__ import annotations
 import hashlib
 import importlib
 import itertools
+import logging
 import math
 import time
 import warnings
@@ -84,6 +85,8 @@ from .params import Params as ParamVector
 from .predict import is_classifier, metrics
 from .runner import QUIET, FitError, as_inputs, batch_gradient
 from .schema import ModelFile
+
+log = logging.getLogger(__name__)
 
 __all__ = ["ClusterError", "DaskMissingError", "DataParallel", "connect", "local_cluster"]
 
@@ -421,6 +424,11 @@ class DataParallel:
                 why = f"; last failure {type(e).__name__}: {e}"
                 self._sent = None
                 if attempt < RETRIES:
+                    log.warning(
+                        "%s on the Dask cluster at %s failed (%s: %s); resubmitting it "
+                        "(retry %d of %d)", what, self.address, type(e).__name__, e,
+                        attempt + 1, RETRIES,
+                    )
                     time.sleep(0.2 * 2**attempt)
         raise ClusterError(
             f"the Dask cluster at {self.address} went away during {what} (client "

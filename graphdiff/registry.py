@@ -23,6 +23,7 @@ from __future__ import annotations
 import difflib
 import importlib
 import importlib.metadata
+import logging
 import os
 import warnings
 from collections.abc import Callable, Iterator, Sequence
@@ -46,6 +47,8 @@ __all__ = [
     "register_op",
     "unregister_op",
 ]
+
+log = logging.getLogger(__name__)
 
 ENTRY_POINT_GROUP = "graphdiff.ops"
 DISABLE_AUTOLOAD_ENV = "GRAPHDIFF_DISABLE_PLUGIN_AUTOLOAD"
@@ -309,6 +312,7 @@ class Registry:
                     raise TypeError(f"entry point {ep.value!r} does not give an Op named {name!r}")
             except Exception as e:  # a broken plugin must not break graphdiff
                 self._failed_plugins[name] = f"{type(e).__name__}: {e}"
+                log.info("skipping op plugin %r from %s: %s", name, dist, e)
                 warnings.warn(
                     f"graphdiff: skipping op plugin {name!r} from {dist}: {e}",
                     RuntimeWarning,
@@ -322,6 +326,7 @@ class Registry:
                 version=version,
             )
             self._ops[name] = op
+            log.info("loaded op plugin %r from %s", name, op.source.removeprefix("plugin "))
             return op
         return None
 

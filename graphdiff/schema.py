@@ -226,6 +226,15 @@ class OptimizerSpec(_Strict):
     state: dict[Name, dict[Name, TensorSpec]] = Field(default_factory=dict)
 
 
+class NodeStats(_Strict):
+    """One node's training diagnostics in a checkpoint's history row (graphdiff.diagnostics)."""
+
+    node: NodeId
+    delta_rms: float
+    dead: float
+    saturated: float
+
+
 class CheckpointFile(_Strict):
     """A training checkpoint; ``checksum`` covers every other field (see graphdiff.io)."""
 
@@ -238,5 +247,6 @@ class CheckpointFile(_Strict):
     epoch: Dim = 0
     step: Dim = 0
     config: dict[Name, JsonValue] = Field(default_factory=dict)
-    history: list[dict[Name, float]] = Field(default_factory=list)
+    # a row's "nodes" (fit(diagnostics=True)) is a list: node ids may be ints
+    history: list[dict[Name, float | list[NodeStats]]] = Field(default_factory=list)
     graph_fingerprint: Annotated[str, Field(pattern=SHA256_PATTERN)] | None = None

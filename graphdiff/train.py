@@ -25,16 +25,18 @@ early stopping, divergence detection and exact checkpoint/resume.
 from __future__ import annotations
 
 import copy
+import logging
 import os
 import sys
 import time
 from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, TextIO
+from typing import Any, Literal
 
 import numpy as np
 from numpy.typing import NDArray
 
+from .diagnostics import node_diagnostics
 from .distributed import DataParallel
 from .errors import GraphdiffError, InputError, NonFiniteError
 from .io import Checkpoint, graph_fingerprint, load_checkpoint, save_checkpoint
@@ -42,6 +44,7 @@ from .network import Network
 from .optim import SGD, Optimizer, OptimizerError
 from .params import Params
 from .predict import _fed, check_data, evaluate, is_classifier, metrics
+from .progress import Progress, in_notebook
 from .runner import QUIET, FitError, InProcess, Runner, as_inputs, batch_gradient
 
 __all__ = [
@@ -58,6 +61,9 @@ __all__ = [
 Array = NDArray[np.float64]
 
 Data = dict[Hashable, Array]
+
+log = logging.getLogger(__name__)
+
 
 class CheckpointError(GraphdiffError, OSError):
     """A checkpoint that cannot be written, or found to resume from; names the file.
@@ -161,42 +167,6 @@ def _batches(
         yield order[i : i + batch_size]
 
 
-# -- progress bar -----------------------------------------------------------------
-
-
-class _Progress:
-    """One ``\\r``-updated line on stderr: epoch, loss, accuracy, steps per second."""
-
-    def __init__(self, total: int, stream: TextIO | None) -> None:
-        self.total = total
-        self.stream = stream
-        self.start = time.perf_counter()
-        self.shown = 0.0
-        self.width = 0
-
-    def update(self, row: Mapping[str, float], steps: int, final: bool = False) -> None:
-        now = time.perf_counter()
-        if self.stream is None or (now - self.shown < 0.1 and not final):
-            return
-        self.shown = now
-        text = f"epoch {int(row['epoch'])}/{self.total}"
-        if "loss" in row:
-            text += f"  loss {row['loss']:.4g}"
-        if "accuracy" in row:
-            text += f"  acc {row['accuracy']:.1%}"
-        if "val_loss" in row:
-            text += f"  val_loss {row['val_loss']:.4g}"
-        text += f"  {steps / max(now - self.start, 1e-9):.0f} steps/s"
-        self.stream.write("\r" + text.ljust(self.width))
-        self.width = len(text)
-        self.stream.flush()
-
-    def close(self) -> None:
-        if self.stream is not None and self.width:
-            self.stream.write("\n")
-            self.stream.flush()
-
-
 # -- the loop ---------------------------------------------------------------------
 
 
@@ -242,6 +212,8 @@ def fit(
     client: Any = None,
     evaluate_every: int = 1,
     epoch_loss: Literal["end", "steps"] = "end",
+    diagnostics: bool = False,
+    log_every: int = 1,
 ) -> FitResult:
     """Train ``net`` by gradient descent; return the trained parameters and a history.
 
@@ -280,7 +252,10 @@ def fit(
     target_accuracy : stop once the epoch's training accuracy is >= this
         (``1.0``: once all examples are classified correctly, as the perceptron).
     progress : show a progress bar on stderr; ``None`` (default) shows it only
-        when stderr is a terminal.
+        when stderr is a terminal or in a Jupyter notebook. Independently, every
+        ``log_every``-th epoch (and the last) is logged at INFO on the logger
+        ``graphdiff.train`` (see :mod:`graphdiff.progress`), as is every
+        checkpoint written.
     checkpoint : a file to write a :class:`~graphdiff.io.Checkpoint` to, atomically,
         every ``every`` epochs and when training ends: parameters, optimizer state,
         the shuffling generator's state, epoch, step, this call's settings,
@@ -311,6 +286,14 @@ def fit(
         as Keras and scikit-learn's ``MLPClassifier`` report it, in every epoch
         whatever ``evaluate_every``; no ``accuracy`` is recorded and there is no
         extra pass over the training data.
+    diagnostics : add to each history row ``"nodes"``: for every neuron and
+        elementwise-activation op node, ``{"delta_rms": ..., "dead": ...,
+        "saturated": ...}`` (see :mod:`graphdiff.diagnostics`), measured like the
+        loss at the end of the epoch on the whole training set, at the cost of
+        one more backward pass (with deltas) per epoch. Checkpoints keep them.
+        Not with ``client``.
+    log_every : log every this many epochs (and the last) at INFO on
+        ``graphdiff.train``.
 
     Raises
     ------
@@ -330,6 +313,9 @@ def fit(
         raise FitError("target_loss and target_accuracy need evaluate_every >= 1")
     if batch_size is not None:
         batch_size = _int_at_least("batch_size", batch_size, 1)
+    log_every = _int_at_least("log_every", log_every, 1)
+    if diagnostics and client is not None:
+        raise FitError("diagnostics=True needs the training data in this process (no client=)")
     if client is None:
         local = InProcess(net, data)
         engine: Runner = local
@@ -383,8 +369,8 @@ def fit(
     if val is not None:
         check_data(net, current, val, "validation")
     stopped = "epochs"
-    show = sys.stderr.isatty() if progress is None else bool(progress)
-    bar = _Progress(epochs, sys.stderr if show else None)
+    show = (sys.stderr.isatty() or in_notebook()) if progress is None else bool(progress)
+    bar = Progress(epochs, sys.stderr if show else None, log_every)
     try:
         while epoch < epochs:
             epoch += 1
@@ -425,6 +411,8 @@ def fit(
                         why = f"at the end of the epoch, on the {what} data, {e}"
                         raise _diverged(why, epoch, steps, e.node, "evaluation", current) from e
                 row.update({prefix + k: v for k, v in scores.items()})
+            if diagnostics:  # one more backward, with deltas, on the whole training set
+                row["nodes"] = node_diagnostics(net, current, fed)  # type: ignore[assignment]
             row["time"] = time.perf_counter() - started
             row.update(engine.stats())
             history.append(row)
@@ -447,6 +435,7 @@ def fit(
                     config=settings, history=history, graph_fingerprint=fingerprint,
                 )
                 _save(checkpoint, ckpt, current)
+                log.info("wrote checkpoint %s after epoch %d", os.fspath(checkpoint), epoch)
             if stopped != "epochs":
                 break
     finally:

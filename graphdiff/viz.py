@@ -46,6 +46,7 @@ __all__ = [
     "draw_network",
     "network_png",
     "plot_decision_boundary",
+    "plot_diagnostics",
     "plot_history",
     "predictor",
 ]
@@ -324,6 +325,111 @@ def plot_history(
     return _finish(fig, path)
 
 
+# --- training diagnostics ------------------------------------------------------------------
+
+
+def plot_diagnostics(
+    history: Sequence[Mapping[str, Any]],
+    path: PathLike | None = None,
+    *,
+    G: Any = None,
+    by: str | None = None,
+    title: str | None = None,
+    axes: Sequence[Axes] | None = None,
+) -> Path | Figure:
+    """δ per layer (or node) over the epochs on a log scale, and the dead and saturated fractions.
+
+    ``history`` is ``fit(..., diagnostics=True).history`` (every row has
+    ``"nodes"``, see :mod:`graphdiff.diagnostics`). With the network's graph
+    ``G`` the nodes are grouped into layers by depth (``by="layer"``, the
+    default then): a layer's δ is the RMS over its nodes and the data points,
+    its dead and saturated fractions the mean over its nodes. Without ``G``,
+    or with ``by="node"``, every node gets its own line. Lines run from the
+    first layer (dark) to the last (light). Left panel: RMS of δ, log scale;
+    right panel: saturated (solid) and dead (dashed) fractions; ``axes``, two
+    matplotlib Axes, to draw them into instead of a new Figure (``title``
+    then goes on the left one).
+    """
+    from matplotlib import colormaps
+    from matplotlib.figure import Figure
+    from matplotlib.lines import Line2D
+
+    from .diagnostics import layer_rms, layers
+
+    if not history:
+        raise VizError("plot_diagnostics: the history is empty (no epoch to plot)")
+    if any(not isinstance(row.get("nodes"), Mapping) for row in history):
+        raise VizError(
+            "plot_diagnostics: the history has no 'nodes' in every row; "
+            "train with fit(..., diagnostics=True)"
+        )
+    by = by or ("node" if G is None else "layer")
+    if by not in ("layer", "node"):
+        raise VizError(f"plot_diagnostics: by must be 'layer' or 'node', got {by!r}")
+    if by == "layer" and G is None:
+        raise VizError("plot_diagnostics: by='layer' needs the network's graph G")
+    nodes = list(history[0]["nodes"])
+    groups = layers(G, nodes) if by == "layer" else [[n] for n in nodes]
+    names = [
+        (f"layer {i + 1}: {_names(g)}" if by == "layer" else str(g[0]))
+        for i, g in enumerate(groups)
+    ]
+    epochs = np.array([row.get("epoch", i + 1) for i, row in enumerate(history)], dtype=float)
+    if axes is not None:
+        if len(axes) != 2:
+            raise VizError(f"plot_diagnostics: axes must be two Axes, got {len(axes)}")
+        left, right = axes
+        fig = _root(left)
+    else:
+        fig = Figure(figsize=(11.0, 4.2), layout="constrained")
+        left, right = fig.subplots(1, 2)
+    cmap = colormaps["viridis"]
+    marker = "o" if len(epochs) < 30 else None
+    for i, (group, name) in enumerate(zip(groups, names, strict=True)):
+        ink = cmap(0.9 * i / max(len(groups) - 1, 1))
+        stats = [row["nodes"] for row in history]
+        rms = [layer_rms(s, group) for s in stats]
+        left.plot(epochs, rms, color=ink, marker=marker, label=name)
+        for key, style in (("saturated", "-"), ("dead", "--")):
+            share = [float(np.mean([s[n][key] for n in group])) for s in stats]
+            right.plot(epochs, share, style, color=ink, marker=marker)
+    left.set_yscale("log")
+    left.set_xlabel("epoch")
+    left.set_ylabel("RMS of δ = ∂E/∂a over the data points")
+    left.grid(alpha=0.3, which="both")
+    right.set_xlabel("epoch")
+    right.set_ylabel("fraction of values")
+    right.set_ylim(-0.02, 1.02)
+    right.grid(alpha=0.3)
+    right.legend(
+        handles=[
+            Line2D([], [], color="#555555", ls="-", label="saturated: |g'(z)| < 1e-3·max"),
+            Line2D([], [], color="#555555", ls="--", label="dead: g'(z) = 0"),
+        ],
+        fontsize=8,
+    )
+    if len(groups) <= 6:
+        left.legend(fontsize=7, loc="best")
+    else:  # a colour bar instead of a long legend over the lines
+        from matplotlib.cm import ScalarMappable
+        from matplotlib.colors import BoundaryNorm, ListedColormap
+
+        shades = ListedColormap([cmap(0.9 * i / (len(groups) - 1)) for i in range(len(groups))])
+        norm = BoundaryNorm(np.arange(len(groups) + 1) + 0.5, len(groups))
+        bar = fig.colorbar(ScalarMappable(norm=norm, cmap=shades), ax=right, shrink=0.9)
+        bar.set_label(f"{by} (1: next to the inputs)")
+        bar.set_ticks(sorted({round(float(k)) for k in np.linspace(1, len(groups), 6)}))
+    if title:
+        (left.set_title if axes is not None else fig.suptitle)(title)
+    return _finish(fig, path)
+
+
+def _names(group: Sequence[Hashable]) -> str:
+    if len(group) <= 2:
+        return ", ".join(map(str, group))
+    return f"{group[0]} … {group[-1]} ({len(group)})"
+
+
 # --- the network ----------------------------------------------------------------------
 
 
@@ -450,7 +556,7 @@ def draw_network(
     # node colours
     value: dict[Hashable, float] = {}
     norm: Normalize | None = None
-    cmap = colormaps["viridis"]
+    cmap, dark_low = colormaps["viridis"], True  # viridis is dark at its low end
     bar_label = "mean |δ| over the data points"
     if deltas is not None:
         value = {n: float(np.mean(np.abs(d))) for n, d in deltas.items() if n in G}
@@ -465,7 +571,7 @@ def draw_network(
                 norm = LogNorm(min(positive), max(max(positive), min(positive) * 1.0001))
                 value = {n: max(v, min(positive)) for n, v in value.items()}
         else:
-            norm, cmap = Normalize(0.0, 1.0), colormaps["magma_r"]
+            norm, cmap, dark_low = Normalize(0.0, 1.0), colormaps["magma_r"], False
     boxes: dict[Hashable, Any] = {}
     for node, (px, py) in pos.items():
         fill: Any = KIND_COLORS.get(G.nodes[node].get("op"), KIND_COLORS["op"])
@@ -473,7 +579,7 @@ def draw_network(
         if norm is not None:
             shade = float(norm(value[node])) if node in value else None
             fill = cmap(shade) if shade is not None else "#d9d9d9"
-            dark = shade is not None and (shade < 0.5) == (cmap is colormaps["viridis"])
+            dark = shade is not None and (shade < 0.5) == dark_low
             ink = "white" if dark else "black"
         boxes[node] = ax.text(
             px,

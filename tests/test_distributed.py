@@ -8,6 +8,7 @@ reach the same parameters up to float summation order (< 1e-10 after 20 steps).
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import signal
 from collections.abc import Iterator
@@ -148,7 +149,7 @@ def test_worker_killed_mid_fit_training_finishes_with_the_same_parameters(client
 
 
 def test_a_step_that_lost_its_connection_is_resubmitted(
-    client: Any, monkeypatch: pytest.MonkeyPatch
+    client: Any, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     net, data, p0 = problem("op")
     kw: dict[str, Any] = dict(optimizer=graphdiff.Adam(lr=0.05), epochs=5, batch_size=50, seed=3)
@@ -162,8 +163,12 @@ def test_a_step_that_lost_its_connection_is_resubmitted(
         return scatter(*args, **kwargs)
 
     monkeypatch.setattr(client, "scatter", drops_every_third)
-    hit = graphdiff.fit(net, p0, data, client=client, **kw)
+    with caplog.at_level(logging.WARNING, logger="graphdiff"):
+        hit = graphdiff.fit(net, p0, data, client=client, **kw)
     assert len(calls) > 20  # each step sends its parameters; every third try was resent
+    retries = [r.getMessage() for r in caplog.records if r.name == "graphdiff.distributed"]
+    assert len(retries) == len(calls) // 3  # each resubmission is logged, saying why
+    assert all("CommClosedError" in m and "retry 1 of" in m for m in retries)
     assert all(np.array_equal(hit.params[k], calm.params[k]) for k in calm.params)
 
     def always_drops(*args: Any, **kwargs: Any) -> Any:

@@ -128,6 +128,13 @@ def expect_vanishing_gradients(r: dict[str, Any]) -> None:
     assert r["sigmoid"]["ratio"] < 1e-3
     assert r["tanh"]["ratio"] > 100 * r["sigmoid"]["ratio"]
     assert r["relu"]["ratio"] > 100 * r["sigmoid"]["ratio"]
+    # trained with fit(diagnostics=True): δ RMS per layer, output layer first, falls strictly
+    # towards the inputs at every epoch in the sigmoid net, by orders of magnitude overall
+    for per_layer in r["sigmoid"]["trained"]["per_epoch"]:
+        assert all(a > b for a, b in itertools.pairwise(per_layer))
+        assert per_layer[-1] < 1e-4 * per_layer[0]
+    assert r["sigmoid"]["trained"]["dead"] == 0.0  # sigmoid' > 0 everywhere
+    assert r["relu"]["trained"]["dead"] > 0.0  # relu units off for some points
 
 
 def expect_nonseparable(r: dict[str, Any]) -> None:

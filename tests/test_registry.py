@@ -7,6 +7,7 @@ folder with an ``entry_points.txt`` is put on ``sys.path`` for the test.
 from __future__ import annotations
 
 import importlib
+import logging
 import sys
 from pathlib import Path
 
@@ -317,6 +318,14 @@ def test_a_registered_op_wins_over_a_plugin_of_the_same_name(plugin_dir):
     mine = register_op("myop", triple, vjp=triple_vjp, elementwise=True)
     assert get_op("myop") is mine
     assert "myplug_ops" not in sys.modules
+
+
+def test_plugin_loads_are_logged(plugin_dir, caplog):
+    with caplog.at_level(logging.INFO, logger="graphdiff"):
+        get_op("myop")
+    assert [(r.name, r.getMessage()) for r in caplog.records] == [
+        ("graphdiff.registry", "loaded op plugin 'myop' from myplug 0.1")
+    ]
 
 
 # --- the op contract: one derivative form, the builtin flag ---------------------------
