@@ -78,11 +78,21 @@ def _rng_json(state: Any) -> Any:
     return state
 
 
+def _rows(history: Any) -> list[Any]:
+    if not isinstance(history, (list, tuple)):
+        raise GraphFormatError("bad_type", f"history must be a list of dicts, got {_show(history)}")
+    return list(history)
+
+
 def _row_doc(row: Mapping[str, Any]) -> dict[str, Any]:
     """A history row for the file: diagnostics become a list (JSON keys are only text)."""
+    if not isinstance(row, Mapping):
+        raise GraphFormatError("bad_type", f"history rows must be dicts, got {_show(row)}")
     nodes = row.get("nodes")
     if not isinstance(nodes, Mapping):
         return dict(row)
+    if not all(isinstance(stats, Mapping) for stats in nodes.values()):
+        raise GraphFormatError("bad_type", "history: the diagnostics of each node must be a dict")
     return {**row, "nodes": [{"node": n, **stats} for n, stats in nodes.items()]}
 
 
@@ -139,7 +149,7 @@ def save_checkpoint(path: str | os.PathLike[str], ckpt: Checkpoint) -> None:
         "step": ckpt.step,
         "graph_fingerprint": ckpt.graph_fingerprint,
         "config": _named("config", _json_value, ckpt.config),
-        "history": _named("history", _json_value, [_row_doc(row) for row in ckpt.history]),
+        "history": _named("history", _json_value, [_row_doc(row) for row in _rows(ckpt.history)]),
         "rng_state": None if ckpt.rng_state is None
         else _named("rng_state", _json_value, _rng_json(ckpt.rng_state)),
         "optimizer": opt_doc,

@@ -355,6 +355,7 @@ def fit(
         if isinstance(params, Params) and params.layout.fingerprint == net.layout.fingerprint:
             current: Params = params.copy()
         else:
+            net._check_params(params)  # numeric and of each parameter's shape
             current = Params.from_mapping(
                 net.layout, {p: _own_copy(net, p, params[p]) for p in net.params}
             )

@@ -314,3 +314,25 @@ def test_fit_names_a_bad_seed_or_params(net, kwargs: dict[str, Any], match: str)
     call = {"params": net.init_params(seed=0), **kwargs}
     with pytest.raises(FitError, match=match):
         graphdiff.fit(net, call.pop("params"), DATA, epochs=1, **call)
+
+
+def test_fit_names_a_parameter_of_the_wrong_shape(net) -> None:
+    from graphdiff.errors import ShapeError
+
+    G = graphdiff.mlp([2, 3, 1], notation="op", loss="squared_error")
+    op_net = graphdiff.compile(G, loss="E")
+    p = dict(op_net.init_params(seed=0))
+    p["W2"] = np.ones(2)
+    data = {"x": np.ones((3, 2)), "t": np.zeros(3)}
+    with pytest.raises(ShapeError, match=r"parameter 'W2' must have shape \(3, 1\)"):
+        graphdiff.fit(op_net, p, data, epochs=1)
+
+
+@pytest.mark.parametrize("history", [{"": None}, 5, ["row"]])
+def test_checkpoint_history_that_is_not_rows_is_a_format_error(
+    tmp_path: Path, history: Any
+) -> None:
+    ckpt = graphdiff.Checkpoint(params={}, history=history)
+    with pytest.raises(graphdiff.GraphFormatError, match=r"history"):
+        graphdiff.save_checkpoint(tmp_path / "ck.json", ckpt)
+    assert not (tmp_path / "ck.json").exists()
