@@ -669,7 +669,9 @@ def _no_data_points(arrays: Mapping[Hashable, Array]) -> InputError:
 
 
 def _draw(spec: ParamSpec, rng: np.random.Generator) -> Array:
-    if spec.init == "zeros" or (spec.kind == "scalar" and len(spec.uses[0]) == 1):
+    if spec.init == "zeros" or 0 in spec.shape or (
+        spec.kind == "scalar" and len(spec.uses[0]) == 1
+    ):  # an empty glorot parameter would divide by fan_in + fan_out = 0
         return np.zeros(spec.shape)
     if spec.init == "ones":
         return np.ones(spec.shape)

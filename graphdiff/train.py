@@ -309,6 +309,17 @@ def fit(
     every = _int_at_least("every", every, 1)
     seed = _int_at_least("seed", seed, 0)
     evaluate_every = _int_at_least("evaluate_every", evaluate_every, 0)
+    given: object = callbacks  # checked: a caller may pass anything
+    if isinstance(given, (str, bytes)) or not isinstance(given, Sequence) or not all(
+        map(callable, given)
+    ):
+        raise FitError(f"callbacks must be a list of functions of the epoch's record, got "
+                       f"{callbacks!r}")
+    for name, target in (("target_loss", target_loss), ("target_accuracy", target_accuracy)):
+        if target is not None and (
+            isinstance(target, bool) or not isinstance(target, (int, float, np.number))
+        ):
+            raise FitError(f"{name} must be a number, got {target!r}")
     if not evaluate_every and (target_loss is not None or target_accuracy is not None):
         raise FitError("target_loss and target_accuracy need evaluate_every >= 1")
     if batch_size is not None:

@@ -336,3 +336,28 @@ def test_checkpoint_history_that_is_not_rows_is_a_format_error(
     with pytest.raises(graphdiff.GraphFormatError, match=r"history"):
         graphdiff.save_checkpoint(tmp_path / "ck.json", ckpt)
     assert not (tmp_path / "ck.json").exists()
+
+
+@pytest.mark.parametrize("kw", [{"target_loss": [0.1]}, {"target_accuracy": "0.9"}])
+def test_fit_names_a_target_that_is_not_a_number(net, kw: dict[str, Any]) -> None:
+    from graphdiff.train import FitError
+
+    with pytest.raises(FitError, match=rf"^{next(iter(kw))} must be a number"):
+        graphdiff.fit(net, net.init_params(seed=0), DATA, epochs=1, **kw)
+
+
+@pytest.mark.parametrize("callbacks", [[[]], 5, "f"])
+def test_fit_names_callbacks_that_are_not_functions(net, callbacks: Any) -> None:
+    from graphdiff.train import FitError
+
+    with pytest.raises(FitError, match=r"^callbacks must be a list of functions"):
+        graphdiff.fit(net, net.init_params(seed=0), DATA, epochs=1, callbacks=callbacks)
+
+
+def test_an_empty_glorot_parameter_initialises_without_dividing_by_zero() -> None:
+    G = nx.DiGraph([("x", "m"), ("W", "m")])
+    G.nodes["x"]["op"] = "input"
+    G.nodes["W"].update(op="param", shape=(0, 0), init="glorot")
+    G.nodes["m"]["op"] = "mul"
+    p = graphdiff.compile(G, loss="m").init_params(seed=0)
+    assert p["W"].shape == (0, 0)
