@@ -157,7 +157,7 @@ def _path_name(path: object) -> str:
     """``path`` as a non-empty str, or a :class:`~graphdiff.errors.FileError`."""
     if isinstance(path, (str, os.PathLike)):
         name = os.fspath(path)
-        if isinstance(name, str) and name:
+        if isinstance(name, str) and name and "\x00" not in name:  # NUL: os.stat's ValueError
             return name
     raise FileError(f"expected a file path (a str or os.PathLike), got {_show(path)}")
 

@@ -361,3 +361,12 @@ def test_an_empty_glorot_parameter_initialises_without_dividing_by_zero() -> Non
     G.nodes["m"]["op"] = "mul"
     p = graphdiff.compile(G, loss="m").init_params(seed=0)
     assert p["W"].shape == (0, 0)
+
+
+@pytest.mark.parametrize("call", ["load", "load_checkpoint", "save_params"])
+def test_a_path_with_a_nul_byte_is_a_file_error(tmp_path: Path, call: str) -> None:
+    from graphdiff.errors import FileError
+
+    args = ({},) if call == "save_params" else ()
+    with pytest.raises(FileError, match=r"expected a file path"):
+        getattr(graphdiff, call)(str(tmp_path / "a\x00b"), *args)
