@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import functools
 import sys
 import zlib
 from collections.abc import Hashable, Iterable, Mapping, Sequence
@@ -118,10 +119,6 @@ class Network:
         names = list(plan.names)
         self._scalars = [n for n in names if n not in tensors] if tensors else names
         self._names = names  # sorted
-        self.layout = Layout(
-            self._scalars, list(zip(self._tensors, self._tensor_shapes, strict=True))
-        )
-        self._fingerprint = self.layout.fingerprint
         # itemgetter with one name gives the value itself, not a 1-tuple
         self._get_scalars = (
             itemgetter(*self._scalars) if len(self._scalars) > 1
@@ -130,6 +127,16 @@ class Network:
         self._program = None if self.loss is None else generate(
             self._steps, self._scalars, self._tensors, self._loss_slot, reduction, needs
         )
+
+    @functools.cached_property
+    def layout(self) -> Layout:
+        """Where each parameter sits in the vector of this network's
+        :class:`~graphdiff.params.Params` (made on first use: compiling needs none)."""
+        return Layout(self._scalars, list(zip(self._tensors, self._tensor_shapes, strict=True)))
+
+    @functools.cached_property
+    def _fingerprint(self) -> str:
+        return self.layout.fingerprint
 
     def __repr__(self) -> str:
         return (
