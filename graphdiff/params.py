@@ -97,7 +97,36 @@ class Layout:
         return vector
 
 
-class Params(MutableMapping[str, Any]):
+class _OnVector:
+    """Names over one vector in a :class:`Layout`: what :class:`Params` and
+    :class:`Grads` share (lookup, membership, iteration in name order, pickling)."""
+
+    __slots__ = ("_views", "layout", "vector")
+
+    def __init__(self, layout: Layout, vector: Array) -> None:
+        self.layout, self.vector = layout, vector
+        self._views = layout.views(vector)
+
+    def __getitem__(self, name: str) -> Any:
+        return self.layout.lookup(self.vector, self._views, name)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.layout.where
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.layout.names)
+
+    def __len__(self) -> int:
+        return len(self.layout.names)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({dict(self.items())!r})"  # type: ignore[attr-defined]
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.layout, self.vector))
+
+
+class Params(_OnVector, MutableMapping[str, Any]):
     """A network's parameters by name, backed by one float64 vector (``.vector``).
 
     Made by :meth:`Network.init_params <graphdiff.network.Network.init_params>`,
@@ -108,19 +137,12 @@ class Params(MutableMapping[str, Any]):
     ``Params`` of a network back to it costs no work per parameter.
     """
 
-    __slots__ = ("_views", "layout", "vector")
-
-    def __init__(self, layout: Layout, vector: Array) -> None:
-        self.layout, self.vector = layout, vector
-        self._views = layout.views(vector)
+    __slots__ = ()
 
     @classmethod
     def from_mapping(cls, layout: Layout, values: Mapping[str, Any]) -> Params:
         """A new vector filled from ``values`` (checked values of every parameter)."""
         return cls(layout, layout.fill(np.empty(layout.size), values))
-
-    def __getitem__(self, name: str) -> Any:
-        return self.layout.lookup(self.vector, self._views, name)
 
     def __setitem__(self, name: str, value: Any) -> None:
         shape = self.layout.shapes.get(name)
@@ -134,21 +156,6 @@ class Params(MutableMapping[str, Any]):
     def __delitem__(self, name: str) -> None:
         raise InputError(f"parameters cannot be deleted (tried {name!r}); use dict(params)")
 
-    def __contains__(self, name: object) -> bool:
-        return name in self.layout.where
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self.layout.names)
-
-    def __len__(self) -> int:
-        return len(self.layout.names)
-
-    def __repr__(self) -> str:
-        return f"Params({dict(self)!r})"
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self), (self.layout, self.vector))
-
     def copy(self) -> Params:
         """A new ``Params`` with its own vector."""
         return type(self)(self.layout, self.vector.copy())
@@ -160,7 +167,7 @@ class Params(MutableMapping[str, Any]):
         return next(n for n in self.layout.names if not np.all(np.isfinite(self[n])))
 
 
-class Grads(Mapping[str, Any]):
+class Grads(_OnVector, Mapping[str, Any]):
     """``dE/dθ`` by parameter name: a read-only mapping over one vector, iterated in
     name order, in the layout of the network's :class:`Params` (``.vector``).
 
@@ -175,11 +182,7 @@ class Grads(Mapping[str, Any]):
     (Grads({'x->y': np.float64(1.0)}), np.float64(1.0), True, array([1.]))
     """
 
-    __slots__ = ("_views", "layout", "vector")
-
-    def __init__(self, layout: Layout, vector: Array) -> None:
-        self.layout, self.vector = layout, vector
-        self._views = layout.views(vector) if layout.slices else ()
+    __slots__ = ()
 
     @classmethod
     def of(cls, layout: Layout, scalars: Array, tensors: Sequence[Array | None]) -> Grads:
@@ -192,24 +195,6 @@ class Grads(Mapping[str, Any]):
             if g is not None:
                 vector[a:b] = np.ravel(g)
         return cls(layout, vector)
-
-    def __getitem__(self, name: str) -> Any:
-        return self.layout.lookup(self.vector, self._views, name)
-
-    def __contains__(self, name: object) -> bool:
-        return name in self.layout.where
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self.layout.names)
-
-    def __len__(self) -> int:
-        return len(self.layout.names)
-
-    def __repr__(self) -> str:
-        return f"Grads({dict(self)!r})"
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self), (self.layout, self.vector))
 
     def all_finite(self) -> bool:
         """Is every gradient finite (no NaN, no infinity)?"""
