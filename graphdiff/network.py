@@ -430,13 +430,8 @@ class Network:
         interpret.backward(run, self._steps, self._loss_slot, seed, needs, check_finite)
         dl = run.deltas
         result = BackwardResult(loss=loss, grads=self.as_grads(run.grads))
-        if check_finite and not result.grads.all_finite():
-            bad = [k for k, v in result.grads.items() if not np.all(np.isfinite(v))]
-            raise NonFiniteError(
-                f"backward: the gradient of parameter(s) {bad!r} is not finite",
-                node=bad[0],
-                phase="backward",
-            )
+        if check_finite:
+            _check_grads_finite(result.grads)
         if deltas:
             # Copies: values alias the caller's inputs and params, and deltas alias
             # each other (add hands one array to both operands).
@@ -469,13 +464,8 @@ class Network:
         out = run(scalars, tensors, xs, n)
         loss = out[0] if type(out[0]) is np.float64 else np.float64(out[0])
         result = BackwardResult(loss=loss, grads=self._grads(out[1], out[2]))
-        if check_finite and not result.grads.all_finite():
-            bad = [k for k, v in result.grads.items() if not np.all(np.isfinite(v))]
-            raise NonFiniteError(
-                f"backward: the gradient of parameter(s) {bad!r} is not finite",
-                node=bad[0],
-                phase="backward",
-            )
+        if check_finite:
+            _check_grads_finite(result.grads)
         if deltas:
             per_slot = self._program.collect(out[3], self._steps)  # the caller's own arrays
             for s, (v, d, z, dz) in zip(self._steps, per_slot, strict=True):
@@ -694,6 +684,18 @@ def _params_of(s: Step) -> tuple[str, ...]:
     if isinstance(s, NeuronStep):
         return s.weights + ((s.bias,) if s.bias else ())
     return ()
+
+
+def _check_grads_finite(grads: Grads) -> None:
+    """:class:`NonFiniteError` naming the parameters whose gradient is NaN or infinite."""
+    if grads.all_finite():
+        return
+    bad = [k for k, v in grads.items() if not np.all(np.isfinite(v))]
+    raise NonFiniteError(
+        f"backward: the gradient of parameter(s) {bad!r} is not finite",
+        node=bad[0],
+        phase="backward",
+    )
 
 
 def _check_finite_inputs(params: dict[str, Any], arrays: dict[Hashable, Array]) -> None:
