@@ -159,6 +159,10 @@ def fit_gradient(g: Array | None, shape: tuple[int, ...], op: str, node: Node) -
     (None: zeros)."""
     if g is None:
         return np.zeros(shape)
+    if type(g) is np.ndarray and g.dtype is _F64 and g.shape[1:] == shape and g.ndim:
+        # broadcast over the data points only (a bias): unbroadcast's sum, without its
+        # general case's work
+        return np.add.reduce(g, axis=0)  # type: ignore[no-any-return]
     g = numeric(g, op, node, "vjp")
     try:
         g = unbroadcast(g, shape)
