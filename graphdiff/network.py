@@ -18,7 +18,7 @@ from __future__ import annotations
 import functools
 import sys
 import zlib
-from collections.abc import Hashable, Iterable, Mapping, Sequence
+from collections.abc import Hashable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from operator import itemgetter
 from typing import Any
@@ -44,9 +44,32 @@ from .plan import (
 from .program import generate
 from .schema import ModelFile
 
-__all__ = ["BackwardResult", "Grads", "Network", "Params"]
+__all__ = ["BackwardResult", "Batch", "Grads", "Network", "Params"]
 
 Array = np.ndarray
+
+
+class Batch(Mapping[Hashable, Array]):
+    """Inputs gathered for one step from data checked once (what ``fit``'s runner
+    makes): ``xs`` in ``net.inputs`` order, float64 arrays over the same ``n > 0``
+    points. ``net`` takes them as they are, with no per-input checks; read as a
+    mapping (by any other network, or the checking path) it is input node -> array.
+    """
+
+    __slots__ = ("n", "net", "xs")
+
+    def __init__(self, net: Network, xs: list[Array], n: int) -> None:
+        self.net, self.xs, self.n = net, xs, n
+
+    def __getitem__(self, node: Hashable) -> Array:
+        return self.xs[self.net._input_index[node]]
+
+    def __iter__(self) -> Iterator[Hashable]:
+        return iter(self.net.inputs)
+
+    def __len__(self) -> int:
+        return len(self.xs)
+
 
 
 @dataclass
@@ -97,6 +120,7 @@ class Network:
         self.reduction = plan.reduction
         self.nodes: tuple[Hashable, ...] = plan.order
         self.inputs: tuple[Hashable, ...] = plan.inputs
+        self._input_index = {node: i for i, node in enumerate(self.inputs)}
         self.params = plan.params
         self._tensors = list(plan.tensors)
         self._tensor_shapes = [self.params[n].shape for n in self._tensors]
@@ -269,6 +293,16 @@ class Network:
         if missing:
             raise InputError(f"missing parameter(s) {missing!r}")
         checked: dict[str, Any] = {}
+        # every parameter: the scalars' values as one array first; numbers all (no None,
+        # text or arrays among them) when numpy makes one numeric vector of them
+        scalars = (
+            self._scalar_vector(params)
+            if len(names) == len(self._names) and len(self._scalars) > 1 else None
+        )
+        order = names
+        if scalars is not None:
+            checked = dict(zip(self._scalars, scalars, strict=True))
+            names = [n for n in names if n not in checked]
         for name in names:
             spec, value = self.params[name], as_numbers(params[name], f"parameter {name!r}")
             if spec.kind == "scalar":
@@ -284,7 +318,18 @@ class Network:
                         f"parameter {name!r} must have shape {spec.shape}, got {arr.shape}"
                     )
                 checked[name] = arr
-        return checked
+        return checked if scalars is None else {n: checked[n] for n in order}
+
+    def _scalar_vector(self, params: Mapping[str, Any]) -> Array | None:
+        """The scalar parameters' values as a float64 vector, if numpy reads them as one
+        numeric vector (else None: the parameter-by-parameter check names the culprit)."""
+        try:
+            values = np.array(self._get_scalars(params))
+        except (TypeError, ValueError, KeyError):
+            return None
+        if values.shape != (len(self._scalars),) or values.dtype.kind not in "biuf":
+            return None
+        return values.astype(np.float64, copy=False)
 
     def _check_inputs(
         self, inputs: Mapping[Hashable, Any], needed: Iterable[Hashable]
@@ -506,6 +551,8 @@ class Network:
     def _fast_inputs(
         self, scalars: Array, tensors: Sequence[Array], inputs: Mapping[Hashable, Any]
     ) -> tuple[Array, Sequence[Array], list[Array], int]:
+        if type(inputs) is Batch and inputs.net is self:  # checked when gathered
+            return scalars, tensors, inputs.xs, inputs.n
         f64 = _F64
         try:
             xs = list(map(inputs.__getitem__, self.inputs))
