@@ -220,9 +220,10 @@ class Optimizer:
     ) -> tuple[Array, dict[str, Array]]:
         """One parameter's update rule: return the new value and the new state slots.
 
-        ``p`` and ``g`` are float64 arrays (0-d for scalar parameters), ``state``
-        holds this parameter's slots, ``lr`` is this step's learning rate and ``t``
-        the 1-based number of this step. Must not write into its arguments.
+        ``p`` and ``g`` are arrays of the network's float type (0-d for scalar
+        parameters), ``state`` holds this parameter's slots, ``lr`` is this step's
+        learning rate and ``t`` the 1-based number of this step. Must not write into
+        its arguments.
         """
         raise NotImplementedError(f"{type(self).__name__} must define update()")
 
@@ -331,8 +332,8 @@ class Optimizer:
         slots = self._slot_vectors(layout)
         if self.elementwise:
             value, new_slots = self.update(p, g, slots, lr, t)
-            new = np.array(value, dtype=np.float64)
-            slots = {k: np.array(new_slots[k], dtype=np.float64) for k in self.slots}
+            new = np.array(value, dtype=p.dtype)  # the network's float type, as given
+            slots = {k: np.array(new_slots[k], dtype=p.dtype) for k in self.slots}
             if new.shape != p.shape or any(v.shape != p.shape for v in slots.values()):
                 raise OptimizerError(
                     f"{type(self).__name__}.update is elementwise, but did not return "
@@ -378,7 +379,7 @@ class Optimizer:
                         f"optimizer state {k!r} of parameter {n!r} does not have its shape "
                         f"{layout.shapes[n]}"
                     )
-            vectors[k] = layout.fill(np.zeros(layout.size), values)
+            vectors[k] = layout.fill(np.zeros(layout.size, layout.dtype), values)
         return vectors
 
     def _scalar_batch(
