@@ -559,7 +559,7 @@ def _saved_params(ckpt: Checkpoint, net: Network, where: str) -> tuple[Params, L
             )
         return net.as_params(params), net.layout
     mine, theirs = net.layout, params.layout
-    want = np.dtype(getattr(mine, "dtype", np.float64))
+    want = mine.dtype
     if params.vector.dtype != want:
         raise FitError(
             f"resume: the checkpoint {where!r} holds a {params.vector.dtype.name} parameter "
