@@ -13,17 +13,27 @@ from typing import Any
 import numpy as np
 
 from .graphspec import (
-    _check_sizes,
-    _copy_json,
-    _decode_params,
-    _encode,
-    _encode_params,
-    _json_value,
-    _named,
+    check_sizes,
+    copy_json,
+    decode,
+    decode_params,
+    encode,
+    encode_params,
+    json_value,
+    named,
 )
-from .jsonread import GraphFormatError, _in_file, _pointer, _read_doc, _show, _validate
-from .jsonwrite import _atomic_write, _layout, _tensor_doc
-from .schema import CHECKPOINT_FORMAT, FORMAT_VERSION, CheckpointFile, LoadLimits
+from .jsonread import GraphFormatError, in_file, pointer, read_doc, show, validate_doc
+from .jsonwrite import atomic_write, doc_lines, tensor_doc
+from .params import Layout, Params
+from .schema import (
+    CHECKPOINT_FORMAT,
+    DTYPES,
+    FORMAT_VERSION,
+    CheckpointFile,
+    LayoutSpec,
+    LoadLimits,
+    TensorSpec,
+)
 
 __all__ = ["Checkpoint", "load_checkpoint", "save_checkpoint"]
 
@@ -34,9 +44,13 @@ class Checkpoint:
 
     Attributes
     ----------
-    params : parameter name -> array (or numpy scalar), float64 or float32.
+    params : parameter name -> array (or numpy scalar), float64 or float32. A
+        :class:`~graphdiff.params.Params` (what ``fit`` writes) is stored as its
+        layout and one vector, of its dtype, and loads back as one.
     optimizer : the optimizer's ``state_dict()``: ``{"name": str, "config": JSON
-        dict, "step": int, "state": {param: {slot: array}}}``, or ``None``.
+        dict, "step": int, "state": {param: {slot: array}}}``, or with ``params`` a
+        ``Params``, ``"slots": {slot: vector}`` in its layout instead of ``"state"``
+        (``state_dict(params.layout)``, what ``fit`` writes); or ``None``.
     rng_state : ``rng.bit_generator.state`` (integer arrays in it are stored as
         lists, which numpy accepts back), or ``None``.
     epoch, step : where training stopped.
@@ -51,7 +65,7 @@ class Checkpoint:
     numpy scalars where shape-``()`` arrays were saved.
     """
 
-    params: dict[str, Any]
+    params: Mapping[str, Any]
     optimizer: dict[str, Any] | None = None
     rng_state: dict[str, Any] | None = None
     epoch: int = 0
@@ -80,14 +94,14 @@ def _rng_json(state: Any) -> Any:
 
 def _rows(history: Any) -> list[Any]:
     if not isinstance(history, (list, tuple)):
-        raise GraphFormatError("bad_type", f"history must be a list of dicts, got {_show(history)}")
+        raise GraphFormatError("bad_type", f"history must be a list of dicts, got {show(history)}")
     return list(history)
 
 
 def _row_doc(row: Mapping[str, Any]) -> dict[str, Any]:
     """A history row for the file: diagnostics become a list (JSON keys are only text)."""
     if not isinstance(row, Mapping):
-        raise GraphFormatError("bad_type", f"history rows must be dicts, got {_show(row)}")
+        raise GraphFormatError("bad_type", f"history rows must be dicts, got {show(row)}")
     nodes = row.get("nodes")
     if not isinstance(nodes, Mapping):
         return dict(row)
@@ -122,24 +136,28 @@ def save_checkpoint(path: str | os.PathLike[str], ckpt: Checkpoint) -> None:
     >>> back.epoch, back.rng_state == rng.bit_generator.state
     (3, True)
     """
+    params = ckpt.params
+    layout = params.layout if isinstance(params, Params) else None
     opt = ckpt.optimizer
     opt_doc = None
     if opt is not None:
         try:
-            state = opt.get("state") or {}
             opt_doc = {
                 "name": opt.get("name"),
-                "config": _named("optimizer config", _json_value, opt.get("config") or {}),
+                "config": named("optimizer config", json_value, opt.get("config") or {}),
                 "step": opt.get("step", 0),
-                "state": {
-                    p: {s: _tensor_doc(_named(f"optimizer state {p!r}/{s!r}", _encode, a))
-                        for s, a in sorted(slots.items())}
-                    for p, slots in sorted(state.items())
-                },
             }
+            if opt.get("slots") is not None:
+                opt_doc["slots"] = _slots_doc(opt["slots"], layout)
+            else:
+                opt_doc["state"] = {
+                    p: {s: tensor_doc(named(f"optimizer state {p!r}/{s!r}", encode, a))
+                        for s, a in sorted(slots.items())}
+                    for p, slots in sorted((opt.get("state") or {}).items())
+                }
         except (AttributeError, TypeError):  # not the dicts of an optimizer's state_dict()
             raise GraphFormatError(
-                "bad_type", f"optimizer must be an optimizer's state_dict(), got {_show(opt)}"
+                "bad_type", f"optimizer must be an optimizer's state_dict(), got {show(opt)}"
             ) from None
     doc: dict[str, Any] = {
         "format": CHECKPOINT_FORMAT,
@@ -148,22 +166,27 @@ def save_checkpoint(path: str | os.PathLike[str], ckpt: Checkpoint) -> None:
         "epoch": ckpt.epoch,
         "step": ckpt.step,
         "graph_fingerprint": ckpt.graph_fingerprint,
-        "config": _named("config", _json_value, ckpt.config),
-        "history": _named("history", _json_value, [_row_doc(row) for row in _rows(ckpt.history)]),
+        "config": named("config", json_value, ckpt.config),
+        "history": named("history", json_value, [_row_doc(row) for row in _rows(ckpt.history)]),
         "rng_state": None if ckpt.rng_state is None
-        else _named("rng_state", _json_value, _rng_json(ckpt.rng_state)),
+        else named("rng_state", json_value, _rng_json(ckpt.rng_state)),
         "optimizer": opt_doc,
-        "params": {k: _tensor_doc(t) for k, t in _encode_params(ckpt.params).items()},
     }
+    if isinstance(params, Params):
+        doc["layout"] = _layout_doc(params.layout)
+        doc["vector"] = tensor_doc(named("the parameter vector", encode, params.vector))
+    else:
+        doc["params"] = {k: tensor_doc(t) for k, t in encode_params(params).items()}
     try:
         doc["checksum"] = _checksum(doc)
     except (TypeError, ValueError):  # a field that is not JSON (epoch=frozenset(), ...)
-        _validate(CheckpointFile, doc)  # names the field
+        validate_doc(CheckpointFile, doc)  # names the field
         raise GraphFormatError("bad_type", "the checkpoint holds values that are not "
                                "JSON data") from None
-    _validate(CheckpointFile, doc)
-    expand = {(), ("params",), ("optimizer",), ("optimizer", "state"), ("history",)}
-    _atomic_write(path, [*_layout(doc, expand), "\n"])
+    validate_doc(CheckpointFile, doc)
+    expand = {(), ("params",), ("optimizer",), ("optimizer", "state"), ("optimizer", "slots"),
+              ("history",), ("layout",)}
+    atomic_write(path, [*doc_lines(doc, expand), "\n"])
 
 
 def load_checkpoint(
@@ -181,9 +204,9 @@ def load_checkpoint(
     if not isinstance(limits, LoadLimits):
         raise GraphFormatError("bad_type", f"limits must be a LoadLimits, got "
                                f"{type(limits).__name__}")
-    with _in_file(path):
-        doc = _read_doc(path, CHECKPOINT_FORMAT, limits)
-        spec: CheckpointFile = _validate(CheckpointFile, doc)
+    with in_file(path):
+        doc = read_doc(path, CHECKPOINT_FORMAT, limits)
+        spec: CheckpointFile = validate_doc(CheckpointFile, doc)
         if _checksum(doc) != spec.checksum:
             raise GraphFormatError(
                 "checksum",
@@ -191,31 +214,128 @@ def load_checkpoint(
                 "/checksum",
             )
         opt = spec.optimizer
-        tensors = [(f"/params/{_pointer([k])[1:]}", t) for k, t in spec.params.items()]
+        tensors = [(f"/params/{pointer([k])[1:]}", t) for k, t in (spec.params or {}).items()]
+        if spec.vector is not None:
+            tensors.append(("/vector", spec.vector))
         if opt is not None:
-            tensors += [(f"/optimizer/state/{_pointer([p, s])[1:]}", t)
+            tensors += [(f"/optimizer/state/{pointer([p, s])[1:]}", t)
                         for p, slots in opt.state.items() for s, t in slots.items()]
-        _check_sizes(tensors, limits)
-        params = _decode_params(spec.params, "/params", allow_nonfinite)
+            tensors += [(f"/optimizer/slots/{pointer([k])[1:]}", t)
+                        for k, t in (opt.slots or {}).items()]
+        shapes = [] if spec.layout is None else [
+            (f"/layout/tensors/{i}", t.shape) for i, t in enumerate(spec.layout.tensors)
+        ]
+        check_sizes(tensors, limits, shapes=shapes)
+        params: Mapping[str, Any]
+        if spec.params is not None:
+            if spec.layout is not None or spec.vector is not None:
+                raise GraphFormatError(
+                    "bad_type", "a checkpoint holds 'params' or 'layout' and 'vector', "
+                    "not both", "/layout" if spec.layout is not None else "/vector"
+                )
+            params = decode_params(spec.params, "/params", allow_nonfinite)
+        else:
+            params = _params_of(spec, allow_nonfinite)
         optimizer = None
         if opt is not None:
-            optimizer = {
-                "name": opt.name,
-                "config": _copy_json(opt.config),
-                "step": opt.step,
-                "state": {
-                    p: _decode_params(slots, f"/optimizer/state/{_pointer([p])[1:]}",
+            optimizer = {"name": opt.name, "config": copy_json(opt.config), "step": opt.step}
+            if opt.slots is not None:
+                if opt.state or not isinstance(params, Params):
+                    raise GraphFormatError(
+                        "bad_type", "optimizer 'slots' (vectors) need the parameters as "
+                        "'layout' and 'vector', and no per-parameter 'state'",
+                        "/optimizer/slots",
+                    )
+                optimizer["slots"] = _slots_of(opt.slots, params, allow_nonfinite)
+            else:
+                optimizer["state"] = {
+                    p: decode_params(slots, f"/optimizer/state/{pointer([p])[1:]}",
                                       allow_nonfinite)
                     for p, slots in opt.state.items()
-                },
-            }
+                }
         return Checkpoint(
             params=params,
             optimizer=optimizer,
-            rng_state=_copy_json(spec.rng_state),
+            rng_state=copy_json(spec.rng_state),
             epoch=spec.epoch,
             step=spec.step,
-            config=_copy_json(spec.config),
+            config=copy_json(spec.config),
             history=[_row(row) for row in spec.history],
             graph_fingerprint=spec.graph_fingerprint,
         )
+
+
+# -- the vector format ---------------------------------------------------------------
+
+
+def _layout_doc(layout: Layout) -> dict[str, Any]:
+    scalars = sorted((i, n) for n, i in layout.where.items() if i >= 0)
+    tensors = sorted((~i, n) for n, i in layout.where.items() if i < 0)
+    return {
+        "scalars": [n for _, n in scalars],
+        "tensors": [{"name": n, "shape": list(layout.shapes[n])} for _, n in tensors],
+    }
+
+
+def _slots_doc(slots: Mapping[str, Any], layout: Layout | None) -> dict[str, Any]:
+    """Optimizer slots as vectors in the layout of the checkpoint's ``Params``."""
+    if layout is None:
+        raise GraphFormatError(
+            "bad_type", "optimizer 'slots' (vectors) need params as a Params (their layout)"
+        )
+    out = {}
+    for k, v in sorted(slots.items()):
+        t = named(f"optimizer slot {k!r}", encode, v)
+        if t.shape != [layout.size]:
+            raise GraphFormatError(
+                "bad_shape", f"optimizer slot {k!r} has shape {tuple(t.shape)}, not the "
+                f"parameter vector's ({layout.size},)"
+            )
+        out[k] = tensor_doc(t)
+    return out
+
+
+def _vector(t: TensorSpec, where: str, size: int, allow_nonfinite: bool) -> np.ndarray:
+    if t.shape != [size]:
+        raise GraphFormatError(
+            "bad_shape", f"the layout holds {size} numbers: shape must be [{size}], "
+            f"got {t.shape}", f"{where}/shape"
+        )
+    return decode(t, where, allow_nonfinite)
+
+
+def _params_of(spec: CheckpointFile, allow_nonfinite: bool) -> Params:
+    """The ``Params`` of a checkpoint's ``layout`` and ``vector`` (of the vector's dtype)."""
+    if spec.layout is None or spec.vector is None:
+        raise GraphFormatError(
+            "missing_field", "a checkpoint holds 'params', or 'layout' and 'vector'",
+            "/vector" if spec.layout is not None else "/layout"
+        )
+    layout = _layout_of(spec.layout, DTYPES[spec.vector.dtype])
+    return Params(layout, _vector(spec.vector, "/vector", layout.size, allow_nonfinite))
+
+
+def _layout_of(spec: LayoutSpec, dtype: str) -> Layout:
+    seen: set[str] = set()
+    names = [(f"/layout/scalars/{i}", n) for i, n in enumerate(spec.scalars)]
+    names += [(f"/layout/tensors/{i}/name", t.name) for i, t in enumerate(spec.tensors)]
+    for where, n in names:
+        if n in seen:
+            raise GraphFormatError("duplicate_id", f"parameter {show(n)} appears twice", where)
+        seen.add(n)
+    return Layout(spec.scalars, [(t.name, tuple(t.shape)) for t in spec.tensors], dtype)
+
+
+def _slots_of(
+    slots: Mapping[str, TensorSpec], params: Params, allow_nonfinite: bool
+) -> dict[str, np.ndarray]:
+    out = {}
+    for k, t in slots.items():
+        where = f"/optimizer/slots/{pointer([k])[1:]}"
+        if t.dtype != params.vector.dtype.name:
+            raise GraphFormatError(
+                "bad_dtype", f"optimizer slot {show(k)} is {t.dtype}, the parameter vector "
+                f"{params.vector.dtype.name}", f"{where}/dtype"
+            )
+        out[k] = _vector(t, where, params.layout.size, allow_nonfinite)
+    return out

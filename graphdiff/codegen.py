@@ -52,14 +52,35 @@ Array = np.ndarray
 # Larger plans (outside levels) keep the interpreter; see generate().
 MAX_UNFUSED_STEPS = 5000
 
+_F64 = np.dtype(np.float64)
+
 RELEASABLE = re.compile(r"\b((?:v|z|V|Z|A|W|WE|d|DV)\d+)\b")
 
 
 @lru_cache(maxsize=64)
-def _seed(n: int, value: float) -> Array:
+def _seed(n: int, value: float, dtype: np.dtype[Any] = _F64) -> Array:
     """dE/d(loss values), 1/N each for the mean: one number broadcast over the batch
     (read-only, stride 0, like the placeholders), so no array of N is filled per call."""
-    return np.broadcast_to(np.float64(value), (n,))
+    return np.broadcast_to(dtype.type(value), (n,))
+
+
+@lru_cache(maxsize=4)
+def _float_names(dtype: np.dtype[Any]) -> dict[str, Any]:
+    """The generated code's names that make or check floats, for a network of ``dtype``:
+    float64's are the plain functions, another float type's have it bound (a float64
+    number or array anywhere in a float32 network would promote what it touches)."""
+    if dtype == np.float64:
+        return {
+            "_zeros": np.zeros, "_seed": _seed, "_FT": np.float64, "_FTd": dtype,
+            "_num": numeric, "_fit": fit_gradient, "_dz": activation_delta, "_ph": zeros_like,
+            "_ZERO": np.float64(0.0),
+        }
+    return {
+        "_zeros": partial(np.zeros, dtype=dtype), "_seed": partial(_seed, dtype=dtype),
+        "_FT": dtype.type, "_FTd": dtype, "_num": partial(numeric, dtype=dtype),
+        "_fit": partial(fit_gradient, dtype=dtype), "_dz": partial(activation_delta, dtype=dtype),
+        "_ph": partial(zeros_like, dtype=dtype), "_ZERO": dtype.type(0.0),
+    }
 
 
 def _passes(op: Op, attrs: dict[str, Any]) -> bool:
@@ -85,6 +106,7 @@ class CodeGen:
         needs: list[bool],
         deltas: bool = False,
         check: bool = False,
+        dtype: Any = np.float64,
     ) -> None:
         self.steps = steps  # numbered 0, 1, ... in order: steps[slot] is that slot's step
         assert not steps or steps[-1].slot == len(steps) - 1
@@ -100,8 +122,6 @@ class CodeGen:
         self.want = [True] * len(steps) if deltas else needs
         self.ns: dict[str, Any] = {
             "_np": np,
-            "_zeros": np.zeros,
-            "_seed": _seed,
             "_sum": np.add.reduce,
             "_ones": np.ones,
             "_cat": np.concatenate,
@@ -112,21 +132,16 @@ class CodeGen:
             "_dot": np.dot,
             "_zeros_like": np.zeros_like,
             "_fromiter": np.fromiter,
-            "_F64": np.float64,
             "_vector": check_operand,
             "_grads_of": check_grads,
-            "_fit": fit_gradient,
-            "_num": numeric,
-            "_dz": activation_delta,
             "_nd": np.ndarray,
-            "_F64d": np.dtype(np.float64),
             "_check_loss": check_loss,
-            "_ph": zeros_like,
             "_cv": check_value,
             "_cd": check_delta,
             "_cl": check_loss_value,
             "_fin": all_finite,
             "_steps": steps,
+            **_float_names(np.dtype(dtype)),
         }
         f = self.fusion = fuse(steps, self.sidx)
         self.neurons, self.neuron_args, self.levels, self.order = (
@@ -298,7 +313,7 @@ class CodeGen:
         """What an op's forward returned, by the rule both paths share (plan.numeric)."""
         name, node = self.bind(op.name, "O", s.slot), self.bind(s.node, "N", s.slot)
         return [
-            f"if type({var}) is not _nd or {var}.dtype is not _F64d:",
+            f"if type({var}) is not _nd or {var}.dtype is not _FTd:",
             f"    {var} = _num({var}, {name}, {node}, 'forward')",
         ]
 
@@ -505,7 +520,7 @@ class CodeGen:
                 # delta downstream certainly exists and needs no run-time tests.
                 body += [
                     f"t = {grad}",
-                    f"if type(t) is not _nd or t.dtype is not _F64d or t.shape != {shape}:",
+                    f"if type(t) is not _nd or t.dtype is not _FTd or t.shape != {shape}:",
                     f"    t = _fit(t, {shape}, {name}, {node})",
                 ]
                 body += self.add_to(a, "t", maybe=self.dstate.get(i) == "maybe")
@@ -706,7 +721,6 @@ class CodeGen:
                 add = f"GS[{p}] += g{p}"
                 body += [add] if state == "sure" else [f"if g{p} is not None:", f"    {add}"]
         else:
-            self.ns["_ZERO"] = np.float64(0.0)
             terms = []
             for p in range(len(self.sidx)):
                 state = self.gstate.get(p, "none")
@@ -714,7 +728,7 @@ class CodeGen:
                     f"g{p}" if state == "sure" else "_ZERO" if state == "none"
                     else f"(_ZERO if g{p} is None else g{p})"
                 )
-            body.append(f"GS = _fromiter(({''.join(t + ', ' for t in terms)}), _F64, {len(terms)})")
+            body.append(f"GS = _fromiter(({''.join(t + ', ' for t in terms)}), _FT, {len(terms)})")
         grads_t = ", ".join(f"GT{j}" for j in range(len(self.tidx)))
         if self.deltas:  # every value and delta stays alive, for the caller to read
             body = [ln for ln in body if not ln.startswith("del ")]

@@ -43,10 +43,12 @@ Contributions = Iterator[tuple[int, Array]]  # (operand slot, its share of the d
 
 @dataclass
 class Run:
-    """One call's state: every value; for neurons z and dE/dz; deltas and gradients."""
+    """One call's state: every value; for neurons z and dE/dz; deltas and gradients;
+    ``dtype`` the network's float type, what ops' results are converted to."""
 
     params: Mapping[str, Any]
     vals: list[Any]
+    dtype: np.dtype[Any] = field(default_factory=lambda: np.dtype(np.float64))
     z: dict[int, Array] = field(default_factory=dict)
     dz: dict[int, Array] = field(default_factory=dict)
     deltas: list[Array | None] = field(default_factory=list)
@@ -86,7 +88,7 @@ def _op(s: OpStep, run: Run) -> Array:
         raise ShapeError(
             f"node {s.node!r} (op {s.op.name!r}) failed on operands of shape {shapes}: {e}"
         ) from e
-    return numeric(out, s.op.name, s.node, "forward")
+    return numeric(out, s.op.name, s.node, "forward", run.dtype)
 
 
 def _neuron(s: NeuronStep, run: Run) -> Array:
@@ -99,7 +101,7 @@ def _neuron(s: NeuronStep, run: Run) -> Array:
     if s.bias is not None:
         z = z + run.params[s.bias]
     run.z[s.slot] = z
-    return numeric(s.act.forward(z, **s.act_attrs), s.act.name, s.node, "forward")
+    return numeric(s.act.forward(z, **s.act_attrs), s.act.name, s.node, "forward", run.dtype)
 
 
 FORWARD: dict[type[Step], Callable[[Any, Run], Array]] = {
@@ -122,18 +124,18 @@ def _param_back(s: ParamStep, g: Array, run: Run) -> Contributions:
 def _op_back(s: OpStep, g: Array, run: Run) -> Contributions:
     assert s.op is not None
     xs = [run.vals[a] for a in s.args]
-    gs = s.op.vjp(g, *vjp_args(s.op, run.vals[s.slot], xs), **s.attrs)
+    gs = s.op.vjp(g, *vjp_args(s.op, run.vals[s.slot], xs, run.dtype), **s.attrs)
     check_grads(gs, len(xs), s.op.name, s.node)
     for a, x, gx in zip(s.args, xs, gs, strict=True):
         if gx is not None and run.needs[a]:
-            yield a, fit_gradient(gx, np.shape(x), s.op.name, s.node)
+            yield a, fit_gradient(gx, np.shape(x), s.op.name, s.node, run.dtype)
 
 
 def _neuron_back(s: NeuronStep, g: Array, run: Run) -> Contributions:
     assert s.act is not None
     z = run.z[s.slot]
-    dz = s.act.vjp(g, *vjp_args(s.act, run.vals[s.slot], [z]), **s.act_attrs)[0]
-    dz = run.dz[s.slot] = activation_delta(dz, s.act.name, s.node)
+    dz = s.act.vjp(g, *vjp_args(s.act, run.vals[s.slot], [z], run.dtype), **s.act_attrs)[0]
+    dz = run.dz[s.slot] = activation_delta(dz, s.act.name, s.node, run.dtype)
     for a, w in zip(s.args, s.weights, strict=True):
         _add_grad(run, w, np.dot(dz, run.vals[a]))
         if run.needs[a]:
@@ -153,10 +155,11 @@ BACKWARD: dict[type[Step], Callable[[Any, Array, Run], Contributions]] = {
 
 def forward(
     steps: list[Step], n_slots: int, params: Mapping[str, Any],
-    arrays: Mapping[Hashable, Array], check_finite: bool,
+    arrays: Mapping[Hashable, Array], check_finite: bool, dtype: Any = np.float64,
 ) -> Run:
-    """Every step's value, in plan order (inputs from ``arrays``)."""
-    run = Run(params, [None] * n_slots)
+    """Every step's value, in plan order (inputs from ``arrays``, parameters and
+    inputs already of ``dtype``, the network's float type)."""
+    run = Run(params, [None] * n_slots, np.dtype(dtype))
     vals = run.vals
     for s in steps:
         if type(s) is InputStep:

@@ -111,6 +111,7 @@ def generate(
     loss_slot: int,
     reduction: str,
     needs: list[bool],
+    dtype: Any = np.float64,
 ) -> Program | None:
     """Generate the fast backward and error functions of a plan.
 
@@ -118,12 +119,14 @@ def generate(
     levels (a 100,000-node chain): CPython compiles such huge functions slowly,
     and there the interpreter's per-step cost is small next to the work anyway.
     """
-    gen = CodeGen(steps, scalar_names, tensor_names, loss_slot, reduction, needs)
+    gen = CodeGen(steps, scalar_names, tensor_names, loss_slot, reduction, needs, dtype=dtype)
     if sum(not isinstance(it, Level) for it in gen.order) > MAX_UNFUSED_STEPS:
         return None
 
     def make(deltas: bool, check: bool) -> tuple[Callable[..., Any], str]:
-        g = CodeGen(steps, scalar_names, tensor_names, loss_slot, reduction, needs, deltas, check)
+        g = CodeGen(
+            steps, scalar_names, tensor_names, loss_slot, reduction, needs, deltas, check, dtype
+        )
         src = g.source(with_backward=True)
         # The source is built only from integers and fixed identifiers (see module doc).
         exec(compile(src, "<graphdiff plan>", "exec"), g.ns)  # noqa: S102

@@ -19,7 +19,7 @@ from .data import DataError
 from .errors import GraphdiffError, InputError, NonFiniteError, ShapeError
 from .network import BackwardResult, Batch, Network
 from .plan import as_numbers
-from .predict import _fed, metrics
+from .predict import fed_inputs, metrics
 
 __all__ = ["QUIET", "FitError", "InProcess", "Runner", "as_inputs", "batch_gradient"]
 
@@ -82,10 +82,11 @@ def batch_gradient(
 
 def as_inputs(net: Network, data: Any, what: str) -> Data:
     try:
-        data = _fed(net, data, list(net.inputs), what)
+        data = fed_inputs(net, data, list(net.inputs), what)
     except DataError as e:
         raise FitError(str(e)) from None
-    arrays = {n: as_numbers(data[n], f"{what}: input {n!r}") for n in net.inputs}
+    # converted once, to the network's float type
+    arrays = {n: as_numbers(data[n], f"{what}: input {n!r}", net.dtype) for n in net.inputs}
     sizes = {n: (a.shape[0] if a.ndim else None) for n, a in arrays.items()}
     if len(set(sizes.values())) != 1 or None in sizes.values():
         raise ShapeError(f"{what}: inputs must share a first axis over data points, got {sizes!r}")
