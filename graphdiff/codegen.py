@@ -285,6 +285,9 @@ class CodeGen:
             return [f"v{i} = T{self.tidx[s.name]}"]
         if isinstance(s, OpStep):
             assert s.op is not None
+            rows = self._stacked_rows(s)
+            if rows is not None:  # np.stack's numbers and C order, without k views
+                return [f"v{i} = V{rows}[_SK{i}].T.copy()", *self._vector_check(i)]
             fwd = self.bind(partial(s.op.forward, **s.attrs) if s.attrs else s.op.forward, "F", i)
             args = ", ".join(self.val(a) for a in s.args)
             lines = []
@@ -308,6 +311,27 @@ class CodeGen:
         lines = [f"z{i} = {' + '.join(terms)}", f"v{i} = {self.bind(act, 'G', i)}(z{i})"]
         lines += self._numeric(f"v{i}", s.act, s)
         return lines if f"z{i}" in self.kept else [*lines, f"del z{i}"]
+
+    def _stacked_rows(self, s: OpStep) -> int | None:
+        """The level b when ``s`` is graphdiff's ``stack`` on axis 1 of distinct rows of
+        level b, each certainly of shape (N,) (neuron notation's output layer feeding a
+        loss): the code then gathers the rows (``_SK<slot>``) and scatters their deltas
+        itself, instead of k views, the op's calls and a check per operand."""
+        op = s.op
+        if op is None or not op.builtin or op.name != "stack" or s.attrs.get("axis", 1) not in (
+            1, -1
+        ):
+            return None
+        where = [self.level_of(a) for a in s.args]
+        blocks = {w[0] for w in where if w is not None}
+        if None in where or len(blocks) != 1 or len(set(s.args)) != len(s.args) or not all(
+            map(self.per_point, s.args)
+        ):
+            return None
+        b = blocks.pop()
+        if f"_SK{s.slot}" not in self.ns:
+            self.ns[f"_SK{s.slot}"] = np.array([w[1] for w in where if w is not None], np.intp)
+        return b
 
     def _numeric(self, var: str, op: Op, s: Step) -> list[str]:
         """What an op's forward returned, by the rule both paths share (plan.numeric)."""
@@ -493,6 +517,12 @@ class CodeGen:
             wanted = [j for j, a in enumerate(s.args) if self.want[a]]
             if not wanted:
                 return self._guarded(i, self._checked(i))
+            rows = self._stacked_rows(s)
+            if rows is not None and len(wanted) == len(s.args):
+                # the stack's vjp, each column to its row's delta, in one fancy-index add
+                # (the rows are distinct, so it is exact, as k adds of the columns are)
+                self._alloc(rows)
+                return self._guarded(i, [*self._checked(i), f"DV{rows}[_SK{i}] += d{i}.T"])
             needed = sum(self.needs[a] for a in s.args)
             name, node = self.bind(s.op.name, "O", i), self.bind(s.node, "N", i)
             args = ", ".join(self.arg(a) for a in s.args)
