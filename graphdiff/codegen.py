@@ -41,6 +41,7 @@ from .plan import (
     check_value,
     fit_gradient,
     numeric,
+    rows_of,
     zeros_like,
 )
 from .registry import Op, identity, identity_vjp
@@ -126,6 +127,7 @@ class CodeGen:
             "_ones": np.ones,
             "_cat": np.concatenate,
             "_arr": np.array,
+            "_rows": rows_of,
             "_reduceat": np.add.reduceat,
             "_addat": np.add.at,
             "_einsum": np.einsum,
@@ -163,6 +165,9 @@ class CodeGen:
         for a, o in zip(flat[hits].tolist(), owner[hits].tolist(), strict=True):
             self.first_neuron.setdefault(a, neurons[o])
         self._forward: list[str] | None = None
+        # input slot -> its position in X, the generated functions' list of inputs
+        inputs = [s.slot for s in steps if isinstance(s, InputStep)]
+        self.input_at = {slot: j for j, slot in enumerate(inputs)}
         self._plan_reads()
 
     # -- planning -----------------------------------------------------------------
@@ -362,10 +367,17 @@ class CodeGen:
                 pieces.append(f"V{blk}")  # the whole previous level, in order: no copy
             else:
                 pieces.append(f"V{blk}[{sel}]")
-        if len(pieces) > 1 and all(blk is None for blk, _, _, _ in groups):
+        singles = [int(sel) for blk, sel, _, _ in groups if blk is None]
+        at = [self.input_at.get(a, -1) for a in singles]
+        if len(singles) > 1 and len(singles) == len(groups) and at == list(
+            range(at[0], at[0] + len(at))
+        ) and at[0] >= 0:
+            # inputs X[j:j+m] in order: the matrix they are rows of, if the caller has one
+            gather = f"_rows(X, {at[0]}, {at[0] + len(at)})"
+        elif len(pieces) > 1 and len(singles) == len(groups):
             # only single values (of shape (N,), checked where they are made): one array
             # of them, as _cat of their rows makes it, in one call and without k views
-            gather = f"_arr(({''.join(self.val(int(sel)) + ', ' for _, sel, _, _ in groups)}))"
+            gather = f"_arr(({''.join(self.val(a) + ', ' for a in singles)}))"
         else:
             gather = pieces[0] if len(pieces) == 1 else f"_cat(({', '.join(pieces)},))"
         lines = [f"A{b} = {gather}"]
