@@ -310,11 +310,11 @@ def _params_of(spec: CheckpointFile, allow_nonfinite: bool) -> Params:
             "missing_field", "a checkpoint holds 'params', or 'layout' and 'vector'",
             "/vector" if spec.layout is not None else "/layout"
         )
-    layout = _layout_of(spec.layout)
+    layout = _layout_of(spec.layout, spec.vector.dtype)
     return Params(layout, _vector(spec.vector, "/vector", layout.size, allow_nonfinite))
 
 
-def _layout_of(spec: LayoutSpec) -> Layout:
+def _layout_of(spec: LayoutSpec, dtype: str) -> Layout:
     seen: set[str] = set()
     names = [(f"/layout/scalars/{i}", n) for i, n in enumerate(spec.scalars)]
     names += [(f"/layout/tensors/{i}/name", t.name) for i, t in enumerate(spec.tensors)]
@@ -322,7 +322,7 @@ def _layout_of(spec: LayoutSpec) -> Layout:
         if n in seen:
             raise GraphFormatError("duplicate_id", f"parameter {_show(n)} appears twice", where)
         seen.add(n)
-    return Layout(spec.scalars, [(t.name, tuple(t.shape)) for t in spec.tensors])
+    return Layout(spec.scalars, [(t.name, tuple(t.shape)) for t in spec.tensors], dtype)
 
 
 def _slots_of(
