@@ -19,7 +19,7 @@ from .data import DataError
 from .errors import GraphdiffError, InputError, NonFiniteError, ShapeError
 from .network import BackwardResult, Network
 from .plan import as_numbers
-from .predict import _fed, metrics
+from .predict import fed_inputs, metrics
 
 __all__ = ["QUIET", "FitError", "InProcess", "Runner", "as_inputs", "batch_gradient"]
 
@@ -80,7 +80,7 @@ def batch_gradient(net: Network, params: Mapping[str, Any], batch: Data) -> Back
 
 def as_inputs(net: Network, data: Any, what: str) -> Data:
     try:
-        data = _fed(net, data, list(net.inputs), what)
+        data = fed_inputs(net, data, list(net.inputs), what)
     except DataError as e:
         raise FitError(str(e)) from None
     # converted once, to the network's float type

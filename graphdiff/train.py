@@ -43,7 +43,7 @@ from .io import Checkpoint, graph_fingerprint, load_checkpoint, save_checkpoint
 from .network import Network
 from .optim import SGD, Optimizer, OptimizerError
 from .params import Layout, Params
-from .predict import _fed, check_data, evaluate, is_classifier, metrics
+from .predict import check_data, evaluate, fed_inputs, is_classifier, metrics
 from .progress import Progress, in_notebook
 from .runner import QUIET, FitError, InProcess, Runner, as_inputs, batch_gradient
 
@@ -332,7 +332,7 @@ def fit(
         engine: Runner = local
         fed: Mapping[Hashable, Any] = local.data
     else:
-        fed = _fed(net, data, list(net.inputs), "data")
+        fed = fed_inputs(net, data, list(net.inputs), "data")
         engine = DataParallel(client, net, fed)
     val = None if validation is None else as_inputs(net, validation, "validation")
     if target_accuracy is not None and not is_classifier(net):
@@ -559,7 +559,7 @@ def _saved_params(ckpt: Checkpoint, net: Network, where: str) -> tuple[Params, L
             )
         return net.as_params(params), net.layout
     mine, theirs = net.layout, params.layout
-    want = np.dtype(getattr(mine, "dtype", np.float64))
+    want = mine.dtype
     if params.vector.dtype != want:
         raise FitError(
             f"resume: the checkpoint {where!r} holds a {params.vector.dtype.name} parameter "
