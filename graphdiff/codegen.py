@@ -125,6 +125,7 @@ class CodeGen:
             "_sum": np.add.reduce,
             "_ones": np.ones,
             "_cat": np.concatenate,
+            "_arr": np.array,
             "_reduceat": np.add.reduceat,
             "_addat": np.add.at,
             "_einsum": np.einsum,
@@ -337,7 +338,12 @@ class CodeGen:
                 pieces.append(f"V{blk}")  # the whole previous level, in order: no copy
             else:
                 pieces.append(f"V{blk}[{sel}]")
-        gather = pieces[0] if len(pieces) == 1 else f"_cat(({', '.join(pieces)},))"
+        if len(pieces) > 1 and all(blk is None for blk, _, _, _ in groups):
+            # only single values (of shape (N,), checked where they are made): one array
+            # of them, as _cat of their rows makes it, in one call and without k views
+            gather = f"_arr(({''.join(self.val(int(sel)) + ', ' for _, sel, _, _ in groups)}))"
+        else:
+            gather = pieces[0] if len(pieces) == 1 else f"_cat(({', '.join(pieces)},))"
         lines = [f"A{b} = {gather}"]
         keys = self.row_key[lv.sources]  # ascending: sources are sorted by it
         ti = np.repeat(np.arange(k, dtype=np.intp), lv.lens)
