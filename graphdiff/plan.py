@@ -96,10 +96,11 @@ def as_numbers(value: Any, what: str, dtype: np.dtype[Any] = _F64) -> Array:
 
 class Rows(list):  # type: ignore[type-arg]
     """A network's inputs (a list, in its input order) of which those at positions
-    ``start`` to ``start + len(matrix)`` are the rows of ``matrix``, a C-contiguous 2-D
-    array (as ``fit``'s runner gathers neuron notation's one-number-per-point inputs):
-    the generated code takes that matrix as it is for a level fed by exactly those
-    inputs, instead of copying them into a new one (:func:`rows_of`)."""
+    ``start`` to ``start + len(matrix)`` hold the numbers of the rows of ``matrix``, a
+    C-contiguous 2-D array (as ``fit``'s runner stacks neuron notation's
+    one-number-per-point inputs): the generated code takes that matrix as it is for a
+    level fed by exactly those inputs, instead of copying them into a new one
+    (:func:`rows_of`)."""
 
     __slots__ = ("matrix", "start")
 

@@ -122,22 +122,28 @@ class InProcess:
         consecutive = bool(columns) and columns == list(range(columns[0], columns[-1] + 1))
         self._start = columns[0] if consecutive else -1
         # checked here, once: every step's inputs are a Batch the network takes as is
-        self._all = self._batch(self._rows, self._others, self.n)
+        # all the data: the caller's arrays themselves (the generated code computes with
+        # them as it always did), and for a level fed by the columns the matrix of them
+        self._all = Batch(net, xs, self.n)
+        if self._rows is not None and self._start >= 0:
+            self._all.xs = Rows(xs, self._rows, self._start)
 
     def _batch(self, rows: Array | None, others: list[Array], n: int) -> Batch:
-        """The inputs in the network's order: the rows of ``rows`` (C-contiguous) and
-        ``others``, as :class:`Rows` when the rows are consecutive inputs."""
+        """The inputs in the network's order: the rows of ``rows`` and ``others``, as
+        :class:`Rows` when the rows are consecutive inputs of a C-contiguous matrix."""
         pool = [*rows, *others] if rows is not None else others
         xs = list(map(pool.__getitem__, self._order))
-        if rows is not None and self._start >= 0:
+        if rows is not None and self._start >= 0 and rows.flags.c_contiguous:
             xs = Rows(xs, rows, self._start)
         return Batch(self.net, xs, n)
 
     def gradient(self, params: Params, idx: NDArray[np.intp] | None) -> BackwardResult:
         if idx is None:
             return batch_gradient(self.net, params, self._all)
-        # take, not [:, idx]: the gathered rows stay one C-contiguous matrix
-        rows = None if self._rows is None else self._rows.take(idx, axis=1)
+        # [:, idx] gathers in Fortran order: each input a strided row (np.dot of such a
+        # row sums in its own order, so fit's steps keep the bits they always had); the
+        # generated code then copies the rows into a C-ordered matrix where it needs one
+        rows = None if self._rows is None else self._rows[:, idx]
         batch = self._batch(rows, [a[idx] for a in self._others], len(idx))
         return batch_gradient(self.net, params, batch)
 
