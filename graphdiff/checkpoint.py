@@ -15,6 +15,7 @@ import numpy as np
 from .graphspec import (
     _check_sizes,
     _copy_json,
+    _decode,
     _decode_params,
     _encode,
     _encode_params,
@@ -23,7 +24,15 @@ from .graphspec import (
 )
 from .jsonread import GraphFormatError, _in_file, _pointer, _read_doc, _show, _validate
 from .jsonwrite import _atomic_write, _layout, _tensor_doc
-from .schema import CHECKPOINT_FORMAT, FORMAT_VERSION, CheckpointFile, LoadLimits
+from .params import Layout, Params
+from .schema import (
+    CHECKPOINT_FORMAT,
+    FORMAT_VERSION,
+    CheckpointFile,
+    LayoutSpec,
+    LoadLimits,
+    TensorSpec,
+)
 
 __all__ = ["Checkpoint", "load_checkpoint", "save_checkpoint"]
 
@@ -34,9 +43,13 @@ class Checkpoint:
 
     Attributes
     ----------
-    params : parameter name -> array (or numpy scalar), float64 or float32.
+    params : parameter name -> array (or numpy scalar), float64 or float32. A
+        :class:`~graphdiff.params.Params` (what ``fit`` writes) is stored as its
+        layout and one vector, of its dtype, and loads back as one.
     optimizer : the optimizer's ``state_dict()``: ``{"name": str, "config": JSON
-        dict, "step": int, "state": {param: {slot: array}}}``, or ``None``.
+        dict, "step": int, "state": {param: {slot: array}}}``, or with ``params`` a
+        ``Params``, ``"slots": {slot: vector}`` in its layout instead of ``"state"``
+        (``state_dict(params.layout)``, what ``fit`` writes); or ``None``.
     rng_state : ``rng.bit_generator.state`` (integer arrays in it are stored as
         lists, which numpy accepts back), or ``None``.
     epoch, step : where training stopped.
@@ -51,7 +64,7 @@ class Checkpoint:
     numpy scalars where shape-``()`` arrays were saved.
     """
 
-    params: dict[str, Any]
+    params: Mapping[str, Any]
     optimizer: dict[str, Any] | None = None
     rng_state: dict[str, Any] | None = None
     epoch: int = 0
@@ -122,21 +135,25 @@ def save_checkpoint(path: str | os.PathLike[str], ckpt: Checkpoint) -> None:
     >>> back.epoch, back.rng_state == rng.bit_generator.state
     (3, True)
     """
+    params = ckpt.params
+    layout = params.layout if isinstance(params, Params) else None
     opt = ckpt.optimizer
     opt_doc = None
     if opt is not None:
         try:
-            state = opt.get("state") or {}
             opt_doc = {
                 "name": opt.get("name"),
                 "config": _named("optimizer config", _json_value, opt.get("config") or {}),
                 "step": opt.get("step", 0),
-                "state": {
+            }
+            if opt.get("slots") is not None:
+                opt_doc["slots"] = _slots_doc(opt["slots"], layout)
+            else:
+                opt_doc["state"] = {
                     p: {s: _tensor_doc(_named(f"optimizer state {p!r}/{s!r}", _encode, a))
                         for s, a in sorted(slots.items())}
-                    for p, slots in sorted(state.items())
-                },
-            }
+                    for p, slots in sorted((opt.get("state") or {}).items())
+                }
         except (AttributeError, TypeError):  # not the dicts of an optimizer's state_dict()
             raise GraphFormatError(
                 "bad_type", f"optimizer must be an optimizer's state_dict(), got {_show(opt)}"
@@ -153,8 +170,12 @@ def save_checkpoint(path: str | os.PathLike[str], ckpt: Checkpoint) -> None:
         "rng_state": None if ckpt.rng_state is None
         else _named("rng_state", _json_value, _rng_json(ckpt.rng_state)),
         "optimizer": opt_doc,
-        "params": {k: _tensor_doc(t) for k, t in _encode_params(ckpt.params).items()},
     }
+    if isinstance(params, Params):
+        doc["layout"] = _layout_doc(params.layout)
+        doc["vector"] = _tensor_doc(_named("the parameter vector", _encode, params.vector))
+    else:
+        doc["params"] = {k: _tensor_doc(t) for k, t in _encode_params(params).items()}
     try:
         doc["checksum"] = _checksum(doc)
     except (TypeError, ValueError):  # a field that is not JSON (epoch=frozenset(), ...)
@@ -162,7 +183,8 @@ def save_checkpoint(path: str | os.PathLike[str], ckpt: Checkpoint) -> None:
         raise GraphFormatError("bad_type", "the checkpoint holds values that are not "
                                "JSON data") from None
     _validate(CheckpointFile, doc)
-    expand = {(), ("params",), ("optimizer",), ("optimizer", "state"), ("history",)}
+    expand = {(), ("params",), ("optimizer",), ("optimizer", "state"), ("optimizer", "slots"),
+              ("history",), ("layout",)}
     _atomic_write(path, [*_layout(doc, expand), "\n"])
 
 
@@ -191,24 +213,45 @@ def load_checkpoint(
                 "/checksum",
             )
         opt = spec.optimizer
-        tensors = [(f"/params/{_pointer([k])[1:]}", t) for k, t in spec.params.items()]
+        tensors = [(f"/params/{_pointer([k])[1:]}", t) for k, t in (spec.params or {}).items()]
+        if spec.vector is not None:
+            tensors.append(("/vector", spec.vector))
         if opt is not None:
             tensors += [(f"/optimizer/state/{_pointer([p, s])[1:]}", t)
                         for p, slots in opt.state.items() for s, t in slots.items()]
-        _check_sizes(tensors, limits)
-        params = _decode_params(spec.params, "/params", allow_nonfinite)
+            tensors += [(f"/optimizer/slots/{_pointer([k])[1:]}", t)
+                        for k, t in (opt.slots or {}).items()]
+        shapes = [] if spec.layout is None else [
+            (f"/layout/tensors/{i}", t.shape) for i, t in enumerate(spec.layout.tensors)
+        ]
+        _check_sizes(tensors, limits, shapes=shapes)
+        params: Mapping[str, Any]
+        if spec.params is not None:
+            if spec.layout is not None or spec.vector is not None:
+                raise GraphFormatError(
+                    "bad_type", "a checkpoint holds 'params' or 'layout' and 'vector', "
+                    "not both", "/layout" if spec.layout is not None else "/vector"
+                )
+            params = _decode_params(spec.params, "/params", allow_nonfinite)
+        else:
+            params = _params_of(spec, allow_nonfinite)
         optimizer = None
         if opt is not None:
-            optimizer = {
-                "name": opt.name,
-                "config": _copy_json(opt.config),
-                "step": opt.step,
-                "state": {
+            optimizer = {"name": opt.name, "config": _copy_json(opt.config), "step": opt.step}
+            if opt.slots is not None:
+                if opt.state or not isinstance(params, Params):
+                    raise GraphFormatError(
+                        "bad_type", "optimizer 'slots' (vectors) need the parameters as "
+                        "'layout' and 'vector', and no per-parameter 'state'",
+                        "/optimizer/slots",
+                    )
+                optimizer["slots"] = _slots_of(opt.slots, params, allow_nonfinite)
+            else:
+                optimizer["state"] = {
                     p: _decode_params(slots, f"/optimizer/state/{_pointer([p])[1:]}",
                                       allow_nonfinite)
                     for p, slots in opt.state.items()
-                },
-            }
+                }
         return Checkpoint(
             params=params,
             optimizer=optimizer,
@@ -219,3 +262,79 @@ def load_checkpoint(
             history=[_row(row) for row in spec.history],
             graph_fingerprint=spec.graph_fingerprint,
         )
+
+
+# -- the vector format ---------------------------------------------------------------
+
+
+def _layout_doc(layout: Layout) -> dict[str, Any]:
+    scalars = sorted((i, n) for n, i in layout.where.items() if i >= 0)
+    tensors = sorted((~i, n) for n, i in layout.where.items() if i < 0)
+    return {
+        "scalars": [n for _, n in scalars],
+        "tensors": [{"name": n, "shape": list(layout.shapes[n])} for _, n in tensors],
+    }
+
+
+def _slots_doc(slots: Mapping[str, Any], layout: Layout | None) -> dict[str, Any]:
+    """Optimizer slots as vectors in the layout of the checkpoint's ``Params``."""
+    if layout is None:
+        raise GraphFormatError(
+            "bad_type", "optimizer 'slots' (vectors) need params as a Params (their layout)"
+        )
+    out = {}
+    for k, v in sorted(slots.items()):
+        t = _named(f"optimizer slot {k!r}", _encode, v)
+        if t.shape != [layout.size]:
+            raise GraphFormatError(
+                "bad_shape", f"optimizer slot {k!r} has shape {tuple(t.shape)}, not the "
+                f"parameter vector's ({layout.size},)"
+            )
+        out[k] = _tensor_doc(t)
+    return out
+
+
+def _vector(t: TensorSpec, where: str, size: int, allow_nonfinite: bool) -> np.ndarray:
+    if t.shape != [size]:
+        raise GraphFormatError(
+            "bad_shape", f"the layout holds {size} numbers: shape must be [{size}], "
+            f"got {t.shape}", f"{where}/shape"
+        )
+    return _decode(t, where, allow_nonfinite)
+
+
+def _params_of(spec: CheckpointFile, allow_nonfinite: bool) -> Params:
+    """The ``Params`` of a checkpoint's ``layout`` and ``vector`` (of the vector's dtype)."""
+    if spec.layout is None or spec.vector is None:
+        raise GraphFormatError(
+            "missing_field", "a checkpoint holds 'params', or 'layout' and 'vector'",
+            "/vector" if spec.layout is not None else "/layout"
+        )
+    layout = _layout_of(spec.layout)
+    return Params(layout, _vector(spec.vector, "/vector", layout.size, allow_nonfinite))
+
+
+def _layout_of(spec: LayoutSpec) -> Layout:
+    seen: set[str] = set()
+    names = [(f"/layout/scalars/{i}", n) for i, n in enumerate(spec.scalars)]
+    names += [(f"/layout/tensors/{i}/name", t.name) for i, t in enumerate(spec.tensors)]
+    for where, n in names:
+        if n in seen:
+            raise GraphFormatError("duplicate_id", f"parameter {_show(n)} appears twice", where)
+        seen.add(n)
+    return Layout(spec.scalars, [(t.name, tuple(t.shape)) for t in spec.tensors])
+
+
+def _slots_of(
+    slots: Mapping[str, TensorSpec], params: Params, allow_nonfinite: bool
+) -> dict[str, np.ndarray]:
+    out = {}
+    for k, t in slots.items():
+        where = f"/optimizer/slots/{_pointer([k])[1:]}"
+        if t.dtype != params.vector.dtype.name:
+            raise GraphFormatError(
+                "bad_dtype", f"optimizer slot {_show(k)} is {t.dtype}, the parameter vector "
+                f"{params.vector.dtype.name}", f"{where}/dtype"
+            )
+        out[k] = _vector(t, where, params.layout.size, allow_nonfinite)
+    return out

@@ -23,7 +23,7 @@ source text.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import partial
+from functools import lru_cache, partial
 from typing import Any
 
 import numpy as np
@@ -81,6 +81,25 @@ class Line:
 Block = list[Line]  # the lines of one plan item: values die between blocks
 
 
+@lru_cache(maxsize=4)
+def _float_names(dtype: np.dtype[Any]) -> dict[str, Any]:
+    """The generated code's names that make or check floats, for a network of ``dtype``:
+    float64's are the plain functions, another float type's have it bound (a float64
+    number or array anywhere in a float32 network would promote what it touches)."""
+    if dtype == np.float64:
+        return {
+            "_zeros": np.zeros, "_seed": seed, "_FT": np.float64, "_FTd": dtype,
+            "_num": numeric, "_fit": fit_gradient, "_dz": activation_delta, "_ph": zeros_like,
+            "_ZERO": np.float64(0.0),
+        }
+    return {
+        "_zeros": partial(np.zeros, dtype=dtype), "_seed": partial(seed, dtype=dtype),
+        "_FT": dtype.type, "_FTd": dtype, "_num": partial(numeric, dtype=dtype),
+        "_fit": partial(fit_gradient, dtype=dtype), "_dz": partial(activation_delta, dtype=dtype),
+        "_ph": partial(zeros_like, dtype=dtype), "_ZERO": dtype.type(0.0),
+    }
+
+
 class CodeGen:
     """Writes the source of one variant of a fused plan's backward (or error) function."""
 
@@ -93,6 +112,7 @@ class CodeGen:
         needs: list[bool],
         deltas: bool = False,
         check: bool = False,
+        dtype: Any = np.float64,
     ) -> None:
         self.fusion = fusion
         steps = self.steps = fusion.steps  # steps[slot] is that slot's step
@@ -108,24 +128,15 @@ class CodeGen:
         self.deltas, self.check = deltas, check
         self.want = [True] * len(steps) if deltas else needs
         self.ns: dict[str, Any] = {
-            "_zeros": np.zeros,
-            "_seed": seed,
             "_sum": np.add.reduce,
             "_cat": np.concatenate,
             "_dot": np.dot,
             "_zeros_like": np.zeros_like,
             "_fromiter": np.fromiter,
-            "_F64": np.float64,
-            "_ZERO": np.float64(0.0),
             "_vector": check_operand,
             "_grads_of": check_grads,
-            "_fit": fit_gradient,
-            "_num": numeric,
-            "_dz": activation_delta,
             "_nd": np.ndarray,
-            "_F64d": np.dtype(np.float64),
             "_check_loss": check_loss,
-            "_ph": zeros_like,
             "_cv": check_value,
             "_cd": check_delta,
             "_cl": check_loss_value,
@@ -135,6 +146,7 @@ class CodeGen:
             "_cvl": check_level_values,
             "_cdl": check_level_deltas,
             "_steps": steps,
+            **_float_names(np.dtype(dtype)),
         }
         for lv in fusion.levels:
             self.ns[f"_L{lv.index}"] = lv
@@ -284,7 +296,7 @@ class CodeGen:
         """What an op's forward returned, by the rule both paths share (plan.numeric)."""
         name, node = self.bind(op.name, "O", s.slot), self.bind(s.node, "N", s.slot)
         return [
-            Line(f"if type({var}) is not _nd or {var}.dtype is not _F64d:", (var,)),
+            Line(f"if type({var}) is not _nd or {var}.dtype is not _FTd:", (var,)),
             Line(f"    {var} = _num({var}, {name}, {node}, 'forward')", (var,), (var,)),
         ]
 
@@ -447,7 +459,7 @@ class CodeGen:
             # delta downstream certainly exists and needs no run-time tests.
             body += [
                 grad,
-                Line(f"if type(t) is not _nd or t.dtype is not _F64d or t.shape != {shape}:",
+                Line(f"if type(t) is not _nd or t.dtype is not _FTd or t.shape != {shape}:",
                      ("t", shape_var)),
                 Line(f"    t = _fit(t, {shape}, {name}, {node})", ("t", shape_var), ("t",)),
                 *self.add_to(a, "t", ("t",)),
@@ -603,7 +615,7 @@ class CodeGen:
             terms = "".join(
                 f"g{p}, " if p in self.summed else "_ZERO, " for p in range(len(self.sidx))
             )
-            last.append(Line(f"GS = _fromiter(({terms}), _F64, {len(self.sidx)})",
+            last.append(Line(f"GS = _fromiter(({terms}), _FT, {len(self.sidx)})",
                              tuple(f"g{p}" for p in sorted(self.summed)), ("GS",)))
         if self.deltas:  # every value and delta stays alive, for the caller to read
             last += [Line(f"xc{i} = {c}", (c,), (f"xc{i}",)) for i, c in sorted(self.scale.items())]

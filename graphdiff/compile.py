@@ -74,6 +74,7 @@ from .registry import ENGINE_OPS, Op, op_named
 __all__ = ["GraphWarning", "ParamSpec", "ParamTable", "compile", "default_param_name", "node_key"]
 
 INITS = ("glorot", "zeros", "ones", "normal")
+_F64 = np.dtype(np.float64)
 
 
 class GraphWarning(UserWarning):
@@ -416,10 +417,11 @@ class _Builder:
 
 
 def build(
-    G: Any, loss: Hashable | None, reduction: Literal["mean", "sum"] = "mean"
+    G: Any, loss: Hashable | None, reduction: Literal["mean", "sum"] = "mean",
+    dtype: np.dtype[Any] = _F64,
 ) -> Plan:
     """Validate ``G`` and build the plan for ``loss`` (see :func:`graphdiff.compile`);
-    without a loss, every node is kept."""
+    without a loss, every node is kept. Constants are stored as ``dtype``."""
     _check_graph(G, loss)
     loss_kind = None if loss is None else G.nodes[loss].get("op")
     if isinstance(loss_kind, str) and loss_kind in ENGINE_OPS and loss_kind != "neuron":
@@ -440,6 +442,8 @@ def build(
         pruned = sorted((n for n in everything if n not in keep), key=rank.__getitem__)
     builder = _Builder(G, order, rank)
     steps = [builder.step(v) for v in order]
+    if dtype != np.float64:
+        steps = [_const_as(s, dtype) if type(s) is ConstStep else s for s in steps]
     warn_misspelled(G, steps, GraphWarning)
     unused = [n for n in pruned
               if isinstance(k := G._node[n].get("op"), str) and k == "input"]
@@ -456,12 +460,33 @@ def build(
     return Plan(
         graph, loss, reduction, tuple(order), tuple(steps),
         ParamTable(builder.params, names, graph), tuple(names), tuple(tensors), tuple(pruned),
-        tuple(inputs), builder.slot,
+        tuple(inputs), builder.slot, dtype,
     )
 
 
+def _const_as(s: ConstStep, dtype: np.dtype[Any]) -> ConstStep:
+    value = s.value.astype(dtype)
+    value.flags.writeable = False
+    return ConstStep(s.node, s.slot, s.args, value)
+
+
+def as_dtype(dtype: object) -> np.dtype[Any]:
+    """``compile``'s ``dtype`` argument: float64 (the default) or float32, given as the
+    numpy type, its dtype or its name; anything else a :class:`GraphError` naming it."""
+    try:
+        dt = np.dtype(dtype) if isinstance(dtype, (str, type, np.dtype)) else None
+    except TypeError:
+        dt = None
+    if dt is None or dt not in (np.float64, np.float32):
+        raise GraphError(
+            f"dtype must be float64 or float32 (np.float32 or \"float32\"), got {dtype!r}"
+        )
+    return dt
+
+
 def compile(
-    G: Any, *, loss: Hashable | None = None, reduction: Literal["mean", "sum"] = "mean"
+    G: Any, *, loss: Hashable | None = None, reduction: Literal["mean", "sum"] = "mean",
+    dtype: Any = np.float64,
 ) -> Network:
     """Validate a networkx DAG and compile it into a :class:`~graphdiff.network.Network`.
 
@@ -476,6 +501,11 @@ def compile(
     reduction : "mean" or "sum"
         How the loss node's values are reduced to the scalar E (``"sum"`` for
         data-parallel shards whose sums are added later).
+    dtype : np.float64 (default) or np.float32 (also as ``"float32"``)
+        The float type of the parameters, values, deltas, gradients and optimizer
+        state. A float32 network converts its inputs once where they enter
+        (float64 or integer arrays alike, silently) and returns float32 results;
+        :func:`graphdiff.gradcheck` still differentiates it numerically in float64.
 
     Raises
     ------
@@ -485,12 +515,13 @@ def compile(
     """
     if not isinstance(reduction, str) or reduction not in ("mean", "sum"):
         raise GraphError(f"reduction must be 'mean' or 'sum', got {reduction!r}")
+    dt = as_dtype(dtype)
     # Compiling makes a few objects per edge and keeps them all: the cyclic garbage
     # collector would rescan them again and again (a third of the time at 10^5 nodes).
     enabled = gc.isenabled()
     gc.disable()
     try:
-        return Network(build(G, loss, reduction))
+        return Network(build(G, loss, reduction, dt))
     finally:
         if enabled:
             gc.enable()

@@ -229,7 +229,7 @@ def _points(shard: Shard) -> int:
 
 def _shard_sums(
     key: str, text: str, vector: Array, shard: Shard, pick: NDArray[np.intp] | None
-) -> tuple[np.float64, Array, int]:
+) -> tuple[np.floating[Any], Array, int]:
     """Loss sum, gradient sums (one vector) and count over the shard's points at ``pick``
     (all: None), for the parameters ``vector`` in the network's layout."""
     batch = shard if pick is None else {k: a[pick] for k, a in shard.items()}

@@ -50,23 +50,25 @@ __all__ = [
 Array = np.ndarray
 Target = int | Group  # a slot, or rows of a level's delta
 Contributions = Iterator[tuple[Target, Array]]  # (where, its share of the delta)
-_F64 = np.dtype(np.float64)
+_F64: np.dtype[Any] = np.dtype(np.float64)
 
 
 @lru_cache(maxsize=64)
-def seed(n: int, value: float) -> Array:
+def seed(n: int, value: float, dtype: np.dtype[Any] = _F64) -> Array:
     """dE/d(loss values), 1/N each for the mean: one number broadcast over the batch
     (read-only, stride 0, like the placeholders), so no array of N is filled per call."""
-    return np.broadcast_to(np.float64(value), (n,))
+    return np.broadcast_to(dtype.type(value), (n,))
 
 
 @dataclass
 class Run:
     """One call's state: every value (a fused level's matrices V, Z, A, W), for neurons
-    z and dE/dz; deltas (a level's as one matrix) and gradients."""
+    z and dE/dz; deltas (a level's as one matrix) and gradients; ``dtype`` the
+    network's float type, what ops' results are converted to."""
 
     params: Mapping[str, Any]
     vals: list[Any]
+    dtype: np.dtype[Any] = _F64
     P: Array | None = None  # the scalar parameters as one vector, as levels read them
     fusion: Fusion | None = None
     z: dict[int, Array] = field(default_factory=dict)
@@ -94,7 +96,7 @@ def level_forward(lv: Level, P: Array, A: Array) -> tuple[Array, Array, Array]:
         W = P[lv.block]
         Z = W @ A
     elif lv.dense:
-        W = np.zeros((len(lv.members), len(lv.sources)))
+        W = np.zeros((len(lv.members), len(lv.sources)), P.dtype)
         if lv.pairs_unique:
             W[lv.ti, lv.si] = P[lv.pi]
         else:  # parallel edges add up
@@ -112,8 +114,8 @@ def level_forward(lv: Level, P: Array, A: Array) -> tuple[Array, Array, Array]:
     if lv.g is None:  # the identity
         return Z, Z, W
     V = lv.g(Z)
-    if type(V) is not np.ndarray or V.dtype is not _F64:
-        V = numeric(V, lv.act.name, lv.members[0].node, "forward")
+    if type(V) is not np.ndarray or V.dtype is not P.dtype:
+        V = numeric(V, lv.act.name, lv.members[0].node, "forward", P.dtype)
     return V, Z, W
 
 
@@ -126,7 +128,7 @@ def level_backward(
     ``Z`` and ``V`` may be None where the activation reads them not; an ``owned``
     delta is dead after this and is scaled in place."""
     DZ = delta_z(lv.act, lv.g is None, lv.dg, lv.vjp, DV, Z if lv.reads_z else None,
-                 V if lv.reads_v else None, lv.members[0].node, owned)
+                 V if lv.reads_v else None, lv.members[0].node, GS.dtype, owned)
     if lv.block is not None:  # its gradient scatters the same way
         GE = DZ @ A.T
         index = lv.block
@@ -153,22 +155,23 @@ def level_backward(
 
 def delta_z(
     act: Op, identity: bool, dg: Callable[..., Any] | None, vjp: Callable[..., Any],
-    d: Array, z: Array | None, a: Array | None, node: Hashable, owned: bool = False,
+    d: Array, z: Array | None, a: Array | None, node: Hashable, dtype: np.dtype[Any],
+    owned: bool = False,
 ) -> Array:
     """dE/dz from the delta ``d``: ``d`` itself through the identity, ``d · g'(z, a)``
     when the activation declares its derivative, else its vjp. ``z`` or ``a`` None:
     not read, zeros in their place."""
     if identity:
         return d
-    z = zeros_like(d.shape) if z is None else z
-    a = zeros_like(d.shape) if a is None else a
+    z = zeros_like(d.shape, dtype) if z is None else z
+    a = zeros_like(d.shape, dtype) if a is None else a
     if dg is not None:
         if owned:
             d *= dg(z, a)
             return d
         out: Array = d * dg(z, a)
         return out
-    return activation_delta(vjp(d, a, z)[0], act.name, node)
+    return activation_delta(vjp(d, a, z)[0], act.name, node, dtype)
 
 
 def check_level_values(lv: Level, V: Array) -> None:
@@ -228,7 +231,7 @@ def _op(s: OpStep, run: Run) -> Array:
         raise ShapeError(
             f"node {s.node!r} (op {s.op.name!r}) failed on operands of shape {shapes}: {e}"
         ) from e
-    return numeric(out, s.op.name, s.node, "forward")
+    return numeric(out, s.op.name, s.node, "forward", run.dtype)
 
 
 def _neuron(s: NeuronStep, run: Run) -> Array:
@@ -243,7 +246,7 @@ def _neuron(s: NeuronStep, run: Run) -> Array:
     run.z[s.slot] = z
     if passes(s.act, s.act_attrs):
         return z
-    return numeric(s.act.forward(z, **s.act_attrs), s.act.name, s.node, "forward")
+    return numeric(s.act.forward(z, **s.act_attrs), s.act.name, s.node, "forward", run.dtype)
 
 
 def _level(lv: Level, run: Run) -> None:
@@ -279,7 +282,7 @@ def _op_back(s: OpStep, g: Array, run: Run) -> Contributions:
     if not wanted:
         return
     xs = [run.vals[a] for a in s.args]
-    args = vjp_args(op, run.vals[s.slot], xs)
+    args = vjp_args(op, run.vals[s.slot], xs, run.dtype)
     # only the gradients something needs, where the op gives them one by one
     parts = op.vjps is not None and sum(run.needs[a] for a in s.args) < len(s.args)
     if not parts:
@@ -291,7 +294,7 @@ def _op_back(s: OpStep, g: Array, run: Run) -> Contributions:
         else:
             gx = gs[j]
         # None from a vjp means a zero gradient: fit_gradient makes it one
-        yield s.args[j], fit_gradient(gx, np.shape(xs[j]), op.name, s.node)
+        yield s.args[j], fit_gradient(gx, np.shape(xs[j]), op.name, s.node, run.dtype)
 
 
 def _neuron_back(s: NeuronStep, g: Array, run: Run) -> Contributions:
@@ -302,7 +305,7 @@ def _neuron_back(s: NeuronStep, g: Array, run: Run) -> Contributions:
         act, passes(act, s.act_attrs),
         None if act.derivative is None else bound(act.derivative, s.act_attrs),
         bound(act.vjp, s.act_attrs), g, run.z[s.slot] if reads(act, 0) else None,
-        run.vals[s.slot] if reads(act, "out") else None, s.node,
+        run.vals[s.slot] if reads(act, "out") else None, s.node, run.dtype,
     )
     for a, w in zip(s.args, s.weights, strict=True):
         grad = np.dot(dz, run.vals[a])
@@ -396,12 +399,13 @@ def slot_results(run: Run, s: Step) -> tuple[Any, Any, Any, Any]:
 
 def forward(
     order: Sequence[Step | Level], n_slots: int, params: Mapping[str, Any],
-    arrays: Mapping[Hashable, Array], check_finite: bool, fusion: Fusion | None = None,
-    P: Array | None = None,
+    arrays: Mapping[Hashable, Array], check_finite: bool, dtype: Any = np.float64,
+    fusion: Fusion | None = None, P: Array | None = None,
 ) -> Run:
-    """Every step's value, in plan order (inputs from ``arrays``); a fused plan's levels
-    read the scalar parameters from the vector ``P``."""
-    run = Run(params, [None] * n_slots, P, fusion)
+    """Every step's value, in plan order (inputs from ``arrays``, parameters and inputs
+    already of ``dtype``, the network's float type); a fused plan's levels read the
+    scalar parameters from the vector ``P``."""
+    run = Run(params, [None] * n_slots, np.dtype(dtype), P, fusion)
     vals = run.vals
     for s in order:
         if type(s) is InputStep:
@@ -428,7 +432,7 @@ def backward(
     assert fusion is not None
     run.want, run.needs = want, needs
     run.deltas = [None] * len(run.vals)
-    run.GS = np.zeros(len(fusion.sidx))
+    run.GS = np.zeros(len(fusion.sidx), run.dtype)
     add_delta(run, loss_slot, seed_delta)
     for s in reversed(fusion.order):
         if isinstance(s, Level):

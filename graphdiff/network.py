@@ -56,7 +56,7 @@ class BackwardResult:
 
     Attributes
     ----------
-    loss : the scalar error E (a numpy float).
+    loss : the scalar error E (a numpy float of the network's dtype).
     grads : ``dE/dθ`` for every parameter, summed over all its uses, by name (a
         read-only mapping, :class:`Grads`); arrays of the parameter's shape, numpy
         floats for scalar parameters.
@@ -67,7 +67,7 @@ class BackwardResult:
     deltas_z : with ``deltas=True``, each neuron's dE/dz = δ·g'(z).
     """
 
-    loss: np.float64
+    loss: np.floating[Any]
     grads: Grads
     values: dict[Hashable, Array] = field(default_factory=dict)
     deltas: dict[Hashable, Array] = field(default_factory=dict)
@@ -89,10 +89,14 @@ class Network:
     param_shapes : name -> shape (``()`` for scalar weights and biases).
     pruned : nodes that do not lead to the loss (left out of the plan).
     graph : a copy of the graph it was compiled from.
+    dtype : the float type of parameters, values, deltas and gradients (numpy
+        float64 by default, float32 when compiled with ``dtype=np.float32``).
     """
 
     def __init__(self, plan: Plan) -> None:
         self.plan = plan
+        self.dtype: np.dtype[Any] = plan.dtype
+        self._float: type[np.floating[Any]] = plan.dtype.type  # np.float64 or np.float32
         self.graph: nx.DiGraph[Hashable] = plan.graph
         self.loss = plan.loss
         self.reduction = plan.reduction
@@ -130,23 +134,26 @@ class Network:
             self._steps, dict(zip(self._scalars, range(len(self._scalars)), strict=True))
         )
         self._program = None if self._fusion is None else generate(
-            self._fusion, self._tensors, self._loss_slot, reduction, needs
+            self._fusion, self._tensors, self._loss_slot, reduction, needs, plan.dtype
         )
 
     @functools.cached_property
     def layout(self) -> Layout:
         """Where each parameter sits in the vector of this network's
         :class:`~graphdiff.params.Params` (made on first use: compiling needs none)."""
-        return Layout(self._scalars, list(zip(self._tensors, self._tensor_shapes, strict=True)))
+        return Layout(
+            self._scalars, list(zip(self._tensors, self._tensor_shapes, strict=True)), self.dtype
+        )
 
     @functools.cached_property
     def _fingerprint(self) -> str:
         return self.layout.fingerprint
 
     def __repr__(self) -> str:
+        dtype = "" if self.dtype == np.float64 else f", {self.dtype.name}"
         return (
             f"<Network loss={self.loss!r}: {len(self.nodes)} nodes, "
-            f"{len(self.params)} parameters, inputs {list(self.inputs)!r}>"
+            f"{len(self.params)} parameters, inputs {list(self.inputs)!r}{dtype}>"
         )
 
     def require_loss(self, what: str) -> Hashable:
@@ -195,7 +202,8 @@ class Network:
         parameter has its own stream derived from ``(seed, name)``, so adding a
         parameter never changes the others. The result is a
         :class:`~graphdiff.params.Params`: a mapping from name to value (scalars
-        are numpy floats) backed by one vector, ``.vector``.
+        are numpy floats) backed by one vector, ``.vector``, of the network's
+        ``dtype`` (a float32 network's values are the float64 draws rounded).
 
         >>> import networkx as nx, graphdiff
         >>> G = nx.DiGraph([("x", "y")]); G.nodes["x"]["op"] = "input"
@@ -225,8 +233,11 @@ class Network:
         return Params.from_mapping(self.layout, out)
 
     def params_from_vector(self, vector: Any) -> Params:
-        """Parameters from one float64 vector in this network's layout (``.layout``:
-        the scalar parameters first, then each tensor's entries), copied.
+        """Parameters from one vector in this network's layout (``.layout``: the
+        scalar parameters first, then each tensor's entries), copied. A float array
+        must be of the network's ``dtype`` (a float64 vector for a float32 network is
+        refused, naming both: convert it with ``.astype`` if that is meant); lists
+        and integers are converted.
 
         >>> import graphdiff
         >>> net = graphdiff.compile(graphdiff.mlp([2, 1]), loss="E")
@@ -234,13 +245,19 @@ class Network:
         >>> list(p), net.params_from_vector(p.vector * 2)["y.bias"]
         (['x1->y', 'x2->y', 'y.bias'], np.float64(4.0))
         """
-        arr = as_numbers(vector, "the parameter vector")
+        given = np.asarray(vector) if isinstance(vector, (np.ndarray, np.generic)) else None
+        if given is not None and given.dtype.kind == "f" and given.dtype != self.dtype:
+            raise InputError(
+                f"the parameter vector is {given.dtype.name}, this network's parameters are "
+                f"{self.dtype.name} (layout {self._fingerprint})"
+            )
+        arr = as_numbers(vector, "the parameter vector", self.dtype)
         if arr.shape != (self.layout.size,):
             raise ShapeError(
                 f"the parameter vector must have shape ({self.layout.size},) for this network "
                 f"(layout {self._fingerprint}), got {arr.shape}"
             )
-        return Params(self.layout, np.array(arr, dtype=np.float64))
+        return Params(self.layout, np.array(arr, dtype=self.dtype))
 
     def as_params(self, params: Mapping[str, Any]) -> Params:
         """``params`` as this network's :class:`~graphdiff.params.Params`, in a vector of
@@ -274,16 +291,18 @@ class Network:
         if missing:
             raise InputError(f"missing parameter(s) {missing!r}")
         checked: dict[str, Any] = {}
+        dtype, scalar = self.dtype, self._float
         for name in names:
-            spec, value = self.params[name], as_numbers(params[name], f"parameter {name!r}")
+            spec = self.params[name]
+            value = as_numbers(params[name], f"parameter {name!r}", dtype)
             if spec.kind == "scalar":
                 if np.ndim(value) != 0:
                     raise ShapeError(
                         f"parameter {name!r} is a scalar weight; got shape {np.shape(value)}"
                     )
-                checked[name] = np.float64(value)
+                checked[name] = scalar(value)
             else:
-                arr = np.asarray(value, dtype=np.float64)
+                arr = value
                 if arr.shape != spec.shape:
                     raise ShapeError(
                         f"parameter {name!r} must have shape {spec.shape}, got {arr.shape}"
@@ -301,7 +320,7 @@ class Network:
             raise InputError(f"missing input(s) {missing!r}")
         arrays = {}
         for n in needed:
-            arr = as_numbers(inputs[n], f"input {n!r}")
+            arr = as_numbers(inputs[n], f"input {n!r}", self.dtype)
             if arr.ndim == 0:
                 raise ShapeError(
                     f"input {n!r} must have a first axis over data points, got a scalar"
@@ -342,7 +361,9 @@ class Network:
         arrays = self._check_inputs(inputs, needed)
         used = sorted({p for s in steps for p in _params_of(s)})
         checked = self._check_params(params, used)
-        vals = interpret.forward(steps, len(self._steps), checked, arrays, False).vals
+        vals = interpret.forward(
+            steps, len(self._steps), checked, arrays, False, self.dtype
+        ).vals
         return {s.node: np.array(vals[s.slot]) for s in steps}
 
     def _plan_for(self, key: tuple[str, Any]) -> list[Step]:
@@ -419,21 +440,23 @@ class Network:
         arrays = self._check_inputs(inputs, self.inputs)
         if check_finite:
             _check_finite_inputs(checked, arrays)
-        P = np.array([checked[n] for n in self._scalars], dtype=np.float64)
+        dtype = self.dtype
+        P = np.array([checked[n] for n in self._scalars], dtype=dtype)
         run = interpret.forward(
-            self._fusion.order, len(self._steps), checked, arrays, check_finite, self._fusion, P
+            self._fusion.order, len(self._steps), checked, arrays, check_finite, dtype,
+            self._fusion, P,
         )
         values = run.vals[self._loss_slot]
         n = next(iter(arrays.values())).shape[0] if arrays else values.shape[0]
         check_loss(self.loss, values.shape, n)
         # as the generated code: np.add.reduce, divided by N for the mean
         loss = np.add.reduce(values) / n if self.reduction == "mean" else np.add.reduce(values)
-        loss = np.float64(loss)
+        loss = self._float(loss)
         if check_finite:
             check_loss_value(loss, self.loss)
         needs = self._needs
         want = [True] * len(self._steps) if deltas else needs
-        seed = interpret.seed(n, 1.0 / n if self.reduction == "mean" else 1.0)
+        seed = interpret.seed(n, 1.0 / n if self.reduction == "mean" else 1.0, dtype)
         gs = interpret.backward(run, self._loss_slot, seed, want, needs, check_finite)
         result = BackwardResult(
             loss=loss, grads=self._grads(gs, [run.GT.get(n) for n in self._tensors])
@@ -446,10 +469,12 @@ class Network:
             for s in self._steps:
                 v, d, z, dz = interpret.slot_results(run, s)
                 result.values[s.node] = np.array(v)
-                result.deltas[s.node] = np.zeros(np.shape(v)) if d is None else np.array(d)
+                result.deltas[s.node] = np.zeros(np.shape(v), dtype) if d is None else np.array(d)
                 if z is not None:
                     result.z[s.node] = np.array(z)
-                    result.deltas_z[s.node] = np.zeros(np.shape(v)) if dz is None else np.array(dz)
+                    result.deltas_z[s.node] = (
+                        np.zeros(np.shape(v), dtype) if dz is None else np.array(dz)
+                    )
         return result
 
     def _program_backward(
@@ -467,7 +492,7 @@ class Network:
             _check_finite_inputs(self._check_params(params), arrays)
         run = self._program.variant(deltas, check_finite)
         out = run(scalars, tensors, xs, n)
-        loss = out[0] if type(out[0]) is np.float64 else np.float64(out[0])
+        loss = out[0] if type(out[0]) is self._float else self._float(out[0])
         result = BackwardResult(loss=loss, grads=self._grads(out[1], out[2]))
         if check_finite:
             _check_grads_finite(result.grads)
@@ -475,10 +500,12 @@ class Network:
             per_slot = self._program.collect(out[3], self._steps)  # the caller's own arrays
             for s, (v, d, z, dz) in zip(self._steps, per_slot, strict=True):
                 result.values[s.node] = v
-                result.deltas[s.node] = np.zeros(np.shape(v)) if d is None else d
+                result.deltas[s.node] = np.zeros(np.shape(v), self.dtype) if d is None else d
                 if z is not None:
                     result.z[s.node] = z
-                    result.deltas_z[s.node] = np.zeros(np.shape(v)) if dz is None else dz
+                    result.deltas_z[s.node] = (
+                        np.zeros(np.shape(v), self.dtype) if dz is None else dz
+                    )
         return result
 
     # -- the fast path (graphdiff.codegen) -------------------------------------------
@@ -490,9 +517,10 @@ class Network:
         if type(params) is Params and params.layout.fingerprint == self._fingerprint:
             # checked when made: the scalars are the vector's head, tensors its views
             return self._fast_inputs(params.vector[: self.layout.n_scalars], params._views, inputs)
-        f64 = _F64  # native float64: `is` tells it apart faster than `==`
+        f64 = self.dtype  # native float64 (or float32): `is` tells it apart faster than `==`
         try:
-            # no dtype: float64 only when every value is a number (not None or text)
+            # no dtype: float64 (or float32 from numpy float32 scalars) only when every
+            # value is a number (not None or text); anything else is converted below
             scalars = np.array(self._get_scalars(params))
             tensors = list(map(params.__getitem__, self._tensors))
             ok = scalars.dtype is f64 and scalars.shape == (len(self._scalars),)
@@ -504,14 +532,14 @@ class Network:
                     ok = False
         if not ok:  # the checking path raises the error that names the culprit
             checked = self._check_params(params)
-            scalars = np.array([checked[n] for n in self._scalars], dtype=np.float64)
+            scalars = np.array([checked[n] for n in self._scalars], dtype=self.dtype)
             tensors = [checked[n] for n in self._tensors]
         return self._fast_inputs(scalars, tensors, inputs)
 
     def _fast_inputs(
         self, scalars: Array, tensors: Sequence[Array], inputs: Mapping[Hashable, Any]
     ) -> tuple[Array, Sequence[Array], list[Array], int]:
-        f64 = _F64
+        f64 = self.dtype
         try:
             xs = list(map(inputs.__getitem__, self.inputs))
             ok = True
@@ -523,7 +551,7 @@ class Network:
             for i, x in enumerate(xs):
                 if type(x) is not np.ndarray or x.dtype is not f64:
                     try:  # labels as integers, say: converted here, one input at a time
-                        x = xs[i] = as_numbers(x, f"input {self.inputs[i]!r}")
+                        x = xs[i] = as_numbers(x, f"input {self.inputs[i]!r}", f64)
                     except InputError:
                         ok = False
                         break
@@ -547,12 +575,12 @@ class Network:
         assert self._program is not None
         scalars, tensors, xs, n = self._fast_args(params, inputs)
         loss, gs, gt = self._program.backward(scalars, tensors, xs, n)
-        loss = loss if type(loss) is np.float64 else np.float64(loss)
+        loss = loss if type(loss) is self._float else self._float(loss)
         return BackwardResult(loss=loss, grads=self._grads(gs, gt))
 
     def as_grads(self, grads: Mapping[str, Any]) -> Grads:
         """Gradients by name (0 where missing) as :class:`Grads`, copied."""
-        scalars = np.array([grads.get(n, 0.0) for n in self._scalars], dtype=np.float64)
+        scalars = np.array([grads.get(n, 0.0) for n in self._scalars], dtype=self.dtype)
         return self._grads(scalars, [grads.get(n) for n in self._tensors])
 
     def _grads(self, scalars: Array, tensors: Sequence[Array | None]) -> Grads:
@@ -562,7 +590,7 @@ class Network:
 
     def loss_terms(
         self, params: Mapping[str, Any], inputs: Mapping[Hashable, Any]
-    ) -> tuple[np.float64, Array, tuple[Array, ...]]:
+    ) -> tuple[np.floating[Any], Array, tuple[Array, ...]]:
         """The error E, the loss node's value per data point, and the values of the loss's
         operands in port order (the prediction, the target): one forward pass, in the
         generated code where there is one (what evaluating a classifier needs).
@@ -581,7 +609,7 @@ class Network:
             values = self.forward(params, inputs, outputs=[self.loss, *nodes])
             per_point = values[self.loss]
             check_loss(self.loss, per_point.shape, per_point.shape[0] if per_point.ndim else "N")
-            E = np.float64(per_point.mean() if self.reduction == "mean" else per_point.sum())
+            E = self._float(per_point.mean() if self.reduction == "mean" else per_point.sum())
             return E, per_point, tuple(values[n] for n in nodes)
         scalars, tensors, xs, n = self._fast_args(params, inputs)
         try:
@@ -591,7 +619,7 @@ class Network:
         except Exception:
             self.forward(params, inputs, outputs=[self.loss])  # raises, naming the node
             raise
-        return np.float64(E), per_point, tuple(np.asarray(x) for x in operands)
+        return self._float(E), per_point, tuple(np.asarray(x) for x in operands)
 
     def predict(self, params: Mapping[str, Any], inputs: Any) -> Array:
         """Class labels (+1/-1 or class indices) for a classifier loss, else the prediction
@@ -607,7 +635,9 @@ class Network:
 
         return predict_proba(self, params, inputs)
 
-    def error(self, params: Mapping[str, Any], inputs: Mapping[Hashable, Any]) -> np.float64:
+    def error(
+        self, params: Mapping[str, Any], inputs: Mapping[Hashable, Any]
+    ) -> np.floating[Any]:
         """The error E alone (the loss node reduced over data points), without gradients.
 
         >>> import networkx as nx, numpy as np, graphdiff
@@ -623,18 +653,15 @@ class Network:
         if self._program is None:
             values = self.forward(params, inputs, outputs=[self.loss])[self.loss]
             check_loss(self.loss, values.shape, values.shape[0] if values.ndim else "N")
-            return np.float64(values.mean() if self.reduction == "mean" else values.sum())
+            return self._float(values.mean() if self.reduction == "mean" else values.sum())
         scalars, tensors, xs, n = self._fast_args(params, inputs)
         try:
-            return np.float64(self._program.error(scalars, tensors, xs, n))
+            return self._float(self._program.error(scalars, tensors, xs, n))
         except GraphdiffError:
             raise
         except Exception:
             self.forward(params, inputs, outputs=[self.loss])  # raises, naming the node
             raise
-
-
-_F64 = np.dtype(np.float64)
 
 
 def _mapping(value: object, what: str) -> Mapping[Any, Any]:

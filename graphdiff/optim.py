@@ -220,9 +220,10 @@ class Optimizer:
     ) -> tuple[Array, dict[str, Array]]:
         """One parameter's update rule: return the new value and the new state slots.
 
-        ``p`` and ``g`` are float64 arrays (0-d for scalar parameters), ``state``
-        holds this parameter's slots, ``lr`` is this step's learning rate and ``t``
-        the 1-based number of this step. Must not write into its arguments.
+        ``p`` and ``g`` are arrays of the network's float type (0-d for scalar
+        parameters), ``state`` holds this parameter's slots, ``lr`` is this step's
+        learning rate and ``t`` the 1-based number of this step. Must not write into
+        its arguments.
         """
         raise NotImplementedError(f"{type(self).__name__} must define update()")
 
@@ -331,8 +332,8 @@ class Optimizer:
         slots = self._slot_vectors(layout)
         if self.elementwise:
             value, new_slots = self.update(p, g, slots, lr, t)
-            new = np.array(value, dtype=np.float64)
-            slots = {k: np.array(new_slots[k], dtype=np.float64) for k in self.slots}
+            new = np.array(value, dtype=p.dtype)  # the network's float type, as given
+            slots = {k: np.array(new_slots[k], dtype=p.dtype) for k in self.slots}
             if new.shape != p.shape or any(v.shape != p.shape for v in slots.values()):
                 raise OptimizerError(
                     f"{type(self).__name__}.update is elementwise, but did not return "
@@ -378,7 +379,7 @@ class Optimizer:
                         f"optimizer state {k!r} of parameter {n!r} does not have its shape "
                         f"{layout.shapes[n]}"
                     )
-            vectors[k] = layout.fill(np.zeros(layout.size), values)
+            vectors[k] = layout.fill(np.zeros(layout.size, layout.dtype), values)
         return vectors
 
     def _scalar_batch(
@@ -408,27 +409,41 @@ class Optimizer:
             return None
         return dict.fromkeys(names), p, g, slots
 
-    def state_dict(self) -> dict[str, Any]:
+    def state_dict(self, layout: Layout | None = None) -> dict[str, Any]:
         """``{"name", "config", "step", "state": {param: {slot: array}}}``, copies throughout.
+
+        With a ``layout`` (that of the :class:`~graphdiff.params.Params` it steps on),
+        the state is ``"slots": {slot: vector}`` instead, each slot one vector in that
+        layout (zeros for a parameter without state yet): what ``fit`` checkpoints.
 
         >>> opt = SGD(lr=0.1, momentum=0.9)
         >>> _ = opt.step({"w": np.float64(1.0)}, {"w": np.float64(2.0)})
         >>> sd = opt.state_dict()
         >>> sd["name"], sd["config"]["momentum"], sd["step"], sd["state"]
         ('sgd', 0.9, 1, {'w': {'velocity': array(2.)}})
+        >>> opt.state_dict(Layout(["v", "w"], []))["slots"]
+        {'velocity': array([0., 2.])}
         """
-        return {
+        out: dict[str, Any] = {
             "name": self.name,
             "config": self.config.model_dump(mode="json"),
             "step": self.steps,
-            "state": {
+        }
+        if layout is not None:
+            out["slots"] = {k: v.copy() for k, v in self._slot_vectors(layout).items()}
+        else:
+            out["state"] = {
                 n: {s: np.array(v, dtype=np.float64) for s, v in slots.items()}
                 for n, slots in self.state.items()
-            },
-        }
+            }
+        return out
 
-    def load_state_dict(self, saved: Mapping[str, Any]) -> None:
-        """Continue from a :meth:`state_dict`; refuses another optimizer or hyperparameters."""
+    def load_state_dict(self, saved: Mapping[str, Any], layout: Layout | None = None) -> None:
+        """Continue from a :meth:`state_dict`; refuses another optimizer or hyperparameters.
+
+        A state of ``"slots"`` (vectors) needs their ``layout``; the vectors are copied
+        as they are (their dtype kept).
+        """
         if saved.get("name") != self.name:
             raise OptimizerError(
                 f"the saved optimizer state is for {saved.get('name')!r}, not {self.name!r}"
@@ -446,6 +461,10 @@ class Optimizer:
         step = saved.get("step")
         if not isinstance(step, int) or isinstance(step, bool) or step < 0:
             raise OptimizerError(f"saved optimizer 'step' must be an int >= 0, got {step!r}")
+        if saved.get("slots") is not None:
+            self._load_slots(dict(saved["slots"]), layout)
+            self.steps = step
+            return
         state: dict[str, dict[str, Array]] = {}
         for n, slots in dict(saved.get("state") or {}).items():
             if set(slots) != set(self.slots):
@@ -456,6 +475,26 @@ class Optimizer:
             state[n] = {s: np.array(v, dtype=np.float64) for s, v in slots.items()}
         self.steps = step
         self.state = state
+
+    def _load_slots(self, slots: dict[str, Any], layout: Layout | None) -> None:
+        if layout is None:
+            raise OptimizerError("the saved optimizer state holds vectors ('slots'): "
+                                 "load_state_dict needs their layout")
+        if set(slots) != set(self.slots):
+            raise OptimizerError(
+                f"the saved optimizer state has slots {sorted(slots)}, "
+                f"{self.name} keeps {sorted(self.slots)}"
+            )
+        vectors = {}
+        for k, v in slots.items():
+            arr = np.array(v)
+            if arr.dtype.kind != "f" or arr.shape != (layout.size,):
+                raise OptimizerError(
+                    f"saved optimizer slot {k!r} must be a float vector of the layout's "
+                    f"{layout.size} numbers, got {arr.dtype} of shape {arr.shape}"
+                )
+            vectors[k] = arr
+        self._vectors, self._state = (layout, vectors), {}
 
 
 class SGDConfig(OptimizerConfig):

@@ -1,11 +1,12 @@
 """Parameters and gradients as one vector with names (as JAX's ``ravel_pytree``).
 
 A network's parameters, scalar weights and tensors alike, live in one contiguous
-float64 vector; :class:`Layout` says where each one is. :class:`Params` is the
-mapping users see (``params["w1"]``, ``dict(params)``, iteration in the network's
-order), backed by that vector: a tensor parameter is a view into it, so
-``params.vector`` is every parameter at once, and an optimizer steps on it in one
-vectorised pass. :class:`Grads` has the same layout, read-only.
+vector of the network's float type (float64, or float32 when compiled so);
+:class:`Layout` says where each one is. :class:`Params` is the mapping users see
+(``params["w1"]``, ``dict(params)``, iteration in the network's order), backed by
+that vector: a tensor parameter is a view into it, so ``params.vector`` is every
+parameter at once, and an optimizer steps on it in one vectorised pass.
+:class:`Grads` has the same layout, read-only.
 
 >>> import numpy as np
 >>> layout = Layout(["b", "w"], [("W", (2, 2))])
@@ -39,14 +40,21 @@ class Layout:
     """Where each parameter lives in the vector: the scalars first (in the order
     given), then each tensor's entries in C order.
 
-    ``names`` is the order of iteration (sorted); ``fingerprint`` is the same for two
-    layouts of the same names and shapes (two compiles of one graph), so a vector
-    made for one network is trusted by another with the same fingerprint.
+    ``names`` is the order of iteration (sorted); ``dtype`` the vector's float type;
+    ``fingerprint`` is the same for two layouts of the same names, shapes and dtype
+    (two compiles of one graph), so a vector made for one network is trusted by
+    another with the same fingerprint.
     """
 
-    __slots__ = ("fingerprint", "n_scalars", "names", "shapes", "size", "slices", "where")
+    __slots__ = (
+        "dtype", "fingerprint", "n_scalars", "names", "shapes", "size", "slices", "where",
+    )
 
-    def __init__(self, scalars: Sequence[str], tensors: Sequence[tuple[str, tuple[int, ...]]]):
+    def __init__(
+        self, scalars: Sequence[str], tensors: Sequence[tuple[str, tuple[int, ...]]],
+        dtype: Any = np.float64,
+    ):
+        self.dtype: np.dtype[Any] = np.dtype(dtype)
         self.n_scalars = len(scalars)
         self.names: tuple[str, ...] = tuple(sorted([*scalars, *(n for n, _ in tensors)]))
         # where[name] = i: vector[i] for a scalar (i >= 0); the ~i-th tensor otherwise
@@ -62,15 +70,21 @@ class Layout:
             start += size
         self.size = start
         text = repr((tuple(scalars), [(n, tuple(s)) for n, s in tensors]))
+        if self.dtype != np.float64:  # float64 layouts keep the fingerprints they had
+            text += f" {self.dtype.name}"
         self.fingerprint = hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
 
     def __repr__(self) -> str:
-        return f"<Layout {self.fingerprint}: {len(self.names)} parameters, {self.size} numbers>"
+        return (
+            f"<Layout {self.fingerprint}: {len(self.names)} parameters, {self.size} "
+            f"{self.dtype.name} numbers>"
+        )
 
     def __getstate__(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in self.__slots__}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
+        state.setdefault("dtype", np.dtype(np.float64))  # pickled before layouts had one
         for k, v in state.items():
             object.__setattr__(self, k, v)
 
@@ -127,7 +141,8 @@ class _OnVector:
 
 
 class Params(_OnVector, MutableMapping[str, Any]):
-    """A network's parameters by name, backed by one float64 vector (``.vector``).
+    """A network's parameters by name, backed by one vector (``.vector``) of the
+    network's float type (``layout.dtype``: float64 unless compiled as float32).
 
     Made by :meth:`Network.init_params <graphdiff.network.Network.init_params>`,
     :meth:`Network.params_from_vector <graphdiff.network.Network.params_from_vector>`
@@ -142,13 +157,13 @@ class Params(_OnVector, MutableMapping[str, Any]):
     @classmethod
     def from_mapping(cls, layout: Layout, values: Mapping[str, Any]) -> Params:
         """A new vector filled from ``values`` (checked values of every parameter)."""
-        return cls(layout, layout.fill(np.empty(layout.size), values))
+        return cls(layout, layout.fill(np.empty(layout.size, layout.dtype), values))
 
     def __setitem__(self, name: str, value: Any) -> None:
         shape = self.layout.shapes.get(name)
         if shape is None:
             raise InputError(f"no parameter {name!r} in this network's parameters")
-        arr = as_numbers(value, f"parameter {name!r}")
+        arr = as_numbers(value, f"parameter {name!r}", self.layout.dtype)
         if arr.shape != shape:
             raise ShapeError(f"parameter {name!r} must have shape {shape}, got {arr.shape}")
         self.layout.fill(self.vector, {name: arr})
@@ -189,7 +204,7 @@ class Grads(_OnVector, Mapping[str, Any]):
         """Gradients from the scalars' vector and the tensors' arrays (None: zeros)."""
         if not layout.slices:
             return cls(layout, scalars)
-        vector = np.zeros(layout.size)
+        vector = np.zeros(layout.size, layout.dtype)
         vector[: layout.n_scalars] = scalars
         for (a, b, _), g in zip(layout.slices, tensors, strict=True):
             if g is not None:

@@ -26,6 +26,7 @@ __all__ = [
 
 Node = Any  # a networkx node name: str or int
 Array = np.ndarray
+_F64 = np.dtype(np.float64)
 
 
 def unbroadcast(g: Array, shape: tuple[int, ...]) -> Array:
@@ -50,10 +51,12 @@ def unbroadcast(g: Array, shape: tuple[int, ...]) -> Array:
     return g
 
 
-def vjp_args(op: Op, out: Array, xs: list[Array] | tuple[Array, ...]) -> tuple[Array, ...]:
+def vjp_args(
+    op: Op, out: Array, xs: list[Array] | tuple[Array, ...], dtype: np.dtype[Any] = _F64
+) -> tuple[Array, ...]:
     """``(out, *xs)`` as a vjp gets them: what the op does not save (``Op.saves``) is
-    replaced by read-only zeros of its shape, as the generated fast path does after
-    releasing those values.
+    replaced by read-only zeros of its shape (of the network's ``dtype``, float64 by
+    default), as the generated fast path does after releasing those values.
 
     >>> from graphdiff import get_op
     >>> out, x = vjp_args(get_op("tanh"), np.ones(2), [np.full(2, 3.0)])
@@ -64,14 +67,15 @@ def vjp_args(op: Op, out: Array, xs: list[Array] | tuple[Array, ...]) -> tuple[A
         return (out, *xs)
     keep = op.saves
     return (
-        out if "out" in keep else zeros_like(np.shape(out)),
-        *(x if i in keep else zeros_like(np.shape(x)) for i, x in enumerate(xs)),
+        out if "out" in keep else zeros_like(np.shape(out), dtype),
+        *(x if i in keep else zeros_like(np.shape(x), dtype) for i, x in enumerate(xs)),
     )
 
 
-def as_numbers(value: Any, what: str) -> Array:
-    """``value`` as a float64 array, refusing what is not numbers (a plain float64
-    conversion would turn None into NaN and the text "0.5" into 0.5 without a word).
+def as_numbers(value: Any, what: str, dtype: np.dtype[Any] = _F64) -> Array:
+    """``value`` as a float64 array (or of ``dtype``, a network's float type), refusing
+    what is not numbers (a plain float64 conversion would turn None into NaN and the
+    text "0.5" into 0.5 without a word).
 
     >>> as_numbers([1, 2.5], "input 'x'")
     array([1. , 2.5])
@@ -88,14 +92,15 @@ def as_numbers(value: Any, what: str) -> Array:
         shown = repr(value)
         shown = shown if len(shown) <= 60 else shown[:57] + "..."
         raise InputError(f"{what} is not a numeric array: it holds {arr.dtype} values ({shown})")
-    return arr.astype(np.float64, copy=False)
+    return arr.astype(dtype, copy=False)
 
 
 @functools.lru_cache(maxsize=1024)
-def zeros_like(shape: tuple[int, ...]) -> Array:
-    """Read-only zeros of ``shape`` that take no memory (stride 0), made once per shape:
-    ``np.broadcast_to`` costs microseconds, which shows on one-sample networks."""
-    return np.broadcast_to(np.float64(0.0), shape)
+def zeros_like(shape: tuple[int, ...], dtype: np.dtype[Any] = _F64) -> Array:
+    """Read-only zeros of ``shape`` (float64, or ``dtype``) that take no memory (stride 0),
+    made once per shape: ``np.broadcast_to`` costs microseconds, which shows on
+    one-sample networks."""
+    return np.broadcast_to(np.zeros((), dtype), shape)
 
 
 def check_operand(x: Array, node: Node | None, neuron: Node) -> Array:
@@ -119,13 +124,14 @@ def check_grads(gs: Any, n: int, op: str, node: Node) -> Any:
     return gs
 
 
-_F64 = np.dtype(np.float64)
-
-
-def numeric(value: Any, op: str, node: Node, what: str) -> Array:
+def numeric(
+    value: Any, op: str, node: Node, what: str, dtype: np.dtype[Any] = _F64
+) -> Array:
     """The one rule, on both paths, for what an op's ``forward`` or ``vjp`` (``what``)
-    hands back: float64 arrays as they are, other numbers (a list, a Python float,
-    float32) as float64, anything else refused naming the op and its node.
+    hands back: arrays of the network's float type (``dtype``, float64 by default) as
+    they are, other numbers (a list, a Python float, float32 into a float64 network,
+    float64 into a float32 one) converted to it, anything else refused naming the op
+    and its node.
 
     >>> numeric([1, 2], "twice", "y", "forward")
     array([1., 2.])
@@ -134,7 +140,7 @@ def numeric(value: Any, op: str, node: Node, what: str) -> Array:
     ...
     graphdiff.errors.OpContractError: op 'twice' at node 'y': forward returned list of <U3, ...
     """
-    if type(value) is np.ndarray and value.dtype is _F64:
+    if type(value) is np.ndarray and value.dtype is dtype:
         return value
     try:
         arr = np.asarray(value)
@@ -145,22 +151,27 @@ def numeric(value: Any, op: str, node: Node, what: str) -> Array:
             f"op {op!r} at node {node!r}: {what} returned {type(value).__name__} of "
             f"{arr.dtype}, not numbers"
         )
-    return arr.astype(np.float64, copy=False)
+    return arr.astype(dtype, copy=False)
 
 
-def activation_delta(dz: Any, act: str, neuron: Node) -> Array:
+def activation_delta(
+    dz: Any, act: str, neuron: Node, dtype: np.dtype[Any] = _F64
+) -> Array:
     """A neuron's dE/dz from its activation's vjp, as :func:`numeric` says (not None)."""
     if dz is None:
         raise OpContractError(f"activation {act!r} of neuron {neuron!r}: vjp returned None")
-    return numeric(dz, act, neuron, "vjp")
+    return numeric(dz, act, neuron, "vjp", dtype)
 
 
-def fit_gradient(g: Array | None, shape: tuple[int, ...], op: str, node: Node) -> Array:
+def fit_gradient(
+    g: Array | None, shape: tuple[int, ...], op: str, node: Node,
+    dtype: np.dtype[Any] = _F64,
+) -> Array:
     """A vjp's gradient, as :func:`numeric` says, summed back to its operand's ``shape``
     (None: zeros)."""
     if g is None:
-        return np.zeros(shape)
-    g = numeric(g, op, node, "vjp")
+        return np.zeros(shape, dtype)
+    g = numeric(g, op, node, "vjp", dtype)
     try:
         g = unbroadcast(g, shape)
     except ValueError:
@@ -383,3 +394,4 @@ class Plan:
     pruned: tuple[Hashable, ...]
     inputs: tuple[Hashable, ...]
     slot: Mapping[Hashable, int]  # node -> its step's index
+    dtype: np.dtype[Any] = _F64  # of parameters, values, deltas and gradients

@@ -239,10 +239,10 @@ def _prediction(net: Network, params: Mapping[str, Any], inputs: Any) -> Array:
 
 def labels(op: Op, z: Array) -> Array:
     """Class labels from predictions z: +1/-1 by sign (0 gives -1), or argmax's index."""
-    if op.predicts == "sign":
-        out: Array = np.where(z > 0, 1.0, -1.0)
+    if op.predicts == "sign":  # labels of z's float type (float32 in a float32 network)
+        out: Array = np.where(z > 0, 1.0, -1.0).astype(z.dtype, copy=False)
         return out
-    index: Array = np.argmax(z, axis=1).astype(np.float64)
+    index: Array = np.argmax(z, axis=1).astype(z.dtype)
     return index
 
 

@@ -110,6 +110,7 @@ def generate(
     loss_slot: int,
     reduction: str,
     needs: list[bool],
+    dtype: Any = np.float64,
 ) -> Program | None:
     """Generate the fast backward and error functions of a fused plan.
 
@@ -121,13 +122,13 @@ def generate(
         return None
 
     def make(deltas: bool, check: bool) -> tuple[Callable[..., Any], str]:
-        g = CodeGen(fusion, tensor_names, loss_slot, reduction, needs, deltas, check)
+        g = CodeGen(fusion, tensor_names, loss_slot, reduction, needs, deltas, check, dtype)
         src = g.source(with_backward=True)
         # The source is built only from integers and fixed identifiers (see module doc).
         exec(compile(src, "<graphdiff plan>", "exec"), g.ns)  # noqa: S102
         return g.ns["backward"], src
 
-    gen = CodeGen(fusion, tensor_names, loss_slot, reduction, needs)
+    gen = CodeGen(fusion, tensor_names, loss_slot, reduction, needs, dtype=dtype)
     src_b = gen.source(with_backward=True)
     src_e = gen.source(with_backward=False)
     ns = gen.ns

@@ -83,7 +83,8 @@ def as_inputs(net: Network, data: Any, what: str) -> Data:
         data = _fed(net, data, list(net.inputs), what)
     except DataError as e:
         raise FitError(str(e)) from None
-    arrays = {n: as_numbers(data[n], f"{what}: input {n!r}") for n in net.inputs}
+    # converted once, to the network's float type
+    arrays = {n: as_numbers(data[n], f"{what}: input {n!r}", net.dtype) for n in net.inputs}
     sizes = {n: (a.shape[0] if a.ndim else None) for n, a in arrays.items()}
     if len(set(sizes.values())) != 1 or None in sizes.values():
         raise ShapeError(f"{what}: inputs must share a first axis over data points, got {sizes!r}")

@@ -42,6 +42,8 @@ __all__ = [
     "CheckpointFile",
     "EdgeSpec",
     "GraphSpec",
+    "LayoutSpec",
+    "LayoutTensorSpec",
     "LoadLimits",
     "ModelFile",
     "NodeSpec",
@@ -218,12 +220,29 @@ class ParamsFile(_Strict):
 
 
 class OptimizerSpec(_Strict):
-    """An optimizer's ``state_dict()``: per-parameter slots of arrays and the step."""
+    """An optimizer's ``state_dict()`` and its step: per-parameter slots of arrays
+    (``state``), or each slot as one vector in the checkpoint's ``layout`` (``slots``)."""
 
     name: Annotated[str, Field(min_length=1, max_length=64)]
     config: dict[Name, JsonValue] = Field(default_factory=dict)
     step: Dim = 0
     state: dict[Name, dict[Name, TensorSpec]] = Field(default_factory=dict)
+    slots: dict[Name, TensorSpec] | None = None
+
+
+class LayoutTensorSpec(_Strict):
+    """A tensor parameter of a :class:`LayoutSpec`: its name and shape."""
+
+    name: Name
+    shape: list[Dim] = Field(max_length=MAX_RANK_SCHEMA)
+
+
+class LayoutSpec(_Strict):
+    """Where each parameter lives in a checkpoint's ``vector``: the scalars first, in
+    this order, then each tensor's entries in C order (:class:`graphdiff.params.Layout`)."""
+
+    scalars: list[Name]
+    tensors: list[LayoutTensorSpec]
 
 
 class NodeStats(_Strict):
@@ -241,7 +260,11 @@ class CheckpointFile(_Strict):
     format: Literal["graphdiff-checkpoint"] = "graphdiff-checkpoint"
     format_version: Version = FORMAT_VERSION
     checksum: Annotated[str, Field(pattern=SHA256_PATTERN)]
-    params: dict[Name, TensorSpec]
+    # the parameters: ``layout`` and one 1-D ``vector`` holding them all (what fit
+    # writes), or ``params``, one entry per name (fit's files before issue 12)
+    params: dict[Name, TensorSpec] | None = None
+    layout: LayoutSpec | None = None
+    vector: TensorSpec | None = None
     optimizer: OptimizerSpec | None = None
     rng_state: dict[Name, JsonValue] | None = None
     epoch: Dim = 0

@@ -42,7 +42,7 @@ from .errors import GraphdiffError, InputError, NonFiniteError
 from .io import Checkpoint, graph_fingerprint, load_checkpoint, save_checkpoint
 from .network import Network
 from .optim import SGD, Optimizer, OptimizerError
-from .params import Params
+from .params import Layout, Params
 from .predict import _fed, check_data, evaluate, is_classifier, metrics
 from .progress import Progress, in_notebook
 from .runner import QUIET, FitError, InProcess, Runner, as_inputs, batch_gradient
@@ -442,7 +442,7 @@ def fit(
                 epoch % every == 0 or stopped != "epochs" or epoch == epochs
             ):
                 ckpt = Checkpoint(
-                    params=dict(current), optimizer=opt.state_dict(),
+                    params=current, optimizer=opt.state_dict(current.layout),
                     rng_state=dict(rng.bit_generator.state), epoch=epoch, step=steps,
                     config=settings, history=history, graph_fingerprint=fingerprint,
                 )
@@ -503,21 +503,19 @@ def _resume(
     if ckpt.optimizer is None or ckpt.rng_state is None:
         lacks = "optimizer state" if ckpt.optimizer is None else "rng_state"
         raise FitError(f"resume: the checkpoint {where!r} has no {lacks} (not written by fit)")
+    params, layout = _saved_params(ckpt, net, where)
     saved = ckpt.optimizer
     try:
         if optimizer is None:
             opt = Optimizer.from_config(saved["name"], saved["config"])
         else:
             opt = copy.deepcopy(optimizer)
-        opt.load_state_dict(saved)
+        if saved.get("slots") is not None and layout.fingerprint != net.layout.fingerprint:
+            saved = {**saved, "slots": {k: Params.from_mapping(
+                net.layout, Params(layout, v)).vector for k, v in saved["slots"].items()}}
+        opt.load_state_dict(saved, net.layout)
     except OptimizerError as e:
         raise FitError(f"resume: the checkpoint {where!r} cannot continue here: {e}") from e
-    params = ckpt.params
-    if sorted(params) != sorted(net.params):
-        raise FitError(
-            f"resume: the checkpoint {where!r} holds parameters {sorted(params)}, "
-            f"the network {sorted(net.params)}"
-        )
     changed = [
         f"{k}: saved {ckpt.config[k]!r}, here {settings[k]!r}"
         for k in RESUME_SETTINGS if k in ckpt.config and ckpt.config[k] != settings[k]
@@ -542,7 +540,47 @@ def _resume(
             f"({type(rng.bit_generator).__name__}) cannot take: {e!r}"[:500]
         ) from None
     history = [{**row, "epoch": int(row["epoch"])} for row in ckpt.history]
-    return net.as_params(params), opt, history, ckpt.epoch, ckpt.step
+    return params, opt, history, ckpt.epoch, ckpt.step
+
+
+def _saved_params(ckpt: Checkpoint, net: Network, where: str) -> tuple[Params, Layout]:
+    """A checkpoint's parameters in the network's layout, and the layout they were saved
+    in (the network's own, or one of the same names and shapes in another order).
+
+    A vector of another dtype or a layout of other names or shapes is refused
+    (FitError naming the file's field); per-name parameters (files of before
+    issue 12) are checked as any mapping is."""
+    params = ckpt.params
+    if not isinstance(params, Params):
+        if sorted(params) != sorted(net.params):
+            raise FitError(
+                f"resume: the checkpoint {where!r} holds parameters {sorted(params)}, "
+                f"the network {sorted(net.params)}"
+            )
+        return net.as_params(params), net.layout
+    mine, theirs = net.layout, params.layout
+    want = np.dtype(getattr(mine, "dtype", np.float64))
+    if params.vector.dtype != want:
+        raise FitError(
+            f"resume: the checkpoint {where!r} holds a {params.vector.dtype.name} parameter "
+            f"vector ('vector'), the network's parameters are {want.name}"
+        )
+    if theirs.fingerprint == mine.fingerprint:
+        return Params(mine, params.vector), mine
+    if theirs.shapes != mine.shapes:
+        differ = sorted(
+            (n for n in theirs.shapes.keys() | mine.shapes.keys()
+             if theirs.shapes.get(n) != mine.shapes.get(n)), key=str
+        )
+        details = "; ".join(
+            f"{n!r}: saved {theirs.shapes.get(n, 'none')}, here {mine.shapes.get(n, 'none')}"
+            for n in differ[:5]
+        )
+        raise FitError(
+            f"resume: the checkpoint {where!r} has a parameter layout ('layout') of other "
+            f"names or shapes than the network's ({details})"
+        )
+    return Params.from_mapping(mine, params), theirs
 
 
 def _diverged(

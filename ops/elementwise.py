@@ -62,8 +62,14 @@ def _samples_wide(rng: np.random.Generator) -> list[Sample]:
     return [((rng.uniform(-6.0, 6.0, s),), {}) for s in _SHAPES]
 
 
+def _floats(x: Array) -> np.dtype[Any]:
+    """The float type of a result made from ``x``: its own for floats (a float32
+    network's values stay float32), float64 for integers and booleans."""
+    return np.result_type(np.asarray(x).dtype, np.float32)
+
+
 def _zero(x: Array, out: Array, **attrs: Any) -> Array:
-    return np.zeros(np.shape(x))
+    return np.zeros(np.shape(x), _floats(x))
 
 
 # --- ONNX lowerings (see Op.onnx): most ops are one ONNX operator of the same meaning
@@ -138,7 +144,7 @@ register_op(
     elementwise_op(
         "neg",
         lambda x: -x,
-        lambda x, out: -np.ones(np.shape(x)),
+        lambda x, out: np.full(np.shape(x), -1.0, _floats(x)),
         samples=_samples_real,
         saves=(),
         onnx=_onnx("Neg"),
@@ -237,7 +243,7 @@ register_op(
 register_op(
     elementwise_op(
         "sign",
-        lambda x: np.sign(x).astype(float),
+        lambda x: np.sign(x).astype(_floats(x)),
         _zero,
         samples=_samples_nonzero,
         onnx=_onnx("Sign"),
@@ -249,7 +255,7 @@ register_op(
 register_op(
     elementwise_op(
         "step",
-        lambda x: (x > 0).astype(float),
+        lambda x: (x > 0).astype(_floats(x)),
         _zero,
         samples=_samples_nonzero,
         onnx=_step_onnx,
@@ -352,7 +358,7 @@ register_op(
     elementwise_op(
         "relu",
         lambda x, shift: np.maximum(x - shift, 0.0),
-        lambda x, out, shift: (x - shift > 0).astype(float),
+        lambda x, out, shift: (x - shift > 0).astype(_floats(x)),
         attrs=ReluAttrs,
         samples=_relu_samples,
         onnx=_relu_onnx,

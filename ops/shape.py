@@ -133,7 +133,7 @@ def _index(x: Array, i: int, axis: int) -> Array:
 
 
 def _index_vjp(g: Array, out: Array, x: Array, i: int, axis: int) -> tuple[Array]:
-    dx = np.zeros(x.shape)
+    dx = np.zeros(x.shape, np.asarray(g).dtype)  # float32 in a float32 network
     where: list[int | slice] = [slice(None)] * x.ndim
     where[axis] = i
     dx[tuple(where)] = g
