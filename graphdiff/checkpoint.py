@@ -13,20 +13,21 @@ from typing import Any
 import numpy as np
 
 from .graphspec import (
-    _check_sizes,
-    _copy_json,
-    _decode,
-    _decode_params,
-    _encode,
-    _encode_params,
-    _json_value,
-    _named,
+    check_sizes,
+    copy_json,
+    decode,
+    decode_params,
+    encode,
+    encode_params,
+    json_value,
+    named,
 )
-from .jsonread import GraphFormatError, _in_file, _pointer, _read_doc, _show, _validate
-from .jsonwrite import _atomic_write, _layout, _tensor_doc
+from .jsonread import GraphFormatError, in_file, pointer, read_doc, show, validate_doc
+from .jsonwrite import atomic_write, doc_lines, tensor_doc
 from .params import Layout, Params
 from .schema import (
     CHECKPOINT_FORMAT,
+    DTYPES,
     FORMAT_VERSION,
     CheckpointFile,
     LayoutSpec,
@@ -93,14 +94,14 @@ def _rng_json(state: Any) -> Any:
 
 def _rows(history: Any) -> list[Any]:
     if not isinstance(history, (list, tuple)):
-        raise GraphFormatError("bad_type", f"history must be a list of dicts, got {_show(history)}")
+        raise GraphFormatError("bad_type", f"history must be a list of dicts, got {show(history)}")
     return list(history)
 
 
 def _row_doc(row: Mapping[str, Any]) -> dict[str, Any]:
     """A history row for the file: diagnostics become a list (JSON keys are only text)."""
     if not isinstance(row, Mapping):
-        raise GraphFormatError("bad_type", f"history rows must be dicts, got {_show(row)}")
+        raise GraphFormatError("bad_type", f"history rows must be dicts, got {show(row)}")
     nodes = row.get("nodes")
     if not isinstance(nodes, Mapping):
         return dict(row)
@@ -143,20 +144,20 @@ def save_checkpoint(path: str | os.PathLike[str], ckpt: Checkpoint) -> None:
         try:
             opt_doc = {
                 "name": opt.get("name"),
-                "config": _named("optimizer config", _json_value, opt.get("config") or {}),
+                "config": named("optimizer config", json_value, opt.get("config") or {}),
                 "step": opt.get("step", 0),
             }
             if opt.get("slots") is not None:
                 opt_doc["slots"] = _slots_doc(opt["slots"], layout)
             else:
                 opt_doc["state"] = {
-                    p: {s: _tensor_doc(_named(f"optimizer state {p!r}/{s!r}", _encode, a))
+                    p: {s: tensor_doc(named(f"optimizer state {p!r}/{s!r}", encode, a))
                         for s, a in sorted(slots.items())}
                     for p, slots in sorted((opt.get("state") or {}).items())
                 }
         except (AttributeError, TypeError):  # not the dicts of an optimizer's state_dict()
             raise GraphFormatError(
-                "bad_type", f"optimizer must be an optimizer's state_dict(), got {_show(opt)}"
+                "bad_type", f"optimizer must be an optimizer's state_dict(), got {show(opt)}"
             ) from None
     doc: dict[str, Any] = {
         "format": CHECKPOINT_FORMAT,
@@ -165,27 +166,27 @@ def save_checkpoint(path: str | os.PathLike[str], ckpt: Checkpoint) -> None:
         "epoch": ckpt.epoch,
         "step": ckpt.step,
         "graph_fingerprint": ckpt.graph_fingerprint,
-        "config": _named("config", _json_value, ckpt.config),
-        "history": _named("history", _json_value, [_row_doc(row) for row in _rows(ckpt.history)]),
+        "config": named("config", json_value, ckpt.config),
+        "history": named("history", json_value, [_row_doc(row) for row in _rows(ckpt.history)]),
         "rng_state": None if ckpt.rng_state is None
-        else _named("rng_state", _json_value, _rng_json(ckpt.rng_state)),
+        else named("rng_state", json_value, _rng_json(ckpt.rng_state)),
         "optimizer": opt_doc,
     }
     if isinstance(params, Params):
         doc["layout"] = _layout_doc(params.layout)
-        doc["vector"] = _tensor_doc(_named("the parameter vector", _encode, params.vector))
+        doc["vector"] = tensor_doc(named("the parameter vector", encode, params.vector))
     else:
-        doc["params"] = {k: _tensor_doc(t) for k, t in _encode_params(params).items()}
+        doc["params"] = {k: tensor_doc(t) for k, t in encode_params(params).items()}
     try:
         doc["checksum"] = _checksum(doc)
     except (TypeError, ValueError):  # a field that is not JSON (epoch=frozenset(), ...)
-        _validate(CheckpointFile, doc)  # names the field
+        validate_doc(CheckpointFile, doc)  # names the field
         raise GraphFormatError("bad_type", "the checkpoint holds values that are not "
                                "JSON data") from None
-    _validate(CheckpointFile, doc)
+    validate_doc(CheckpointFile, doc)
     expand = {(), ("params",), ("optimizer",), ("optimizer", "state"), ("optimizer", "slots"),
               ("history",), ("layout",)}
-    _atomic_write(path, [*_layout(doc, expand), "\n"])
+    atomic_write(path, [*doc_lines(doc, expand), "\n"])
 
 
 def load_checkpoint(
@@ -203,9 +204,9 @@ def load_checkpoint(
     if not isinstance(limits, LoadLimits):
         raise GraphFormatError("bad_type", f"limits must be a LoadLimits, got "
                                f"{type(limits).__name__}")
-    with _in_file(path):
-        doc = _read_doc(path, CHECKPOINT_FORMAT, limits)
-        spec: CheckpointFile = _validate(CheckpointFile, doc)
+    with in_file(path):
+        doc = read_doc(path, CHECKPOINT_FORMAT, limits)
+        spec: CheckpointFile = validate_doc(CheckpointFile, doc)
         if _checksum(doc) != spec.checksum:
             raise GraphFormatError(
                 "checksum",
@@ -213,18 +214,18 @@ def load_checkpoint(
                 "/checksum",
             )
         opt = spec.optimizer
-        tensors = [(f"/params/{_pointer([k])[1:]}", t) for k, t in (spec.params or {}).items()]
+        tensors = [(f"/params/{pointer([k])[1:]}", t) for k, t in (spec.params or {}).items()]
         if spec.vector is not None:
             tensors.append(("/vector", spec.vector))
         if opt is not None:
-            tensors += [(f"/optimizer/state/{_pointer([p, s])[1:]}", t)
+            tensors += [(f"/optimizer/state/{pointer([p, s])[1:]}", t)
                         for p, slots in opt.state.items() for s, t in slots.items()]
-            tensors += [(f"/optimizer/slots/{_pointer([k])[1:]}", t)
+            tensors += [(f"/optimizer/slots/{pointer([k])[1:]}", t)
                         for k, t in (opt.slots or {}).items()]
         shapes = [] if spec.layout is None else [
             (f"/layout/tensors/{i}", t.shape) for i, t in enumerate(spec.layout.tensors)
         ]
-        _check_sizes(tensors, limits, shapes=shapes)
+        check_sizes(tensors, limits, shapes=shapes)
         params: Mapping[str, Any]
         if spec.params is not None:
             if spec.layout is not None or spec.vector is not None:
@@ -232,12 +233,12 @@ def load_checkpoint(
                     "bad_type", "a checkpoint holds 'params' or 'layout' and 'vector', "
                     "not both", "/layout" if spec.layout is not None else "/vector"
                 )
-            params = _decode_params(spec.params, "/params", allow_nonfinite)
+            params = decode_params(spec.params, "/params", allow_nonfinite)
         else:
             params = _params_of(spec, allow_nonfinite)
         optimizer = None
         if opt is not None:
-            optimizer = {"name": opt.name, "config": _copy_json(opt.config), "step": opt.step}
+            optimizer = {"name": opt.name, "config": copy_json(opt.config), "step": opt.step}
             if opt.slots is not None:
                 if opt.state or not isinstance(params, Params):
                     raise GraphFormatError(
@@ -248,17 +249,17 @@ def load_checkpoint(
                 optimizer["slots"] = _slots_of(opt.slots, params, allow_nonfinite)
             else:
                 optimizer["state"] = {
-                    p: _decode_params(slots, f"/optimizer/state/{_pointer([p])[1:]}",
+                    p: decode_params(slots, f"/optimizer/state/{pointer([p])[1:]}",
                                       allow_nonfinite)
                     for p, slots in opt.state.items()
                 }
         return Checkpoint(
             params=params,
             optimizer=optimizer,
-            rng_state=_copy_json(spec.rng_state),
+            rng_state=copy_json(spec.rng_state),
             epoch=spec.epoch,
             step=spec.step,
-            config=_copy_json(spec.config),
+            config=copy_json(spec.config),
             history=[_row(row) for row in spec.history],
             graph_fingerprint=spec.graph_fingerprint,
         )
@@ -284,13 +285,13 @@ def _slots_doc(slots: Mapping[str, Any], layout: Layout | None) -> dict[str, Any
         )
     out = {}
     for k, v in sorted(slots.items()):
-        t = _named(f"optimizer slot {k!r}", _encode, v)
+        t = named(f"optimizer slot {k!r}", encode, v)
         if t.shape != [layout.size]:
             raise GraphFormatError(
                 "bad_shape", f"optimizer slot {k!r} has shape {tuple(t.shape)}, not the "
                 f"parameter vector's ({layout.size},)"
             )
-        out[k] = _tensor_doc(t)
+        out[k] = tensor_doc(t)
     return out
 
 
@@ -300,7 +301,7 @@ def _vector(t: TensorSpec, where: str, size: int, allow_nonfinite: bool) -> np.n
             "bad_shape", f"the layout holds {size} numbers: shape must be [{size}], "
             f"got {t.shape}", f"{where}/shape"
         )
-    return _decode(t, where, allow_nonfinite)
+    return decode(t, where, allow_nonfinite)
 
 
 def _params_of(spec: CheckpointFile, allow_nonfinite: bool) -> Params:
@@ -310,19 +311,19 @@ def _params_of(spec: CheckpointFile, allow_nonfinite: bool) -> Params:
             "missing_field", "a checkpoint holds 'params', or 'layout' and 'vector'",
             "/vector" if spec.layout is not None else "/layout"
         )
-    layout = _layout_of(spec.layout)
+    layout = _layout_of(spec.layout, DTYPES[spec.vector.dtype])
     return Params(layout, _vector(spec.vector, "/vector", layout.size, allow_nonfinite))
 
 
-def _layout_of(spec: LayoutSpec) -> Layout:
+def _layout_of(spec: LayoutSpec, dtype: str) -> Layout:
     seen: set[str] = set()
     names = [(f"/layout/scalars/{i}", n) for i, n in enumerate(spec.scalars)]
     names += [(f"/layout/tensors/{i}/name", t.name) for i, t in enumerate(spec.tensors)]
     for where, n in names:
         if n in seen:
-            raise GraphFormatError("duplicate_id", f"parameter {_show(n)} appears twice", where)
+            raise GraphFormatError("duplicate_id", f"parameter {show(n)} appears twice", where)
         seen.add(n)
-    return Layout(spec.scalars, [(t.name, tuple(t.shape)) for t in spec.tensors])
+    return Layout(spec.scalars, [(t.name, tuple(t.shape)) for t in spec.tensors], dtype)
 
 
 def _slots_of(
@@ -330,10 +331,10 @@ def _slots_of(
 ) -> dict[str, np.ndarray]:
     out = {}
     for k, t in slots.items():
-        where = f"/optimizer/slots/{_pointer([k])[1:]}"
+        where = f"/optimizer/slots/{pointer([k])[1:]}"
         if t.dtype != params.vector.dtype.name:
             raise GraphFormatError(
-                "bad_dtype", f"optimizer slot {_show(k)} is {t.dtype}, the parameter vector "
+                "bad_dtype", f"optimizer slot {show(k)} is {t.dtype}, the parameter vector "
                 f"{params.vector.dtype.name}", f"{where}/dtype"
             )
         out[k] = _vector(t, where, params.layout.size, allow_nonfinite)

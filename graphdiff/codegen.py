@@ -130,6 +130,7 @@ class CodeGen:
         self.ns: dict[str, Any] = {
             "_sum": np.add.reduce,
             "_cat": np.concatenate,
+            "_arr": np.array,
             "_dot": np.dot,
             "_zeros_like": np.zeros_like,
             "_fromiter": np.fromiter,
@@ -330,7 +331,12 @@ class CodeGen:
             else:
                 pieces.append(f"V{grp.level}[{self._rows(lv, grp.rows, grp.j0)}]")
                 used.append(f"V{grp.level}")
-        gather = pieces[0] if len(pieces) == 1 else f"_cat(({', '.join(pieces)},))"
+        if len(pieces) > 1 and all(grp.level is None for grp in lv.groups):
+            # only single values (of shape (N,), checked where they are made): one array
+            # of them, as _cat of their rows makes it, in one call and without k views
+            gather = f"_arr(({''.join(self.val(grp.rows) + ', ' for grp in lv.groups)}))"
+        else:
+            gather = pieces[0] if len(pieces) == 1 else f"_cat(({', '.join(pieces)},))"
         A, V, Z, W = f"A{b}", f"V{b}", f"Z{b}", f"W{b}"
         lines = [
             Line(f"{A} = {gather}", tuple(used), (A,)),

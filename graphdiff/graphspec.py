@@ -21,8 +21,8 @@ from pydantic import ValidationError
 
 from .errors import UnknownOpError
 from .graphs import node_key
-from .jsonread import GraphFormatError, Payloads, _invalid, _pointer, _show
-from .jsonwrite import _compact, _graph_doc
+from .jsonread import GraphFormatError, Payloads, format_error, pointer, show
+from .jsonwrite import compact_json, graph_doc
 from .registry import ENGINE_OPS, get_op
 from .schema import (
     DTYPES,
@@ -57,12 +57,12 @@ def _check_graph(spec: ModelFile) -> None:
         if node.id in index:
             raise GraphFormatError(
                 "duplicate_id",
-                f"node id {_show(node.id)} is also node {index[node.id]}",
+                f"node id {show(node.id)} is also node {index[node.id]}",
                 f"/graph/nodes/{i}/id",
             )
         index[node.id] = i
         if node.arrays and node.attrs.keys() & node.arrays.keys():
-            _refuse_overlap(node, f"/graph/nodes/{i}", f"node {_show(node.id)}")
+            _refuse_overlap(node, f"/graph/nodes/{i}", f"node {show(node.id)}")
     succ: list[list[int]] = [[] for _ in g.nodes]
     preds: list[list[int]] = [[] for _ in g.nodes]
     seen: set[tuple[int, int, int | str | None]] = set()
@@ -72,7 +72,7 @@ def _check_graph(spec: ModelFile) -> None:
             end, name = ("source", e.source) if u is None else ("target", e.target)
             raise GraphFormatError(
                 "missing_node",
-                f"edge {_show(e.source)} -> {_show(e.target)}: {end} {_show(name)} "
+                f"edge {show(e.source)} -> {show(e.target)}: {end} {show(name)} "
                 "is not a node",
                 f"/graph/edges/{j}/{end}",
             )
@@ -88,25 +88,25 @@ def _check_graph(spec: ModelFile) -> None:
         if (u, v, e.key) in seen:
             raise GraphFormatError(
                 "duplicate_id",
-                f"edge {_show(e.source)} -> {_show(e.target)} is listed twice",
+                f"edge {show(e.source)} -> {show(e.target)} is listed twice",
                 f"/graph/edges/{j}",
             )
         seen.add((u, v, e.key))
         if e.arrays and e.attrs.keys() & e.arrays.keys():
-            _refuse_overlap(e, f"/graph/edges/{j}", f"edge {_show(e.source)} -> {_show(e.target)}")
+            _refuse_overlap(e, f"/graph/edges/{j}", f"edge {show(e.source)} -> {show(e.target)}")
         succ[u].append(v)
         preds[v].append(u)
     _check_acyclic(g, succ, preds)
     if spec.loss is not None and spec.loss not in index:
-        raise GraphFormatError("missing_node", f"loss {_show(spec.loss)} is not a node", "/loss")
+        raise GraphFormatError("missing_node", f"loss {show(spec.loss)} is not a node", "/loss")
 
 
 def _refuse_overlap(item: NodeSpec | EdgeSpec | GraphSpec, where: str, what: str) -> None:
     name = sorted(item.attrs.keys() & item.arrays.keys())[0]
     raise GraphFormatError(
         "duplicate_key",
-        f"{what}: attribute {_show(name)} is in both 'attrs' and 'arrays'",
-        f"{where}/arrays/{_pointer([name])[1:]}",
+        f"{what}: attribute {show(name)} is in both 'attrs' and 'arrays'",
+        f"{where}/arrays/{pointer([name])[1:]}",
     )
 
 
@@ -133,7 +133,7 @@ def _check_acyclic(g: GraphSpec, succ: list[list[int]], preds: list[list[int]]) 
             break
         first[nxt] = len(walk)
         walk.append(nxt)
-    names = [_show(g.nodes[i].id, 30) for i in [*cycle, cycle[0]]]
+    names = [show(g.nodes[i].id, 30) for i in [*cycle, cycle[0]]]
     raise GraphFormatError(
         "cycle", "the graph has a cycle: " + " -> ".join(names), f"/graph/nodes/{cycle[0]}"
     )
@@ -150,11 +150,11 @@ def _check_ops(spec: ModelFile) -> None:
             if isinstance(name, str) and (name in checked or (attr == "op" and name in ENGINE_OPS)):
                 continue
             where = f"/graph/nodes/{i}/attrs/{attr}"
-            what = f"node {_show(node.id)} ({attr})"
+            what = f"node {show(node.id)} ({attr})"
             if not isinstance(name, str) or not _OP_NAME.fullmatch(name):
                 raise GraphFormatError(
                     "unknown_op",
-                    f"{what}: {_show(name)} is not an op name (plain names only: ASCII "
+                    f"{what}: {show(name)} is not an op name (plain names only: ASCII "
                     "letters, digits, '_' and '-'; never a module path)",
                     where,
                 )
@@ -188,19 +188,19 @@ def _plugin_text(plugin: PluginSpec) -> str:
 
 def _tensors(spec: ModelFile) -> Iterator[tuple[str, TensorSpec]]:
     for k, t in spec.graph.arrays.items():
-        yield f"/graph/arrays/{_pointer([k])[1:]}", t
+        yield f"/graph/arrays/{pointer([k])[1:]}", t
     groups: list[tuple[str, list[NodeSpec] | list[EdgeSpec]]] = [
         ("nodes", spec.graph.nodes), ("edges", spec.graph.edges)
     ]
     for kind, items in groups:
         for i, item in enumerate[NodeSpec | EdgeSpec](items):
             for k, t in item.arrays.items():
-                yield f"/graph/{kind}/{i}/arrays/{_pointer([k])[1:]}", t
+                yield f"/graph/{kind}/{i}/arrays/{pointer([k])[1:]}", t
     for name, t in (spec.params or {}).items():
-        yield f"/params/{_pointer([name])[1:]}", t
+        yield f"/params/{pointer([name])[1:]}", t
 
 
-def _check_sizes(
+def check_sizes(
     tensors: Iterable[tuple[str, TensorSpec]],
     limits: LoadLimits,
     payloads: Payloads | None = None,
@@ -224,7 +224,7 @@ def _check_sizes(
         if max([count, *t.shape]) > limits.max_tensor_elements:
             raise GraphFormatError(
                 "too_large",
-                f"shape {_show(t.shape)} has {_show(count, 30)} elements; the limit for the "
+                f"shape {show(t.shape)} has {show(count, 30)} elements; the limit for the "
                 f"elements and for each axis is {limits.max_tensor_elements} "
                 "(LoadLimits.max_tensor_elements)",
                 f"{where}/shape",
@@ -245,12 +245,12 @@ def _check_sizes(
             raise GraphFormatError(
                 "payload_mismatch",
                 f"'data' has {length} base64 characters; dtype {t.dtype} x shape "
-                f"{_show(t.shape)} needs {expected} ({nbytes} bytes)",
+                f"{show(t.shape)} needs {expected} ({nbytes} bytes)",
                 f"{where}/data",
             )
 
 
-def _decode(
+def decode(
     t: TensorSpec, where: str, allow_nonfinite: bool, payloads: Payloads | None = None
 ) -> np.ndarray:
     """The array of a size-checked :class:`TensorSpec` (a new, writable, native array),
@@ -293,7 +293,7 @@ def _finite(arr: np.ndarray, where: str, allow_nonfinite: bool) -> np.ndarray:
     return arr
 
 
-def _decode_params(
+def decode_params(
     tensors: Mapping[str, TensorSpec],
     prefix: str,
     allow_nonfinite: bool,
@@ -301,7 +301,7 @@ def _decode_params(
 ) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for name, t in tensors.items():
-        arr = _decode(t, f"{prefix}/{_pointer([name])[1:]}", allow_nonfinite, payloads)
+        arr = decode(t, f"{prefix}/{pointer([name])[1:]}", allow_nonfinite, payloads)
         out[name] = arr[()] if arr.ndim == 0 else arr
     return out
 
@@ -323,10 +323,10 @@ def from_spec(
     >>> type(G2).__name__, sorted(G2.edges(keys=True), key=str), params
     ('MultiDiGraph', [(1, '1', 0), (1, '1', 1)], {})
     """
-    return _from_spec(spec, limits or LoadLimits(), allow_nonfinite)
+    return from_file_spec(spec, limits or LoadLimits(), allow_nonfinite)
 
 
-def _from_spec(
+def from_file_spec(
     spec: ModelFile,
     limits: LoadLimits,
     allow_nonfinite: bool,
@@ -337,12 +337,12 @@ def _from_spec(
     attribute values may be the spec's own (the spec is thrown away after)."""
     _check_graph(spec)
     _check_ops(spec)
-    _check_sizes(_tensors(spec), limits, payloads, _declared_shapes(spec))
+    check_sizes(_tensors(spec), limits, payloads, _declared_shapes(spec))
     if payloads and len(payloads.spans) > sum(payloads.length(t.data) != len(t.data)
                                               for _, t in _tensors(spec)):
         copy: Callable[[Any], Any] = payloads.restore  # a payload outside an array
     else:
-        copy = _identity if share else _copy_json
+        copy = _identity if share else copy_json
     g = spec.graph
     G: nx.DiGraph[Any] = nx.MultiDiGraph() if g.multigraph else nx.DiGraph()
     G.graph.update(_attr_values(g, "/graph", allow_nonfinite, payloads, copy))
@@ -359,7 +359,7 @@ def _from_spec(
         else:
             G.add_edge(e.source, e.target)
             G.edges[e.source, e.target].update(data)
-    params = _decode_params(spec.params or {}, "/params", allow_nonfinite, payloads)
+    params = decode_params(spec.params or {}, "/params", allow_nonfinite, payloads)
     return G, params
 
 
@@ -385,19 +385,19 @@ def _attr_values(
     payloads: Payloads | None = None,
     copy: Callable[[Any], Any] | None = None,
 ) -> dict[str, Any]:
-    copy = copy or _copy_json
+    copy = copy or copy_json
     data: dict[str, Any] = {k: copy(v) for k, v in item.attrs.items()}
     for k, t in item.arrays.items():
-        data[k] = _decode(t, f"{where}/arrays/{_pointer([k])[1:]}", allow_nonfinite, payloads)
+        data[k] = decode(t, f"{where}/arrays/{pointer([k])[1:]}", allow_nonfinite, payloads)
     return data
 
 
-def _copy_json(v: Any) -> Any:
+def copy_json(v: Any) -> Any:
     """A copy of a JSON value (the graph must not share lists or dicts with the spec)."""
     if isinstance(v, list):
-        return [_copy_json(x) for x in v]
+        return [copy_json(x) for x in v]
     if isinstance(v, dict):
-        return {k: _copy_json(x) for k, x in v.items()}
+        return {k: copy_json(x) for k, x in v.items()}
     return v
 
 
@@ -419,17 +419,17 @@ def to_spec(
     >>> [n.id for n in graphdiff.to_spec(G).graph.nodes]
     ['a', 'b', 'c']
     """
-    return _to_spec(G, params, loss)
+    return to_file_spec(G, params, loss)
 
 
-def _to_spec(
+def to_file_spec(
     G: nx.DiGraph[Any],
     params: Mapping[str, Any] | None,
     loss: Hashable | None,
     arrays: dict[str, np.ndarray] | None = None,
 ) -> ModelFile:
     """:func:`to_spec`; with ``arrays``, the parameters' data is left to the writer
-    (see :func:`_encode`)."""
+    (see :func:`encode`)."""
     if not isinstance(G, nx.DiGraph):
         raise GraphFormatError(
             "bad_graph", f"expected a networkx DiGraph or MultiDiGraph, got {type(G).__name__}"
@@ -438,14 +438,14 @@ def _to_spec(
         if not _is_node_id(n):
             raise GraphFormatError(
                 "bad_id",
-                f"node {_show(n)} ({type(n).__name__}): node ids must be str (1 to "
+                f"node {show(n)} ({type(n).__name__}): node ids must be str (1 to "
                 f"{MAX_NAME_CHARS} characters) or int (64-bit)",
             )
     try:
         order = list(nx.lexicographical_topological_sort(G, key=node_key))
     except nx.NetworkXUnfeasible:
         cycle = [u for u, *_ in nx.find_cycle(G)]
-        names = " -> ".join(_show(n, 30) for n in [*cycle, cycle[0]])
+        names = " -> ".join(show(n, 30) for n in [*cycle, cycle[0]])
         raise GraphFormatError("cycle", f"the graph has a cycle: {names}") from None
     pos = {n: i for i, n in enumerate(order)}
     multi = G.is_multigraph()
@@ -456,7 +456,7 @@ def _to_spec(
     for u, v, k, _ in edges:
         if multi and not _is_node_id(k):
             raise GraphFormatError(
-                "bad_id", f"edge {_show(u)} -> {_show(v)}: key {_show(k)} is not a str or int"
+                "bad_id", f"edge {show(u)} -> {show(v)}: key {show(k)} is not a str or int"
             )
     edges.sort(key=lambda e: (pos[e[0]], pos[e[1]], node_key(e[2])))
     try:
@@ -467,11 +467,11 @@ def _to_spec(
             graph=GraphSpec(multigraph=multi, nodes=nodes, edges=edge_specs, attrs=attrs,
                             arrays=arrays_),
             loss=loss,  # type: ignore[arg-type]
-            params=None if params is None else _encode_params(params, arrays),
+            params=None if params is None else encode_params(params, arrays),
             ops=_plugin_table(G),
         )
     except ValidationError as e:
-        raise _invalid(e) from None
+        raise format_error(e) from None
     _check_graph(spec)
     _check_ops(spec)
     return spec
@@ -484,13 +484,13 @@ def _is_node_id(n: object) -> bool:
 
 
 def _node_spec(n: Hashable, data: Mapping[str, Any]) -> NodeSpec:
-    attrs, arrays = _split_attrs(data, lambda: f"node {_show(n)}")
+    attrs, arrays = _split_attrs(data, lambda: f"node {show(n)}")
     return NodeSpec(id=n, attrs=attrs, arrays=arrays)  # type: ignore[arg-type]
 
 
 def _edge_spec(u: Hashable, v: Hashable, k: Hashable, data: Mapping[str, Any]) -> EdgeSpec:
-    key = "" if k is None else f"[{_show(k)}]"
-    attrs, arrays = _split_attrs(data, lambda: f"edge {_show(u)} -> {_show(v)}{key}")
+    key = "" if k is None else f"[{show(k)}]"
+    attrs, arrays = _split_attrs(data, lambda: f"edge {show(u)} -> {show(v)}{key}")
     return EdgeSpec(source=u, target=v, key=k, attrs=attrs, arrays=arrays)  # type: ignore[arg-type]
 
 
@@ -507,15 +507,15 @@ def _split_attrs(
                     "unsupported_value", "attribute names must be non-empty strings"
                 )
             if isinstance(v, np.ndarray):
-                arrays[k] = _encode(v)
+                arrays[k] = encode(v)
             else:
-                attrs[k] = _json_value(v)
+                attrs[k] = json_value(v)
         except GraphFormatError as e:  # named here: the name costs time on every attribute
-            raise GraphFormatError(e.code, f"{what()}, attribute {_show(k)}: {e.message}") from None
+            raise GraphFormatError(e.code, f"{what()}, attribute {show(k)}: {e.message}") from None
     return attrs, arrays
 
 
-def _named(where: str, convert: Callable[[Any], Any], value: Any) -> Any:
+def named(where: str, convert: Callable[[Any], Any], value: Any) -> Any:
     """``convert(value)``, with ``where`` in front of the message of its error."""
     try:
         return convert(value)
@@ -523,7 +523,7 @@ def _named(where: str, convert: Callable[[Any], Any], value: Any) -> Any:
         raise GraphFormatError(e.code, f"{where}: {e.message}") from None
 
 
-def _json_value(v: Any, depth: int = 0) -> Any:
+def json_value(v: Any, depth: int = 0) -> Any:
     """``v`` as plain JSON data (dict keys sorted), or a GraphFormatError."""
     if v is None or isinstance(v, (bool, str)):
         return v
@@ -543,18 +543,18 @@ def _json_value(v: Any, depth: int = 0) -> Any:
             bad = [k for k in v if not isinstance(k, str)]
             if bad:
                 raise GraphFormatError(
-                    "unsupported_value", f"dict key {_show(bad[0])} is not a string"
+                    "unsupported_value", f"dict key {show(bad[0])} is not a string"
                 )
-            return {k: _json_value(v[k], depth + 1) for k in sorted(v)}
-        return [_json_value(x, depth + 1) for x in v]
+            return {k: json_value(v[k], depth + 1) for k in sorted(v)}
+        return [json_value(x, depth + 1) for x in v]
     raise GraphFormatError(
         "unsupported_value",
-        f"a {type(v).__name__} ({_show(v)}) cannot be stored; use None, bool, int, float, "
+        f"a {type(v).__name__} ({show(v)}) cannot be stored; use None, bool, int, float, "
         "str, lists and dicts of them, or a float numpy array",
     )
 
 
-def _encode(value: Any, arrays: dict[str, np.ndarray] | None = None, name: str = "") -> TensorSpec:
+def encode(value: Any, arrays: dict[str, np.ndarray] | None = None, name: str = "") -> TensorSpec:
     """The :class:`TensorSpec` of an array; with ``arrays``, its ``data`` is left empty
     and the little-endian array is put in ``arrays[name]`` (a writer encodes it a
     few MiB at a time, see :func:`graphdiff.jsonwrite._tensor_text`)."""
@@ -579,10 +579,10 @@ def _encode(value: Any, arrays: dict[str, np.ndarray] | None = None, name: str =
     )
 
 
-def _encode_params(
+def encode_params(
     params: Mapping[str, Any], arrays: dict[str, np.ndarray] | None = None
 ) -> dict[str, TensorSpec]:
-    """The parameters' :class:`TensorSpec`; ``arrays``: see :func:`_encode`."""
+    """The parameters' :class:`TensorSpec`; ``arrays``: see :func:`encode`."""
     if not isinstance(params, Mapping):
         raise GraphFormatError(
             "bad_type", f"params must map names to arrays, got {type(params).__name__}"
@@ -591,9 +591,9 @@ def _encode_params(
     for name in sorted(params, key=str):
         if not isinstance(name, str) or not 0 < len(name) <= MAX_NAME_CHARS:
             raise GraphFormatError(
-                "bad_id", f"parameter name {_show(name)}: names must be non-empty strings"
+                "bad_id", f"parameter name {show(name)}: names must be non-empty strings"
             )
-        out[name] = _named(f"parameter {name!r}", partial(_encode, arrays=arrays, name=name),
+        out[name] = named(f"parameter {name!r}", partial(encode, arrays=arrays, name=name),
                            params[name])
     return out
 
@@ -610,7 +610,7 @@ def _plugin_table(G: nx.DiGraph[Any]) -> dict[str, PluginSpec]:
             try:
                 op = get_op(name)
             except UnknownOpError as e:
-                raise GraphFormatError("unknown_op", f"node {_show(n)} ({attr}): {e}") from None
+                raise GraphFormatError("unknown_op", f"node {show(n)} ({attr}): {e}") from None
             if not op.builtin:
                 table[name] = PluginSpec(distribution=op.distribution, version=op.version)
     return dict(sorted(table.items()))
@@ -626,5 +626,5 @@ def graph_fingerprint(G: nx.DiGraph[Any]) -> str:
     >>> graph_fingerprint(nx.DiGraph([("a", "b")])) == graph_fingerprint(nx.DiGraph([("a", "b")]))
     True
     """
-    text = _compact(_graph_doc(to_spec(G).graph))
+    text = compact_json(graph_doc(to_spec(G).graph))
     return "sha256:" + hashlib.sha256(text.encode("ascii")).hexdigest()

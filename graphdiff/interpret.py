@@ -201,6 +201,9 @@ def _gather(lv: Level, run: Run) -> Array:
             pieces.append(x[None])
         else:
             pieces.append(run.mats[grp.level][0][grp.rows])
+    if len(pieces) > 1 and all(grp.level is None for grp in lv.groups):
+        # only single values: one array of them, in one call (the same numbers)
+        return np.array([run.vals[grp.rows] for grp in lv.groups])
     return pieces[0] if len(pieces) == 1 else np.concatenate(pieces)
 
 

@@ -48,25 +48,25 @@ import numpy as np
 
 from .checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from .graphspec import (
-    _check_sizes,
-    _decode_params,
-    _encode_params,
-    _from_spec,
-    _to_spec,
+    check_sizes,
+    decode_params,
+    encode_params,
+    from_file_spec,
     from_spec,
     graph_fingerprint,
+    to_file_spec,
     to_spec,
 )
 from .jsonread import (
     GraphFormatError,
-    _check_counts,
-    _in_file,
-    _pointer,
-    _reading,
-    _show,
-    _validate,
+    check_counts,
+    in_file,
+    open_doc,
+    pointer,
+    show,
+    validate_doc,
 )
-from .jsonwrite import _atomic_write, _layout, _model_text, _tensor_doc
+from .jsonwrite import atomic_write, doc_lines, model_text, tensor_doc
 from .schema import FORMAT_VERSION, MODEL_FORMAT, PARAMS_FORMAT, LoadLimits, ModelFile, ParamsFile
 
 __all__ = [
@@ -119,7 +119,7 @@ def save(
     OutEdgeView([(1, 2)])
     """
     arrays: dict[str, np.ndarray] = {}
-    _atomic_write(path, _model_text(_to_spec(G, params, loss, arrays), arrays))
+    atomic_write(path, model_text(to_file_spec(G, params, loss, arrays), arrays))
 
 
 def load_model(
@@ -146,11 +146,11 @@ def load_model(
     if not isinstance(limits, LoadLimits):
         raise GraphFormatError("bad_type", f"limits must be a LoadLimits, got "
                                f"{type(limits).__name__}")
-    with _in_file(path), _reading(path, MODEL_FORMAT, limits) as (doc, payloads):
-        _check_counts(doc, limits)
-        spec: ModelFile = _validate(ModelFile, doc)
+    with in_file(path), open_doc(path, MODEL_FORMAT, limits) as (doc, payloads):
+        check_counts(doc, limits)
+        spec: ModelFile = validate_doc(ModelFile, doc)
         del doc
-        G, params = _from_spec(spec, limits, allow_nonfinite, payloads, share=True)
+        G, params = from_file_spec(spec, limits, allow_nonfinite, payloads, share=True)
     return Model(G, params, spec.loss)
 
 
@@ -185,9 +185,9 @@ def save_params(path: str | os.PathLike[str], params: Mapping[str, Any]) -> None
     doc = {
         "format": PARAMS_FORMAT,
         "format_version": FORMAT_VERSION,
-        "params": {k: _tensor_doc(t, arrays[k]) for k, t in _encode_params(params, arrays).items()},
+        "params": {k: tensor_doc(t, arrays[k]) for k, t in encode_params(params, arrays).items()},
     }
-    _atomic_write(path, [*_layout(doc, {(), ("params",)}), "\n"])
+    atomic_write(path, [*doc_lines(doc, {(), ("params",)}), "\n"])
 
 
 def load_params(
@@ -201,12 +201,12 @@ def load_params(
     if not isinstance(limits, LoadLimits):
         raise GraphFormatError("bad_type", f"limits must be a LoadLimits, got "
                                f"{type(limits).__name__}")
-    with _in_file(path), _reading(path, PARAMS_FORMAT, limits) as (doc, payloads):
-        spec: ParamsFile = _validate(ParamsFile, doc)
+    with in_file(path), open_doc(path, PARAMS_FORMAT, limits) as (doc, payloads):
+        spec: ParamsFile = validate_doc(ParamsFile, doc)
         del doc
-        _check_sizes(((f"/params/{_pointer([k])[1:]}", t) for k, t in spec.params.items()),
+        check_sizes(((f"/params/{pointer([k])[1:]}", t) for k, t in spec.params.items()),
                      limits, payloads)
-        return _decode_params(spec.params, "/params", allow_nonfinite, payloads)
+        return decode_params(spec.params, "/params", allow_nonfinite, payloads)
 
 
 
@@ -220,5 +220,5 @@ def loss_node(model: Model, given: str | None, file: str | os.PathLike[str]) -> 
     if loss not in model.graph and isinstance(loss, str) and loss.lstrip("-").isdigit():
         loss = int(loss)
     if loss not in model.graph:
-        raise GraphFormatError("missing_node", f"--loss {_show(loss)} is not a node of {file}")
+        raise GraphFormatError("missing_node", f"--loss {show(loss)} is not a node of {file}")
     return loss

@@ -5,7 +5,7 @@ allocated the file size and the nesting depth are checked against a
 :class:`~graphdiff.schema.LoadLimits`; duplicate keys and NaN/Infinity are
 refused while parsing. Every refusal is a :class:`GraphFormatError` with a
 ``code`` and the ``location`` (a JSON pointer) of the culprit. Values from a
-file are shown only through :func:`_show` and :func:`_pointer` (escaped and
+file are shown only through :func:`show` and :func:`pointer` (escaped and
 truncated).
 """
 
@@ -108,13 +108,13 @@ def _short_repr() -> reprlib.Repr:
 _REPR = _short_repr()
 
 
-def _show(value: object, limit: int = 60) -> str:
+def show(value: object, limit: int = 60) -> str:
     """A value from a file, safe to print: repr'd, ASCII-escaped and truncated."""
     text = _REPR.repr(value).encode("ascii", "backslashreplace").decode("ascii")
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def _pointer(parts: tuple[Any, ...] | list[Any]) -> str:
+def pointer(parts: tuple[Any, ...] | list[Any]) -> str:
     """A JSON pointer; parts from the file are escaped and truncated."""
     out = []
     for p in parts:
@@ -135,7 +135,7 @@ def _open_regular(path: object) -> io.BufferedReader:
     opened for reading: a FIFO or a terminal would block, a device could be
     endless, a directory is not a file.
     """
-    name = _path_name(path)
+    name = path_name(path)
     try:
         kind = _kind(os.stat(name).st_mode)
         if kind is None:  # opened without blocking, then checked again: it may have changed
@@ -153,13 +153,13 @@ def _open_regular(path: object) -> io.BufferedReader:
     raise FileError(f"cannot read {name!r}: it is {kind}, not a regular file", name)
 
 
-def _path_name(path: object) -> str:
+def path_name(path: object) -> str:
     """``path`` as a non-empty str, or a :class:`~graphdiff.errors.FileError`."""
     if isinstance(path, (str, os.PathLike)):
         name = os.fspath(path)
         if isinstance(name, str) and name and "\x00" not in name:  # NUL: os.stat's ValueError
             return name
-    raise FileError(f"expected a file path (a str or os.PathLike), got {_show(path)}")
+    raise FileError(f"expected a file path (a str or os.PathLike), got {show(path)}")
 
 
 def _kind(mode: int) -> str | None:
@@ -363,7 +363,7 @@ def _parse(text: str) -> Any:
             seen: set[str] = set()
             for k, _ in items:
                 if k in seen:
-                    refused.append((d, "duplicate_key", f"duplicate key {_show(k)}", k))
+                    refused.append((d, "duplicate_key", f"duplicate key {show(k)}", k))
                     break
                 seen.add(k)
         return d
@@ -378,7 +378,7 @@ def _parse(text: str) -> Any:
         if math.isfinite(x):
             return x
         marker = _Refused()
-        refused.append((marker, "non_finite", f"{_show(token)} overflows a float", None))
+        refused.append((marker, "non_finite", f"{show(token)} overflows a float", None))
         return marker
 
     try:
@@ -392,13 +392,13 @@ def _parse(text: str) -> Any:
             "bad_json", f"not valid JSON: {e.msg} (line {e.lineno}, column {e.colno})"
         ) from None
     except ValueError as e:  # an integer longer than Python's digit limit
-        raise GraphFormatError("too_large", f"a number is too long: {_show(str(e))}") from None
+        raise GraphFormatError("too_large", f"a number is too long: {show(str(e))}") from None
     except RecursionError:  # pragma: no cover - the pre-scan bounds the depth
         raise GraphFormatError("too_deep", "nesting too deep") from None
     if refused:
         target, code, message, key = refused[0]
         where = _locate(doc, target) + ([key] if key is not None else [])
-        raise GraphFormatError(code, message, _pointer(where))
+        raise GraphFormatError(code, message, pointer(where))
     return doc
 
 
@@ -425,7 +425,7 @@ def _check_header(doc: Any, expected: str) -> None:
         hint = f"; read it with {other}" if other else ""
         raise GraphFormatError(
             "wrong_format",
-            f"'format' is {_show(fmt)}, expected {expected!r}{hint}",
+            f"'format' is {show(fmt)}, expected {expected!r}{hint}",
             "/format",
         )
     version = doc.get("format_version")
@@ -437,13 +437,13 @@ def _check_header(doc: Any, expected: str) -> None:
         what = "is newer than" if major is not None and major > 1 else "is not one of"
         raise GraphFormatError(
             "unsupported_version",
-            f"format_version {_show(version)} {what} the versions this graphdiff "
+            f"format_version {show(version)} {what} the versions this graphdiff "
             f"({__version__}) reads: {FORMAT_VERSION.split('.')[0]}.x (it writes {FORMAT_VERSION})",
             "/format_version",
         )
 
 
-def _check_counts(doc: dict[str, Any], limits: LoadLimits) -> None:
+def check_counts(doc: dict[str, Any], limits: LoadLimits) -> None:
     graph = doc.get("graph")
     if not isinstance(graph, dict):
         return
@@ -473,25 +473,25 @@ def _error_code(err: Mapping[str, Any]) -> str:
     return "bad_type"
 
 
-def _invalid(e: ValidationError) -> GraphFormatError:
+def format_error(e: ValidationError) -> GraphFormatError:
     err = e.errors(include_url=False)[0]
     message = str(err["msg"])
     if err["type"] != "missing":
-        message += f", got {_show(err['input'])}"
+        message += f", got {show(err['input'])}"
     if e.error_count() > 1:
         message += f" (and {e.error_count() - 1} more problem(s))"
-    return GraphFormatError(_error_code(err), message, _pointer(err["loc"]))
+    return GraphFormatError(_error_code(err), message, pointer(err["loc"]))
 
 
-def _validate(model: type[BaseModel], doc: Any) -> Any:
+def validate_doc(model: type[BaseModel], doc: Any) -> Any:
     try:
         return model.model_validate(doc, strict=True)
     except ValidationError as e:
-        raise _invalid(e) from None
+        raise format_error(e) from None
 
 
 @contextmanager
-def _in_file(path: object) -> Iterator[None]:
+def in_file(path: object) -> Iterator[None]:
     name = os.fspath(path) if isinstance(path, (str, os.PathLike)) else ""
     try:
         yield
@@ -503,7 +503,7 @@ def _in_file(path: object) -> Iterator[None]:
         ) from None
 
 
-def _read_doc(path: str | os.PathLike[str], fmt: str, limits: LoadLimits) -> dict[str, Any]:
+def read_doc(path: str | os.PathLike[str], fmt: str, limits: LoadLimits) -> dict[str, Any]:
     """The document of a file, every array payload in it (checkpoints: their checksum
     covers the payloads' text)."""
     with _open_regular(path) as f:
@@ -518,7 +518,7 @@ def _read_doc(path: str | os.PathLike[str], fmt: str, limits: LoadLimits) -> dic
 
 
 @contextmanager
-def _reading(
+def open_doc(
     path: str | os.PathLike[str], fmt: str, limits: LoadLimits
 ) -> Iterator[tuple[dict[str, Any], Payloads]]:
     """The document of a file with its large array payloads left in the file

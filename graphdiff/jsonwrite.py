@@ -2,7 +2,7 @@
 
 The text of a file is produced as a stream of ASCII pieces (a parameter's
 base64 data as bytes, never JSON-escaped), so that a large model is never held
-twice in memory; :func:`_atomic_write` writes them to a temporary file in the
+twice in memory; :func:`atomic_write` writes them to a temporary file in the
 target's folder, fsyncs it and renames it over the target.
 """
 
@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from .errors import FileError
-from .jsonread import _path_name
+from .jsonread import path_name
 from .schema import (
     FORMAT_VERSION,
     MODEL_FORMAT,
@@ -36,7 +36,7 @@ from .schema import (
 __all__: list[str] = []
 
 
-def _compact(v: Any) -> str:
+def compact_json(v: Any) -> str:
     return json.dumps(v, ensure_ascii=True, allow_nan=False, separators=(",", ":"))
 
 
@@ -45,13 +45,13 @@ _CHUNK = 3 << 18  # bytes encoded at a time (a multiple of 3: no padding inside)
 
 
 def _tensor_text(doc: dict[str, Any]) -> Iterator[str | bytes]:
-    """A parameter's tensor document, as ``_compact`` writes it, with its base64 data
+    """A parameter's tensor document, as ``compact_json`` writes it, with its base64 data
     as bytes: JSON-escaping megabytes of text that needs no escape cost more than
     the rest of a save. Data given as a (little-endian, contiguous) array is encoded
-    here, a few MiB at a time. Data with any other character goes through ``_compact``."""
+    here, a few MiB at a time. Data with any other character goes through ``compact_json``."""
     data = doc["data"]
     if isinstance(data, np.ndarray):
-        head = _compact({"dtype": doc["dtype"], "shape": doc["shape"]})[:-1] + ',"data":"'
+        head = compact_json({"dtype": doc["dtype"], "shape": doc["shape"]})[:-1] + ',"data":"'
         yield head
         flat = data.reshape(-1).view(np.uint8)
         for i in range(0, flat.size, _CHUNK):
@@ -60,14 +60,14 @@ def _tensor_text(doc: dict[str, Any]) -> Iterator[str | bytes]:
         return
     raw = data.encode("ascii") if isinstance(data, str) and data.isascii() else None
     if raw is None or raw.translate(None, _BASE64) or list(doc) != ["dtype", "shape", "data"]:
-        yield _compact(doc)
+        yield compact_json(doc)
         return
-    yield _compact({"dtype": doc["dtype"], "shape": doc["shape"]})[:-1] + ',"data":"'
+    yield compact_json({"dtype": doc["dtype"], "shape": doc["shape"]})[:-1] + ',"data":"'
     yield raw
     yield '"}'
 
 
-def _layout(
+def doc_lines(
     doc: Any, expand: set[tuple[str, ...]], path: tuple[str, ...] = ()
 ) -> Iterator[str | bytes]:
     """JSON text in pieces: containers at the paths in ``expand`` one item per line, the
@@ -76,17 +76,17 @@ def _layout(
         yield from _tensor_text(doc)
         return
     if path not in expand or not isinstance(doc, (dict, list)) or not doc:
-        yield _compact(doc)
+        yield compact_json(doc)
         return
     items = doc.items() if isinstance(doc, dict) else (("*", v) for v in doc)
     yield "{\n" if isinstance(doc, dict) else "[\n"
     for i, (k, v) in enumerate(items):
-        yield (",\n" if i else "") + (f"{_compact(k)}:" if isinstance(doc, dict) else "")
-        yield from _layout(v, expand, (*path, k))
+        yield (",\n" if i else "") + (f"{compact_json(k)}:" if isinstance(doc, dict) else "")
+        yield from doc_lines(v, expand, (*path, k))
     yield "\n}" if isinstance(doc, dict) else "\n]"
 
 
-def _tensor_doc(t: TensorSpec, array: np.ndarray | None = None) -> dict[str, Any]:
+def tensor_doc(t: TensorSpec, array: np.ndarray | None = None) -> dict[str, Any]:
     """A tensor's document; its data is ``array`` (encoded while writing) if given."""
     return {"dtype": t.dtype, "shape": list(t.shape), "data": t.data if array is None else array}
 
@@ -101,37 +101,37 @@ def _item_doc(item: NodeSpec | EdgeSpec) -> dict[str, Any]:
     if item.attrs:
         doc["attrs"] = dict(item.attrs)
     if item.arrays:
-        doc["arrays"] = {k: _tensor_doc(t) for k, t in item.arrays.items()}
+        doc["arrays"] = {k: tensor_doc(t) for k, t in item.arrays.items()}
     return doc
 
 
-def _graph_doc(g: GraphSpec) -> dict[str, Any]:
+def graph_doc(g: GraphSpec) -> dict[str, Any]:
     doc: dict[str, Any] = {"directed": True, "multigraph": g.multigraph}
     if g.attrs:  # the graph's own attributes, written only when there are some
         doc["attrs"] = dict(g.attrs)
     if g.arrays:
-        doc["arrays"] = {k: _tensor_doc(t) for k, t in g.arrays.items()}
+        doc["arrays"] = {k: tensor_doc(t) for k, t in g.arrays.items()}
     doc["nodes"] = [_item_doc(n) for n in g.nodes]
     doc["edges"] = [_item_doc(e) for e in g.edges]
     return doc
 
 
-def _model_text(
+def model_text(
     spec: ModelFile, arrays: Mapping[str, np.ndarray] | None = None
 ) -> Iterator[str | bytes]:
-    """A model file's text; ``arrays``: the parameters' data (see ``_tensor_doc``)."""
+    """A model file's text; ``arrays``: the parameters' data (see ``tensor_doc``)."""
     arrays = arrays or {}
     doc = {
         "format": MODEL_FORMAT,
         "format_version": FORMAT_VERSION,
         "loss": spec.loss,
-        "graph": _graph_doc(spec.graph),
+        "graph": graph_doc(spec.graph),
         "params": None if spec.params is None
-        else {k: _tensor_doc(t, arrays.get(k)) for k, t in spec.params.items()},
+        else {k: tensor_doc(t, arrays.get(k)) for k, t in spec.params.items()},
         "ops": {k: p.model_dump() for k, p in spec.ops.items()},
     }
     expand = {(), ("graph",), ("graph", "nodes"), ("graph", "edges"), ("params",), ("ops",)}
-    yield from _layout(doc, expand)
+    yield from doc_lines(doc, expand)
     yield "\n"
 
 
@@ -141,7 +141,7 @@ def _model_text(
 STALE_SECONDS = 3600
 
 
-def _atomic_write(path: str | os.PathLike[str], text: Iterable[str | bytes]) -> None:
+def atomic_write(path: str | os.PathLike[str], text: Iterable[str | bytes]) -> None:
     """Write ``text`` (ASCII pieces, str or bytes) to ``path`` so that a crash leaves
     either the old or the new file.
 
@@ -152,7 +152,7 @@ def _atomic_write(path: str | os.PathLike[str], text: Iterable[str | bytes]) -> 
     failure is a :class:`~graphdiff.errors.FileError` naming ``path``; the
     previous file is then unchanged and no temporary file is left.
     """
-    name = _path_name(path)
+    name = path_name(path)
     try:
         target = _target(name)
         folder, base = os.path.split(target)
@@ -220,10 +220,10 @@ def _target(name: str) -> str:
 
 def check_writable(path: str | os.PathLike[str]) -> None:
     """Refuse, before any work, a path that a save could not write: one
-    :func:`_atomic_write` refuses, or whose folder does not take a new file (a
+    :func:`atomic_write` refuses, or whose folder does not take a new file (a
     temporary file is made there and removed). Raises
     :class:`~graphdiff.errors.FileError` naming ``path``."""
-    name = _path_name(path)
+    name = path_name(path)
     try:
         folder = os.path.dirname(_target(name))
         fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(name)}.graphdiff-", suffix=".tmp",

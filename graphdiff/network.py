@@ -18,7 +18,7 @@ from __future__ import annotations
 import functools
 import sys
 import zlib
-from collections.abc import Hashable, Iterable, Mapping, Sequence
+from collections.abc import Hashable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from operator import itemgetter
 from typing import Any
@@ -45,9 +45,32 @@ from .plan import (
 from .program import generate
 from .schema import ModelFile
 
-__all__ = ["BackwardResult", "Grads", "Network", "Params"]
+__all__ = ["BackwardResult", "Batch", "Grads", "Network", "Params"]
 
 Array = np.ndarray
+
+
+class Batch(Mapping[Hashable, Array]):
+    """Inputs gathered for one step from data checked once (what ``fit``'s runner
+    makes): ``xs`` in ``net.inputs`` order, arrays of its dtype over the same ``n > 0``
+    points. ``net`` takes them as they are, with no per-input checks; read as a
+    mapping (by any other network, or the checking path) it is input node -> array.
+    """
+
+    __slots__ = ("n", "net", "xs")
+
+    def __init__(self, net: Network, xs: list[Array], n: int) -> None:
+        self.net, self.xs, self.n = net, xs, n
+
+    def __getitem__(self, node: Hashable) -> Array:
+        return self.xs[self.net._input_index[node]]
+
+    def __iter__(self) -> Iterator[Hashable]:
+        return iter(self.net.inputs)
+
+    def __len__(self) -> int:
+        return len(self.xs)
+
 
 
 @dataclass
@@ -102,6 +125,7 @@ class Network:
         self.reduction = plan.reduction
         self.nodes: tuple[Hashable, ...] = plan.order
         self.inputs: tuple[Hashable, ...] = plan.inputs
+        self._input_index = {node: i for i, node in enumerate(self.inputs)}
         self.params = plan.params
         self._tensors = list(plan.tensors)
         self._tensor_shapes = [self.params[n].shape for n in self._tensors]
@@ -292,6 +316,16 @@ class Network:
             raise InputError(f"missing parameter(s) {missing!r}")
         checked: dict[str, Any] = {}
         dtype, scalar = self.dtype, self._float
+        # every parameter: the scalars' values as one array first; numbers all (no None,
+        # text or arrays among them) when numpy makes one numeric vector of them
+        scalars = (
+            self._scalar_vector(params)
+            if len(names) == len(self._names) and len(self._scalars) > 1 else None
+        )
+        order = names
+        if scalars is not None:
+            checked = dict(zip(self._scalars, scalars, strict=True))
+            names = [n for n in names if n not in checked]
         for name in names:
             spec = self.params[name]
             value = as_numbers(params[name], f"parameter {name!r}", dtype)
@@ -308,7 +342,19 @@ class Network:
                         f"parameter {name!r} must have shape {spec.shape}, got {arr.shape}"
                     )
                 checked[name] = arr
-        return checked
+        return checked if scalars is None else {n: checked[n] for n in order}
+
+    def _scalar_vector(self, params: Mapping[str, Any]) -> Array | None:
+        """The scalar parameters' values as a vector of the network's dtype, if numpy reads
+        them as one numeric vector (else None: the parameter-by-parameter check names the
+        culprit)."""
+        try:
+            values = np.array(self._get_scalars(params))
+        except (TypeError, ValueError, KeyError):
+            return None
+        if values.shape != (len(self._scalars),) or values.dtype.kind not in "biuf":
+            return None
+        return values.astype(self.dtype, copy=False)
 
     def _check_inputs(
         self, inputs: Mapping[Hashable, Any], needed: Iterable[Hashable]
@@ -539,6 +585,8 @@ class Network:
     def _fast_inputs(
         self, scalars: Array, tensors: Sequence[Array], inputs: Mapping[Hashable, Any]
     ) -> tuple[Array, Sequence[Array], list[Array], int]:
+        if type(inputs) is Batch and inputs.net is self:  # checked when gathered
+            return scalars, tensors, inputs.xs, inputs.n
         f64 = self.dtype
         try:
             xs = list(map(inputs.__getitem__, self.inputs))

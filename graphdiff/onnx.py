@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from .errors import InputError
-from .jsonwrite import _atomic_write
+from .jsonwrite import atomic_write
 from .onnx_load import IMPORTED, OnnxError, load, require_onnx
 from .plan import ConstStep, InputStep, NeuronStep, OpStep, ParamStep, Step
 from .registry import Op
@@ -457,7 +457,7 @@ def export(
         onnx.checker.check_model(proto, full_check=True)
     except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as e:
         raise OnnxError(f"the exported model fails onnx.checker: {e}") from None
-    _atomic_write(path, [proto.SerializeToString()])
+    atomic_write(path, [proto.SerializeToString()])
 
 
 def _params_of(s: Step) -> tuple[str, ...]:

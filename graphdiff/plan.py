@@ -171,6 +171,10 @@ def fit_gradient(
     (None: zeros)."""
     if g is None:
         return np.zeros(shape, dtype)
+    if type(g) is np.ndarray and g.dtype is dtype and g.shape[1:] == shape and g.ndim:
+        # broadcast over the data points only (a bias): unbroadcast's sum, without its
+        # general case's work
+        return np.add.reduce(g, axis=0)  # type: ignore[no-any-return]
     g = numeric(g, op, node, "vjp", dtype)
     try:
         g = unbroadcast(g, shape)

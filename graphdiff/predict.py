@@ -187,6 +187,17 @@ def _classes(net: Network, params: Mapping[str, Any], data: Mapping[Hashable, An
     target = operands(net)[1]
     if op is None or op.targets != "classes" or np.ndim(data[target]) != 1:
         return None
+    if all(n in data for n in net.inputs):
+        # one data point through the generated code, with class 0 as its target (valid
+        # whatever K is): far less work than the interpreter's forward below
+        first = {n: np.asarray(data[n][:1]) for n in net.inputs}
+        first[target] = np.zeros(1)
+        try:
+            z = net.loss_terms(params, first)[2][0]
+        except GraphdiffError:
+            pass  # the forward below says what is wrong
+        else:
+            return int(z.shape[1]) if z.ndim == 2 else None
     pred = operands(net)[0]
     needed = inputs_of(net, pred)
     one = {n: np.asarray(data[n][:1]) for n in needed}
@@ -216,7 +227,7 @@ def inputs_of(net: Network, node: Hashable) -> list[Hashable]:
     return [n for n in net.inputs if n in up]
 
 
-def _fed(net: Network, data: Any, names: list[Hashable], what: str) -> dict[Hashable, Any]:
+def fed_inputs(net: Network, data: Any, names: list[Hashable], what: str) -> dict[Hashable, Any]:
     data = columns(data, what)
     if all(n in data for n in names):
         return {n: data[n] for n in names}
@@ -233,7 +244,7 @@ def _fed(net: Network, data: Any, names: list[Hashable], what: str) -> dict[Hash
 
 def _prediction(net: Network, params: Mapping[str, Any], inputs: Any) -> Array:
     pred = operands(net)[0]
-    data = _fed(net, inputs, inputs_of(net, pred), "inputs")
+    data = fed_inputs(net, inputs, inputs_of(net, pred), "inputs")
     return net.forward(params, data, outputs=[pred])[pred]
 
 
@@ -326,7 +337,7 @@ def evaluate(net: Network, params: Mapping[str, Any], data: Any) -> dict[str, fl
     non-finite loss raises :class:`~graphdiff.errors.NonFiniteError` naming the
     first node whose value went non-finite.
     """
-    fed = _fed(net, data, list(net.inputs), "data")
+    fed = fed_inputs(net, data, list(net.inputs), "data")
     sizes = {np.shape(a)[0] if np.ndim(a) else None for a in fed.values()}
     if len(sizes) > 1:
         raise ShapeError(f"data: inputs must share a first axis over data points, got {sizes!r}")

@@ -17,9 +17,9 @@ from numpy.typing import NDArray
 
 from .data import DataError
 from .errors import GraphdiffError, InputError, NonFiniteError, ShapeError
-from .network import BackwardResult, Network
+from .network import BackwardResult, Batch, Network
 from .plan import as_numbers
-from .predict import _fed, metrics
+from .predict import fed_inputs, metrics
 
 __all__ = ["QUIET", "FitError", "InProcess", "Runner", "as_inputs", "batch_gradient"]
 
@@ -58,7 +58,9 @@ class Runner(Protocol):
         ...
 
 
-def batch_gradient(net: Network, params: Mapping[str, Any], batch: Data) -> BackwardResult:
+def batch_gradient(
+    net: Network, params: Mapping[str, Any], batch: Mapping[Hashable, Any]
+) -> BackwardResult:
     """Loss and gradient of one batch; :class:`~graphdiff.errors.NonFiniteError` if not finite.
 
     This is the part of each training step a data-parallel engine replaces. It
@@ -80,7 +82,7 @@ def batch_gradient(net: Network, params: Mapping[str, Any], batch: Data) -> Back
 
 def as_inputs(net: Network, data: Any, what: str) -> Data:
     try:
-        data = _fed(net, data, list(net.inputs), what)
+        data = fed_inputs(net, data, list(net.inputs), what)
     except DataError as e:
         raise FitError(str(e)) from None
     # converted once, to the network's float type
@@ -103,27 +105,32 @@ class InProcess:
 
     def __init__(self, net: Network, data: Mapping[Hashable, Any]) -> None:
         self.net = net
-        self.data = as_inputs(net, data, "data")
+        self.data = as_inputs(net, data, "data")  # in net.inputs order
         self.n = next(iter(self.data.values())).shape[0]
+        # checked here, once: every step's inputs are a Batch the network takes as is
+        self._all = Batch(net, list(self.data.values()), self.n)
         # inputs of one number per data point (neuron notation's x1, x2, ...) as the rows
-        # of one matrix, so a minibatch is one gather, not one per input
-        self._columns = [k for k, a in self.data.items() if a.ndim == 1]
-        self._rows = (
-            np.stack([self.data[k] for k in self._columns]) if len(self._columns) > 1 else None
-        )
+        # of one matrix, so a minibatch is one gather, not one per input; the others
+        # follow them, and _order puts them all back in the network's input order
+        xs = self._all.xs
+        columns = [i for i, a in enumerate(xs) if a.ndim == 1]
+        columns = columns if len(columns) > 1 else []
+        others = [i for i in range(len(xs)) if i not in columns]
+        self._rows = np.stack([xs[i] for i in columns]) if columns else None
+        self._others = [xs[i] for i in others]
+        pool = columns + others  # input positions of the gathered arrays, in gather order
+        self._order = [pool.index(i) for i in range(len(xs))]
 
     def gradient(self, params: Params, idx: NDArray[np.intp] | None) -> BackwardResult:
         if idx is None:
-            batch = self.data
-        elif self._rows is None:
-            batch = {k: a[idx] for k, a in self.data.items()}
-        else:
-            batch = {k: a[idx] for k, a in self.data.items() if a.ndim != 1}
-            batch.update(zip(self._columns, self._rows[:, idx], strict=True))
-        return batch_gradient(self.net, params, batch)
+            return batch_gradient(self.net, params, self._all)
+        pool = [*self._rows[:, idx]] if self._rows is not None else []
+        pool += [a[idx] for a in self._others]
+        xs = list(map(pool.__getitem__, self._order))
+        return batch_gradient(self.net, params, Batch(self.net, xs, len(idx)))
 
     def evaluate(self, params: Params) -> dict[str, float]:
-        return metrics(self.net, params, self.data)
+        return metrics(self.net, params, self._all)
 
     def stats(self) -> dict[str, float]:
         return {}

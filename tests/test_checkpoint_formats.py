@@ -197,3 +197,21 @@ def test_a_vector_checkpoint_that_does_not_hold_together_is_refused(
         graphdiff.load_checkpoint(path)
     assert (e.value.code, e.value.location) == (code, location), str(e.value)
     assert e.value.path == str(path)
+
+
+def test_a_float32_run_is_stored_in_float32_and_resumes_bit_identically(tmp_path) -> None:
+    path = tmp_path / "run.ckpt"
+    net = graphdiff.compile(graphdiff.mlp([2, 3, 1], notation="op"), loss="E", dtype=np.float32)
+    data = graphdiff.feed(net, graphdiff.moons(40, seed=3))
+    p0, kw = net.init_params(seed=2), {"batch_size": 8, "seed": 11}
+    graphdiff.fit(net, p0, data, optimizer=Adam(lr=0.05), epochs=2, checkpoint=path, **kw)
+    doc = json.loads(path.read_text())
+    assert doc["vector"]["dtype"] == "float32"
+    assert {t["dtype"] for t in doc["optimizer"]["slots"].values()} == {"float32"}
+    back = graphdiff.load_checkpoint(path)
+    assert back.params.vector.dtype == np.float32 == back.optimizer["slots"]["m"].dtype
+    full = graphdiff.fit(net, p0, data, optimizer=Adam(lr=0.05), epochs=4, **kw)
+    same_run(graphdiff.fit(net, None, data, epochs=4, resume=path, **kw), full)
+    net64 = graphdiff.compile(graphdiff.mlp([2, 3, 1], notation="op"), loss="E")
+    with pytest.raises(FitError, match=r"float32 parameter vector \('vector'\)"):
+        graphdiff.fit(net64, None, data, epochs=4, resume=path, **kw)

@@ -501,10 +501,10 @@ def test_docs_example_is_a_saved_file(tmp_path: Path) -> None:
 @pytest.mark.parametrize("data", ["AAAAAAAA8D8=", "", 'not "base64"\n\\', "é"])
 def test_tensor_text_writes_what_json_writes(data):
     # parameter data is written as bytes, without JSON escaping, only where it needs none
-    from graphdiff.jsonwrite import _compact, _tensor_text
+    from graphdiff.jsonwrite import compact_json, _tensor_text
 
     doc = {"dtype": "float64", "shape": [1], "data": data}
     pieces = list(_tensor_text(doc))
     text = "".join(p.decode("ascii") if isinstance(p, bytes) else p for p in pieces)
-    assert text == json.dumps(doc, ensure_ascii=True, separators=(",", ":")) == _compact(doc)
+    assert text == json.dumps(doc, ensure_ascii=True, separators=(",", ":")) == compact_json(doc)
     assert any(isinstance(p, bytes) for p in pieces) == (data in ("AAAAAAAA8D8=", ""))
