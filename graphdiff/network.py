@@ -205,12 +205,12 @@ class Network:
         >>> import graphdiff
         >>> net = graphdiff.compile(graphdiff.mlp([2, 1]), loss="E")
         >>> spec = net.spec()
-        >>> spec.loss, len(spec.graph.nodes), spec.params
-        ('E', 5, None)
+        >>> spec.loss, len(spec.graph.nodes), spec.params, spec.dtype
+        ('E', 5, None, 'float64')
         """
         from .io import to_spec
 
-        return to_spec(self.graph, loss=self.loss)
+        return to_spec(self.graph, loss=self.loss, dtype=self.dtype)
 
     # -- parameters ---------------------------------------------------------------
 
