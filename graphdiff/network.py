@@ -28,6 +28,7 @@ import numpy as np
 
 from . import interpret
 from .errors import GraphdiffError, GraphError, InputError, NonFiniteError, ShapeError
+from .fusion import fuse
 from .params import Grads, Layout, Params
 from .plan import (
     InputStep,
@@ -152,9 +153,12 @@ class Network:
             itemgetter(*self._scalars) if len(self._scalars) > 1
             else (lambda p, n=self._scalars: tuple(map(p.__getitem__, n)))
         )
-        self._program = None if self.loss is None else generate(
-            self._steps, self._scalars, self._tensors, self._loss_slot, reduction, needs,
-            plan.dtype,
+        # the fused plan (graphdiff.fusion), run by the generated code and the interpreter
+        self._fusion = None if self.loss is None else fuse(
+            self._steps, dict(zip(self._scalars, range(len(self._scalars)), strict=True))
+        )
+        self._program = None if self._fusion is None else generate(
+            self._fusion, self._tensors, self._loss_slot, reduction, needs, plan.dtype
         )
 
     @functools.cached_property
@@ -473,52 +477,51 @@ class Network:
         deltas: bool = False,
         check_finite: bool = False,
     ) -> BackwardResult:
-        """:meth:`backward` run by the interpreter, step by step: the readable reference
-        of the generated code (which it matches to rounding), and what runs plans too
-        large to generate code for."""
+        """:meth:`backward` run by the interpreter, step by step over the fused plan:
+        the readable reference of the generated code, which gives the same bits, and
+        what runs plans too large to generate code for."""
         self.require_loss("backward")
+        assert self._fusion is not None
         checked = self._check_params(params)
         arrays = self._check_inputs(inputs, self.inputs)
         if check_finite:
             _check_finite_inputs(checked, arrays)
         dtype = self.dtype
+        P = np.array([checked[n] for n in self._scalars], dtype=dtype)
         run = interpret.forward(
-            self._steps, len(self._steps), checked, arrays, check_finite, dtype
+            self._fusion.order, len(self._steps), checked, arrays, check_finite, dtype,
+            self._fusion, P,
         )
-        vals = run.vals
-        values = vals[self._loss_slot]
+        values = run.vals[self._loss_slot]
         n = next(iter(arrays.values())).shape[0] if arrays else values.shape[0]
         check_loss(self.loss, values.shape, n)
-        if self.reduction == "mean":
-            loss = self._float(values.mean())
-            seed = np.full(n, 1.0 / n, dtype)
-        else:
-            loss = self._float(values.sum())
-            seed = np.ones(n, dtype)
+        # as the generated code: np.add.reduce, divided by N for the mean
+        loss = np.add.reduce(values) / n if self.reduction == "mean" else np.add.reduce(values)
+        loss = self._float(loss)
         if check_finite:
             check_loss_value(loss, self.loss)
-        needs = [True] * len(self._steps) if deltas else self._needs
-        interpret.backward(run, self._steps, self._loss_slot, seed, needs, check_finite)
-        dl = run.deltas
-        result = BackwardResult(loss=loss, grads=self.as_grads(run.grads))
+        needs = self._needs
+        want = [True] * len(self._steps) if deltas else needs
+        seed = interpret.seed(n, 1.0 / n if self.reduction == "mean" else 1.0, dtype)
+        gs = interpret.backward(run, self._loss_slot, seed, want, needs, check_finite)
+        result = BackwardResult(
+            loss=loss, grads=self._grads(gs, [run.GT.get(n) for n in self._tensors])
+        )
         if check_finite:
             _check_grads_finite(result.grads)
         if deltas:
             # Copies: values alias the caller's inputs and params, and deltas alias
             # each other (add hands one array to both operands).
             for s in self._steps:
-                v = vals[s.slot]
+                v, d, z, dz = interpret.slot_results(run, s)
                 result.values[s.node] = np.array(v)
-                d = dl[s.slot]
                 result.deltas[s.node] = np.zeros(np.shape(v), dtype) if d is None else np.array(d)
-                if isinstance(s, NeuronStep):
-                    result.z[s.node] = np.array(run.z[s.slot])
-                    dz = run.dz.get(s.slot)
+                if z is not None:
+                    result.z[s.node] = np.array(z)
                     result.deltas_z[s.node] = (
                         np.zeros(np.shape(v), dtype) if dz is None else np.array(dz)
                     )
         return result
-
 
     def _program_backward(
         self, params: Mapping[str, Any], inputs: Mapping[Hashable, Any], deltas: bool,

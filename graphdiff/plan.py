@@ -1,9 +1,10 @@
 """The flat execution plan: steps over numbered slots, no networkx in sight.
 
-Each step computes one node's value from earlier slots (``forward``) and, in
-reverse order, turns that node's delta into deltas of its operands and
-gradients of its parameters (``backward``). The executor in
-:mod:`graphdiff.network` is a loop over these steps.
+Each step computes one node's value from earlier slots and, in reverse order,
+turns that node's delta into deltas of its operands and gradients of its
+parameters. :mod:`graphdiff.fusion` groups neurons into matrix levels; the
+interpreter (:mod:`graphdiff.interpret`) and the generated code
+(:mod:`graphdiff.codegen`) run the fused plan, with the same bits.
 """
 
 from __future__ import annotations

@@ -148,6 +148,11 @@ def test_forward_backward_adam_float32_throughout(
         assert_f32_tree(r)
     assert full.values and full.deltas  # the tree really was looked at
     assert np.array_equal(fast.grads.vector, full.grads.vector)  # one computation
+    # the interpreter runs the same operations in the same order: the same bits
+    assert ref.loss == fast.loss and np.array_equal(ref.grads.vector, fast.grads.vector)
+    for part in ("values", "deltas", "z", "deltas_z"):
+        for node, v in getattr(ref, part).items():
+            assert np.array_equal(getattr(full, part)[node], v), (part, node)
 
     want = n64.backward(p64, data)
     assert_close_f32(fast.grads.vector, want.grads.vector)
