@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import itertools
 import tracemalloc
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import networkx as nx
@@ -31,7 +31,7 @@ import numpy as np
 
 import graphdiff
 
-from .core import Context, Impl, Results, Row, timed_rows
+from .core import TOLERANCE_FLOAT32, Context, Impl, Results, Row, timed_rows
 
 __all__ = [
     "hand_forward",
@@ -45,6 +45,7 @@ __all__ = [
     "w3",
     "w3_memory",
     "w4",
+    "w8",
 ]
 
 Array = np.ndarray
@@ -297,13 +298,17 @@ def _grads_named(loss: Any, grads: Params, new: Params | None = None) -> Results
     return out
 
 
-def torch_impl(ctx: Context, p: Params, X: Array, t: Array, step: bool) -> Impl:
-    """PyTorch eager, float64: autograd.grad, then (for a step) an in-place SGD update."""
+def torch_impl(
+    ctx: Context, p: Params, X: Array, t: Array, step: bool, name: str = "PyTorch eager"
+) -> Impl:
+    """PyTorch eager, in X's float type (float64; float32 for W8): autograd.grad, then
+    (for a step) an in-place SGD update."""
     torch = ctx.torch
     names = sorted(p)
-    tp = {k: torch.tensor(v, dtype=torch.float64, requires_grad=True) for k, v in p.items()}
+    dtype = torch.float32 if X.dtype == np.float32 else torch.float64
+    tp = {k: torch.tensor(v, dtype=dtype, requires_grad=True) for k, v in p.items()}
     tX, tt = torch.from_numpy(X), torch.from_numpy(t)
-    zero = torch.zeros((), dtype=torch.float64)
+    zero = torch.zeros((), dtype=dtype)
 
     def softplus(m: Any) -> Any:
         return torch.logaddexp(zero, m)
@@ -321,7 +326,7 @@ def torch_impl(ctx: Context, p: Params, X: Array, t: Array, step: bool) -> Impl:
         new = {k: v.detach().numpy() for k, v in tp.items()} if step else None
         return _grads_named(r[0].item(), {k: g.numpy() for k, g in r[1].items()}, new)
 
-    return Impl("PyTorch eager", run, result)
+    return Impl(name, run, result)
 
 
 def jax_impl(ctx: Context, p: Params, X: Array, t: Array, step: bool) -> Impl:
@@ -375,11 +380,11 @@ def _hand_step(p: Params, X: Array, t: Array) -> tuple[Any, Params, Params]:
     return E, g, p
 
 
-def _graphdiff_step(net: Any, p: Params, inputs: dict[str, Array]) -> Callable[[], Any]:
+def _graphdiff_step(net: Any, p: Mapping[str, Any], inputs: dict[str, Array]) -> Callable[[], Any]:
     """A training step as a graphdiff user writes it: backward, then graphdiff.SGD."""
     state, opt = {"p": p}, graphdiff.SGD(lr=LR)
 
-    def run() -> tuple[Any, Params, Params]:
+    def run() -> tuple[Any, Any, Mapping[str, Any]]:
         res = net.backward(state["p"], inputs)
         state["p"] = opt.step(state["p"], res.grads)
         return res.loss, res.grads, state["p"]
@@ -484,3 +489,33 @@ def w4(ctx: Context) -> list[Row]:
              "graphdiff": f"neuron notation, {n_params(dims):,} scalar parameters"}
     return timed_rows("W4", impls, ctx.budget(10.0), target=1.5, notes=notes)
 
+
+
+# -- W8: W3 in float32 -------------------------------------------------------------------
+
+
+def w8(ctx: Context) -> list[Row]:
+    """W8: W3's step (2-256-256-1 tanh MLP, op notation, N = 4,096, SGD) with the
+    network compiled as float32, against hand numpy in float64 (and float32)."""
+    p0, X, t = _w3_setup(ctx)
+    dims = [X.shape[1], p0["b1"].shape[0], p0["b2"].shape[0], 1]
+    net = graphdiff.compile(op_graph(dims), loss="E", dtype=np.float32)
+    # the data and parameters a float32 user holds: converted once, outside the step
+    X32, t32 = X.astype(np.float32), t.astype(np.float32)
+    p32 = {k: np.array(v, dtype=np.float32) for k, v in p0.items()}
+    hp, hp32 = _copy(p0), _copy(p32)
+    impls = [
+        Impl("hand numpy", lambda: _hand_step(hp, X, t), lambda r: _grads_named(*r)),
+        Impl("hand numpy, float32", lambda: _hand_step(hp32, X32, t32),
+             lambda r: _grads_named(*r)),
+        Impl("graphdiff, float32",
+             _graphdiff_step(net, net.as_params(p32), {"X": X32, "t": t32}),
+             lambda r: _grads_named(*r)),
+    ]
+    if ctx.torch is not None:
+        impls.append(torch_impl(ctx, _copy(p32), X32, t32, True, "PyTorch eager, float32"))
+    notes = {"hand numpy": "float64, as in W3",
+             "graphdiff, float32": "compile(..., dtype=np.float32); backward, then SGD.step"}
+    return timed_rows("W8", impls, ctx.budget(15.0), target=0.65,
+                      target_impl="graphdiff, float32", notes=notes,
+                      tolerance=TOLERANCE_FLOAT32)

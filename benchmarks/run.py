@@ -34,7 +34,7 @@ from benchmarks.core import Context, Row, VerificationError
 from benchmarks.distributed import w3_distributed
 from benchmarks.files import w6
 from benchmarks.lecture import w1, w2
-from benchmarks.mlp import w3, w3_memory, w4
+from benchmarks.mlp import w3, w3_memory, w4, w8
 from benchmarks.scaling import compile_rows, w5
 from benchmarks.training import w7, w7_fit
 
@@ -52,6 +52,7 @@ WORKLOADS: dict[str, Callable[[Context], list[Row]]] = {
     "DIST": w3_distributed,
     "W7": w7,
     "W7FIT": w7_fit,
+    "W8": w8,
 }
 DEFAULT_JSON = Path(__file__).resolve().parent / "results.json"
 

@@ -150,7 +150,7 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
     ]
 
 
-def _compiled(G: nx.DiGraph[Any], loss: Hashable | None) -> tuple[Any, str]:
+def _compiled(G: nx.DiGraph[Any], loss: Hashable | None, dtype: str) -> tuple[Any, str]:
     """Compile for ``info``: the saved loss, else the only sink; (None, why) if not."""
     from .compile import compile as compile_graph
 
@@ -162,26 +162,28 @@ def _compiled(G: nx.DiGraph[Any], loss: Hashable | None) -> tuple[Any, str]:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            return compile_graph(G, loss=loss), ""
+            return compile_graph(G, loss=loss, dtype=dtype), ""
     except GraphdiffError as e:
         return None, f"does not compile: {e}"
 
 
-def _read_model(path: str) -> tuple[nx.DiGraph[Any], dict[str, Any], Hashable | None]:
-    """A model file, or an ONNX model (``*.onnx``, through graphdiff.onnx, no loss)."""
+def _read_model(path: str) -> tuple[nx.DiGraph[Any], dict[str, Any], Hashable | None, str]:
+    """A model file, or an ONNX model (``*.onnx``, through graphdiff.onnx, no loss):
+    the graph, the parameters, the loss node and the dtype to compile it with."""
     if str(path).lower().endswith(".onnx"):
         from .onnx import load as load_onnx
 
         G, params = load_onnx(path)
-        return G, dict(params), None
-    return tuple(load_model(path))  # type: ignore[return-value]
+        return G, dict(params), None, "float64"
+    model = load_model(path)
+    return model.graph, model.params, model.loss, model.dtype
 
 
 def _info(file: str) -> dict[str, Any]:
     """What ``graphdiff info`` tells about a model (or ONNX) file: every node (ids as
     in the file, in its order) and every parameter (in natural order)."""
-    G, params, loss = _read_model(file)
-    net, why = _compiled(G, loss)
+    G, params, loss, dtype = _read_model(file)
+    net, why = _compiled(G, loss, dtype)
     nodes = [{"node": n, "op": d.get("op"),
               "activation": d.get("activation") if d.get("op") == "neuron" else None,
               "in": G.in_degree(n), "out": G.out_degree(n)}
@@ -201,7 +203,7 @@ def _info(file: str) -> dict[str, Any]:
     ops = [get_op(name) for name in sorted(used - set(ENGINE_OPS))]
     return {
         "file": file, "graph": "MultiDiGraph" if G.is_multigraph() else "DiGraph",
-        "loss": loss, "nodes": nodes, "edges": G.number_of_edges(),
+        "loss": loss, "dtype": dtype, "nodes": nodes, "edges": G.number_of_edges(),
         "parameters": parameters, "compiled": net is not None, "note": why or None,
         "plugins": [{"op": op.name, "source": op.source}
                     for op in ops if not op.builtin],
@@ -243,8 +245,8 @@ def _cmd_info(args: argparse.Namespace) -> int:
                        "(--all lists every parameter)")
     total = sum(p["size"] for p in params)
     shared = sum(1 for p in params if p["shared"])
-    out.append(f"total: {len(params)} parameters ({shared} shared), {total} numbers"
-               + (f"; {info['note']}" if info["note"] else ""))
+    out.append(f"total: {len(params)} parameters ({shared} shared), {total} numbers; "
+               f"dtype {info['dtype']}" + (f"; {info['note']}" if info["note"] else ""))
     extra = [f"{p['op']} ({p['source']})" for p in info["plugins"]]
     out.append("plugins: " + (", ".join(extra) if extra else "none"))
     print("\n".join(out))
@@ -259,7 +261,7 @@ def _cmd_gradcheck(args: argparse.Namespace) -> int:
     model = load_model(args.file)
     G, stored = model.graph, model.params
     loss = loss_node(model, args.loss, args.file)
-    net = compile_graph(G, loss=loss)
+    net = compile_graph(G, loss=loss, dtype=model.dtype)
     params = {**net.init_params(seed=args.seed),
               **{k: v for k, v in stored.items() if k in net.params}}
     inputs = feed(net, load_data(args.data, n=args.n, seed=args.seed))
@@ -270,6 +272,7 @@ def _cmd_gradcheck(args: argparse.Namespace) -> int:
         _print_json({
             "file": args.file, "loss": loss, "data": args.data, "mode": report.mode,
             "eps": report.eps, "atol": report.atol, "rtol": report.rtol,
+            "dtype": report.dtype, "numeric_dtype": report.numeric_dtype,
             "evaluations": report.evaluations, "ok": report.ok,
             "rows": [{"name": r.name, "size": r.size, "max_abs_err": _number(r.max_abs_err),
                       "max_rel_err": _number(r.max_rel_err), "ok": r.ok} for r in rows],

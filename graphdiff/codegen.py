@@ -1,12 +1,18 @@
-"""Write a plan as straight-line numpy code: the engine's fast path.
+"""Write a fused plan as straight-line numpy code: the engine's fast path.
 
 The plan, fused into levels by :mod:`graphdiff.fusion`, is turned once, at compile
 time, into one Python function whose body is exactly the numpy calls the network
 needs, every decision (order, which deltas are worth computing, where a gradient
 goes, when a value can be released) taken in advance. :mod:`graphdiff.program`
 runs it; ``deltas=True`` and ``check_finite=True`` are variants of the same code
-(every delta kept, each value and delta checked), so they give the same bits. The
-interpreter (``Network.interpret``) is the readable reference.
+(every delta kept, each value and delta checked), so they give the same bits.
+
+The interpreter (:mod:`graphdiff.interpret`) is the readable reference: each
+emitter below writes the operations of the interpreter's rule for its step kind,
+in the same order, so both give the same bits; for a fused level the code calls
+the interpreter's rule itself. Each emitted :class:`Line` declares the variables it
+reads and writes: the prologue (names read but never written) and the ``del``
+statements (after a value's last use) are computed from those declarations.
 
 Security: the generated source contains only identifiers made from integers and
 fixed names; node names, parameter names, ops and constants live in the
@@ -16,13 +22,20 @@ source text.
 
 from __future__ import annotations
 
-import re
+from dataclasses import dataclass
 from functools import lru_cache, partial
 from typing import Any
 
 import numpy as np
 
-from .fusion import Group, Level, fuse
+from .fusion import Fusion, Level, bound, passes, reads
+from .interpret import (
+    check_level_deltas,
+    check_level_values,
+    level_backward,
+    level_forward,
+    seed,
+)
 from .plan import (
     ConstStep,
     InputStep,
@@ -41,27 +54,32 @@ from .plan import (
     check_value,
     fit_gradient,
     numeric,
+    rows_of,
     zeros_like,
 )
-from .registry import Op, identity, identity_vjp
+from .registry import Op
 
-__all__ = ["MAX_UNFUSED_STEPS", "CodeGen"]
+__all__ = ["MAX_UNFUSED_STEPS", "CodeGen", "Line"]
 
 Array = np.ndarray
 
-# Larger plans (outside levels) keep the interpreter; see generate().
+# Larger plans (outside levels) keep the interpreter; see program.generate().
 MAX_UNFUSED_STEPS = 5000
 
-_F64 = np.dtype(np.float64)
 
-RELEASABLE = re.compile(r"\b((?:v|z|V|Z|A|W|WE|d|DV)\d+)\b")
+@dataclass(frozen=True, slots=True)
+class Line:
+    """One line of generated code and the variables it reads and writes."""
+
+    text: str
+    reads: tuple[str, ...] = ()
+    writes: tuple[str, ...] = ()
+
+    def indented(self) -> Line:
+        return Line("    " + self.text, self.reads, self.writes)
 
 
-@lru_cache(maxsize=64)
-def _seed(n: int, value: float, dtype: np.dtype[Any] = _F64) -> Array:
-    """dE/d(loss values), 1/N each for the mean: one number broadcast over the batch
-    (read-only, stride 0, like the placeholders), so no array of N is filled per call."""
-    return np.broadcast_to(dtype.type(value), (n,))
+Block = list[Line]  # the lines of one plan item: values die between blocks
 
 
 @lru_cache(maxsize=4)
@@ -71,35 +89,24 @@ def _float_names(dtype: np.dtype[Any]) -> dict[str, Any]:
     number or array anywhere in a float32 network would promote what it touches)."""
     if dtype == np.float64:
         return {
-            "_zeros": np.zeros, "_seed": _seed, "_FT": np.float64, "_FTd": dtype,
+            "_zeros": np.zeros, "_seed": seed, "_FT": np.float64, "_FTd": dtype,
             "_num": numeric, "_fit": fit_gradient, "_dz": activation_delta, "_ph": zeros_like,
             "_ZERO": np.float64(0.0),
         }
     return {
-        "_zeros": partial(np.zeros, dtype=dtype), "_seed": partial(_seed, dtype=dtype),
+        "_zeros": partial(np.zeros, dtype=dtype), "_seed": partial(seed, dtype=dtype),
         "_FT": dtype.type, "_FTd": dtype, "_num": partial(numeric, dtype=dtype),
         "_fit": partial(fit_gradient, dtype=dtype), "_dz": partial(activation_delta, dtype=dtype),
         "_ph": partial(zeros_like, dtype=dtype), "_ZERO": dtype.type(0.0),
     }
 
 
-def _passes(op: Op, attrs: dict[str, Any]) -> bool:
-    """Is ``op`` the identity (its value is its operand, its delta passes through)?"""
-    return op.forward is identity and op.vjp is identity_vjp and not attrs
-
-
-def _reads(op: Op, position: str | int) -> bool:
-    """Does ``op``'s vjp read its output (``"out"``) or operand ``position``?"""
-    return op.saves is None or position in op.saves
-
-
 class CodeGen:
-    """Writes the source of one variant of a plan's backward (or error) function."""
+    """Writes the source of one variant of a fused plan's backward (or error) function."""
 
     def __init__(
         self,
-        steps: list[Step],
-        scalar_names: list[str],
+        fusion: Fusion,
         tensor_names: list[str],
         loss_slot: int,
         reduction: str,
@@ -108,9 +115,10 @@ class CodeGen:
         check: bool = False,
         dtype: Any = np.float64,
     ) -> None:
-        self.steps = steps  # numbered 0, 1, ... in order: steps[slot] is that slot's step
+        self.fusion = fusion
+        steps = self.steps = fusion.steps  # steps[slot] is that slot's step
         assert not steps or steps[-1].slot == len(steps) - 1
-        self.sidx = dict(zip(scalar_names, range(len(scalar_names)), strict=True))
+        self.sidx = fusion.sidx
         self.tidx = {n: i for i, n in enumerate(tensor_names)}
         self.loss_slot = loss_slot
         self.reduction = reduction
@@ -121,13 +129,10 @@ class CodeGen:
         self.deltas, self.check = deltas, check
         self.want = [True] * len(steps) if deltas else needs
         self.ns: dict[str, Any] = {
-            "_np": np,
             "_sum": np.add.reduce,
-            "_ones": np.ones,
             "_cat": np.concatenate,
-            "_reduceat": np.add.reduceat,
-            "_addat": np.add.at,
-            "_einsum": np.einsum,
+            "_arr": np.array,
+            "_xrows": rows_of,
             "_dot": np.dot,
             "_zeros_like": np.zeros_like,
             "_fromiter": np.fromiter,
@@ -139,103 +144,75 @@ class CodeGen:
             "_cd": check_delta,
             "_cl": check_loss_value,
             "_fin": all_finite,
+            "_lf": level_forward,
+            "_lb": level_backward,
+            "_cvl": check_level_values,
+            "_cdl": check_level_deltas,
             "_steps": steps,
             **_float_names(np.dtype(dtype)),
         }
-        f = self.fusion = fuse(steps, self.sidx)
-        self.neurons, self.neuron_args, self.levels, self.order = (
-            f.neurons, f.neuron_args, f.levels, f.order)
-        self.lvl, self.row, self.row_key = f.lvl, f.row, f.row_key
-        self.level_arr, self.row_arr = f.level_arr, f.row_arr
-        self.weight_index, self.weight_uses, self.level_of = (
-            f.weight_index, f.weight_uses, f.level_of)
-        neurons = f.neurons
-        _, flat, owner = f.neuron_args
-        self._bound_groups: dict[int, list[Group]] = {}
+        for lv in fusion.levels:
+            self.ns[f"_L{lv.index}"] = lv
+        # what the prologue defines: the names read before (and never) written
+        self.defs: dict[str, str] = {"ZN": "_ph((N,))"}
         # the first neuron each non-neuron value feeds (named by shape checks)
-        self.plain = [s for s in steps if not isinstance(s, NeuronStep)]
-        is_plain = np.zeros(len(steps), dtype=bool)
-        is_plain[[s.slot for s in self.plain]] = True
-        self._per_point: dict[int, bool] = {}
+        _, flat, owner = fusion.neuron_args
+        is_plain = np.ones(len(steps), dtype=bool)
+        is_plain[[s.slot for s in fusion.neurons]] = False
         self.first_neuron: dict[int, NeuronStep] = {}
         hits = np.flatnonzero(is_plain[flat])
         for a, o in zip(flat[hits].tolist(), owner[hits].tolist(), strict=True):
-            self.first_neuron.setdefault(a, neurons[o])
-        self._forward: list[str] | None = None
+            self.first_neuron.setdefault(a, fusion.neurons[o])
+        self._per_point: dict[int, bool] = {}
+        self._forward: list[Block] | None = None
+        # input slot -> its position in X, the generated functions' list of inputs
+        inputs = [s.slot for s in steps if isinstance(s, InputStep)]
+        self.input_at = {slot: j for j, slot in enumerate(inputs)}
         self._plan_reads()
 
     # -- planning -----------------------------------------------------------------
 
     def _plan_reads(self) -> None:
-        """Which forward values the backward code reads; the rest die in the forward pass.
-
-        Ops declare what their vjp reads (``Op.saves``); values read by no vjp are
-        released right after their last use in the forward code, and the vjps get
-        read-only zeros of the right shape in their place. ``self.kept`` holds the
-        generated names backward reads; ``self.last_use`` the forward item after
-        which each released op value dies.
-        """
-        kept: set[str] = set()
-        for item in self.order:
+        """Which forward values the backward code reads (ops declare what their vjp
+        reads, ``Op.saves``). An op's value that no vjp reads is released after its
+        last forward use, and read-only zeros of its shape stand in for it."""
+        read = [False] * len(self.steps)
+        reads_z: set[int] = set()
+        for item in self.fusion.order:
             if isinstance(item, Level):
-                act = item.members[0].act
-                assert act is not None
-                kept.update({f"A{item.index}", f"W{item.index}", f"WE{item.index}"})
-                if _reads(act, "out"):
-                    kept.add(f"V{item.index}")
-                if _reads(act, 0):
-                    kept.add(f"Z{item.index}")
-            elif isinstance(item, NeuronStep):
+                continue  # its backward reads its own matrices
+            if isinstance(item, NeuronStep):
                 assert item.act is not None
-                kept.update(self.val(a) for a in item.args)
-                if _reads(item.act, "out"):
-                    kept.add(self.val(item.slot))
-                if _reads(item.act, 0):
-                    kept.add(f"z{item.slot}")
+                for a in item.args:
+                    read[a] = True
+                read[item.slot] = read[item.slot] or reads(item.act, "out")
+                if reads(item.act, 0):
+                    reads_z.add(item.slot)
             elif isinstance(item, OpStep):
                 assert item.op is not None
-                if _reads(item.op, "out"):
-                    kept.add(f"v{item.slot}")
-                kept.update(self.val(a) for j, a in enumerate(item.args) if _reads(item.op, j))
+                read[item.slot] = read[item.slot] or reads(item.op, "out")
+                for j, a in enumerate(item.args):
+                    read[a] = read[a] or reads(item.op, j)
             else:
-                kept.add(self.val(item.slot))  # inputs, params, consts: the caller's anyway
-        kept.add(self.val(self.loss_slot))
-        self.kept = kept
-        # values released early: op outputs that no vjp reads, after their last forward use
-        self.last_use: dict[int, list[int]] = {}
-        position: dict[int, int] = {}
-        is_op = np.zeros(len(self.steps), dtype=bool)
-        is_op[[s.slot for s in self.steps if isinstance(s, OpStep)]] = True
-        for n, item in enumerate(self.order):
-            if isinstance(item, Level):
-                position.update(dict.fromkeys(item.args[is_op[item.args]].tolist(), n))
-            else:
-                position.update(dict.fromkeys(item.args, n))
-        for s in self.steps:
-            if isinstance(s, OpStep) and f"v{s.slot}" not in kept and s.slot in position:
-                self.last_use.setdefault(position[s.slot], []).append(s.slot)
+                read[item.slot] = True  # inputs, params, consts: the caller's anyway
+        read[self.loss_slot] = True
+        self.read, self.reads_z = read, reads_z
 
     def released(self, slot: int) -> bool:
         """Is this an op's output that the forward code releases (no vjp reads it)?"""
-        return isinstance(self.steps[slot], OpStep) and f"v{slot}" not in self.kept
+        return isinstance(self.steps[slot], OpStep) and not self.read[slot]
 
-    def arg(self, slot: int) -> str:
-        """A value as a backward argument: itself, or zeros of its shape once released."""
-        return f"_ph(sh{slot})" if self.released(slot) else self.val(slot)
+    def arg(self, slot: int) -> tuple[str, str]:
+        """A value as a backward argument (itself, or zeros of its shape once
+        released), and the variable that reads."""
+        if self.released(slot):
+            return f"_ph(sh{slot})", f"sh{slot}"
+        return self.val(slot), self.var(slot)
 
-    def shape(self, slot: int) -> str:
-        return f"sh{slot}" if self.released(slot) else f"{self.val(slot)}.shape"
-
-    def _groups(self, lv: Level) -> list[Group]:
-        """:meth:`Fusion.groups`, index arrays bound in the namespace as ``_R<b>_<blk>``."""
-        out = self._bound_groups.get(lv.index)
-        if out is None:
-            out = self._bound_groups[lv.index] = [
-                (blk, sel if isinstance(sel, str)
-                 else self.bind(sel, f"R{lv.index}_", -1 if blk is None else blk), j0, j1)
-                for blk, sel, j0, j1 in self.fusion.groups(lv)
-            ]
-        return out
+    def shape(self, slot: int) -> tuple[str, str]:
+        if self.released(slot):
+            return f"sh{slot}", f"sh{slot}"
+        return f"{self.val(slot)}.shape", self.var(slot)
 
     def bind(self, value: Any, prefix: str, i: int | str) -> str:
         """``value`` in the namespace as ``_<prefix><i>`` (``i``: a slot, or ``L<b>`` for
@@ -246,172 +223,189 @@ class CodeGen:
 
     def val(self, slot: int) -> str:
         """Expression for a node's value."""
-        lv = self.level_of(slot)
+        lv = self.fusion.level_of(slot)
         return f"V{lv[0]}[{lv[1]}]" if lv else f"v{slot}"
+
+    def var(self, slot: int) -> str:
+        """The variable holding a node's value (its level's matrix, for a fused neuron)."""
+        b = self.fusion.lvl[slot]
+        return f"V{b}" if b >= 0 else f"v{slot}"
+
+    def scalar(self, p: int) -> str:
+        """Scalar parameter ``p`` as the code reads it."""
+        self.defs[f"S{p}"] = f"P[{p}]"
+        return f"S{p}"
 
     # -- forward ------------------------------------------------------------------
 
-    def forward_lines(self) -> list[str]:
+    def forward_blocks(self) -> list[Block]:
         if self._forward is not None:  # shared by the backward and error functions
             return self._forward
-        out: list[str] = []
-        for n, item in enumerate(self.order):
+        out: list[Block] = []
+        for item in self.fusion.order:
             if isinstance(item, Level):
-                out += self._level_forward(item)
-                if self.check:
-                    out.append(f"if not _fin(V{item.index}):")
-                    for m in item.members:  # the first member in slot order is named
-                        out.append(f"    _cv(V{item.index}[{self.row[m.slot]}], _steps[{m.slot}])")
-            else:
-                out += self._step_forward(item)
-                if self.check and not isinstance(item, InputStep):
-                    out.append(f"_cv(v{item.slot}, _steps[{item.slot}])")
-                if isinstance(item, OpStep) and self.released(item.slot):
-                    out.append(f"sh{item.slot} = v{item.slot}.shape")
-            dead = self.last_use.get(n)
-            if dead:
-                out.append(f"del {', '.join(f'v{a}' for a in dead)}")
+                out.append(self._level_forward(item))
+                continue
+            lines = self._step_forward(item)
+            if self.check and not isinstance(item, InputStep):
+                lines.append(Line(f"_cv(v{item.slot}, _steps[{item.slot}])", (f"v{item.slot}",)))
+            if isinstance(item, OpStep) and self.released(item.slot):
+                i = item.slot
+                lines.append(Line(f"sh{i} = v{i}.shape", (f"v{i}",), (f"sh{i}",)))
+            out.append(lines)
         self._forward = out
         return out
 
-    def _step_forward(self, s: Step) -> list[str]:
-        i = s.slot
+    def _step_forward(self, s: Step) -> Block:
+        i, v = s.slot, f"v{s.slot}"
         if isinstance(s, InputStep):
             return []  # placed by the prologue
         if isinstance(s, ConstStep):
-            return [f"v{i} = {self.bind(s.value, 'C', i)}"]
+            return [Line(f"{v} = {self.bind(s.value, 'C', i)}", (), (v,))]
         if isinstance(s, ParamStep):
-            return [f"v{i} = T{self.tidx[s.name]}"]
+            t = f"T{self.tidx[s.name]}"
+            self.defs[t] = f"Q[{self.tidx[s.name]}]"
+            return [Line(f"{v} = {t}", (t,), (v,))]
         if isinstance(s, OpStep):
             assert s.op is not None
-            fwd = self.bind(partial(s.op.forward, **s.attrs) if s.attrs else s.op.forward, "F", i)
+            b = self._stacked_rows(s)
+            if b is not None:  # np.stack's numbers and C order, without k views
+                gather = Line(f"{v} = V{b}[_SK{i}].T.copy()", (f"V{b}",), (v,))
+                return [gather, *self._vector_check(i)]
+            fwd = self.bind(bound(s.op.forward, s.attrs), "F", i)
             args = ", ".join(self.val(a) for a in s.args)
+            used = tuple(self.var(a) for a in s.args)
             lines = []
             if s.op.loss:
                 chk = self.bind(partial(check_loss_shapes, s), "K", i)
                 pred, target = (f"{self.val(a)}.shape" for a in s.args)
-                call = f"{chk}({pred}, {target})"
-                custom = s.op.check_shapes is not None
-                lines += [call] if custom else [f"if {pred} != {target}:", f"    {call}"]
-            out = [f"v{i} = {fwd}({args})", *self._numeric(f"v{i}", s.op, s)]
-            return [*lines, *out, *self._vector_check(i)]
+                call = Line(f"{chk}({pred}, {target})", used)
+                if s.op.check_shapes is not None:
+                    lines.append(call)
+                else:
+                    lines += [Line(f"if {pred} != {target}:", used), call.indented()]
+            lines.append(Line(f"{v} = {fwd}({args})", used, (v,)))
+            return [*lines, *self._numeric(v, s.op, s), *self._vector_check(i)]
         assert isinstance(s, NeuronStep) and s.act is not None
-        terms = []
+        terms, used_n = [], []
         for a, w in zip(s.args, s.weights, strict=True):
-            terms.append(f"{self.val(a)} * S{self.sidx[w]}")
+            sp = self.scalar(self.sidx[w])
+            terms.append(f"{self.val(a)} * {sp}")
+            used_n += [self.var(a), sp]
         if s.bias is not None:
-            terms.append(f"S{self.sidx[s.bias]}")
-        if _passes(s.act, s.act_attrs):
-            return [f"z{i} = {' + '.join(terms)}", f"v{i} = z{i}"]
-        act = partial(s.act.forward, **s.act_attrs) if s.act_attrs else s.act.forward
-        lines = [f"z{i} = {' + '.join(terms)}", f"v{i} = {self.bind(act, 'G', i)}(z{i})"]
-        lines += self._numeric(f"v{i}", s.act, s)
-        return lines if f"z{i}" in self.kept else [*lines, f"del z{i}"]
+            terms.append(self.scalar(self.sidx[s.bias]))
+            used_n.append(terms[-1])
+        z = f"z{i}"
+        lines = [Line(f"{z} = {' + '.join(terms)}", tuple(used_n), (z,))]
+        if passes(s.act, s.act_attrs):
+            return [*lines, Line(f"{v} = {z}", (z,), (v,))]
+        act = self.bind(bound(s.act.forward, s.act_attrs), "G", i)
+        return [*lines, Line(f"{v} = {act}({z})", (z,), (v,)), *self._numeric(v, s.act, s)]
 
-    def _numeric(self, var: str, op: Op, s: Step) -> list[str]:
+    def _stacked_rows(self, s: OpStep) -> int | None:
+        """The level b when ``s`` is graphdiff's ``stack`` on axis 1 of distinct rows of
+        level b, each certainly of shape (N,) (neuron notation's output layer feeding a
+        loss): the code then gathers the rows (``_SK<slot>``) and scatters their deltas
+        itself, instead of k views, the op's calls and a check per operand."""
+        op = s.op
+        if op is None or not op.builtin or op.name != "stack" or s.attrs.get("axis", 1) not in (
+            1, -1
+        ):
+            return None
+        where = [self.fusion.level_of(a) for a in s.args]
+        blocks = {w[0] for w in where if w is not None}
+        if None in where or len(blocks) != 1 or len(set(s.args)) != len(s.args) or not all(
+            map(self.per_point, s.args)
+        ):
+            return None
+        if f"_SK{s.slot}" not in self.ns:
+            self.ns[f"_SK{s.slot}"] = np.array([w[1] for w in where if w is not None], np.intp)
+        return blocks.pop()
+
+    def _numeric(self, var: str, op: Op, s: Step) -> Block:
         """What an op's forward returned, by the rule both paths share (plan.numeric)."""
         name, node = self.bind(op.name, "O", s.slot), self.bind(s.node, "N", s.slot)
         return [
-            f"if type({var}) is not _nd or {var}.dtype is not _FTd:",
-            f"    {var} = _num({var}, {name}, {node}, 'forward')",
+            Line(f"if type({var}) is not _nd or {var}.dtype is not _FTd:", (var,)),
+            Line(f"    {var} = _num({var}, {name}, {node}, 'forward')", (var,), (var,)),
         ]
 
-    def _vector_check(self, slot: int) -> list[str]:
+    def _vector_check(self, slot: int) -> Block:
         """Check once, where it is made, that a value feeding neurons is one per point."""
         user = self.first_neuron.get(slot)
         if user is None:
             return []
         node = self.bind(self.steps[slot].node, "N", slot)
         first = self.bind(user.node, "N", user.slot)
-        return [f"if v{slot}.ndim != 1:", f"    _vector(v{slot}, {node}, {first})"]
+        v = f"v{slot}"
+        return [Line(f"if {v}.ndim != 1:", (v,)), Line(f"    _vector({v}, {node}, {first})", (v,))]
 
-    def _level_forward(self, lv: Level) -> list[str]:
+    def _rows(self, lv: Level, rows: Any, j0: int) -> str:
+        """Rows of a level as code: ``a:b``, or an index array bound in the namespace."""
+        if isinstance(rows, slice):
+            return f"{rows.start}:{rows.stop}"
+        return self.bind(rows, f"R{lv.index}_", j0)
+
+    def _level_forward(self, lv: Level) -> Block:
+        """A: the sources, one row each; then the interpreter's level rule."""
         b = lv.index
-        k, m = len(lv.members), len(lv.sources)
-        groups = self._groups(lv)
-        pieces = []
-        for blk, sel, _, _ in groups:
-            if blk is None:
-                pieces.append(f"{self.val(int(sel))}[None]")
-            elif len(groups) == 1 and sel == f"0:{len(self.levels[blk].members)}":
-                pieces.append(f"V{blk}")  # the whole previous level, in order: no copy
+        pieces, used = [], []
+        for grp in lv.groups:
+            if grp.level is None:
+                pieces.append(f"{self.val(grp.rows)}[None]")
+                used.append(self.var(grp.rows))
+            elif grp.whole and len(lv.groups) == 1:
+                pieces.append(f"V{grp.level}")  # the whole previous level, in order: no copy
+                used.append(f"V{grp.level}")
             else:
-                pieces.append(f"V{blk}[{sel}]")
-        gather = pieces[0] if len(pieces) == 1 else f"_cat(({', '.join(pieces)},))"
-        lines = [f"A{b} = {gather}"]
-        keys = self.row_key[lv.sources]  # ascending: sources are sorted by it
-        ti = np.repeat(np.arange(k, dtype=np.intp), lv.lens)
-        si = np.searchsorted(keys, self.row_key[lv.args]).astype(np.intp)
-        pi = self.weight_index()[lv.edges]
-        self.ns[f"_TI{b}"], self.ns[f"_SI{b}"], self.ns[f"_PI{b}"] = ti, si, pi
-        if lv.dense:
-            cells = ti * m + si
-            pairs_unique = np.unique(cells).size == ti.size
-            if pairs_unique and ti.size == k * m:
-                # every (target, source) pair once: W is one gather of the parameters
-                pw = np.empty(k * m, dtype=np.intp)
-                pw[cells] = pi
-                self.ns[f"_PW{b}"] = pw.reshape(k, m)
-                lines += [f"W{b} = PV[_PW{b}]", f"Z{b} = W{b} @ A{b}"]
-            else:
-                put = (
-                    f"W{b}[_TI{b}, _SI{b}] = PV[_PI{b}]"
-                    if pairs_unique
-                    else f"_addat(W{b}, (_TI{b}, _SI{b}), PV[_PI{b}])"
-                )
-                lines += [f"W{b} = _zeros(({k}, {m}))", put, f"Z{b} = W{b} @ A{b}"]
+                pieces.append(f"V{grp.level}[{self._rows(lv, grp.rows, grp.j0)}]")
+                used.append(f"V{grp.level}")
+        singles = [grp.rows for grp in lv.groups if grp.level is None]
+        at = [self.input_at.get(a, -1) for a in singles]
+        if len(singles) > 1 and len(singles) == len(lv.groups) and at[0] >= 0 and at == list(
+            range(at[0], at[0] + len(at))
+        ):
+            # inputs X[j:j+m] in order: the matrix they are rows of, if the caller has one
+            gather = f"_xrows(X, {at[0]}, {at[0] + len(at)})"
+            used = []  # X is the function's argument
+        elif len(pieces) > 1 and len(singles) == len(lv.groups):
+            # only single values (of shape (N,), checked where they are made): one array
+            # of them, as _cat of their rows makes it, in one call and without k views
+            gather = f"_arr(({''.join(self.val(a) + ', ' for a in singles)}))"
         else:
-            # edges are in target order, so each target's edges are one segment
-            starts = np.flatnonzero(np.r_[True, ti[1:] != ti[:-1]])
-            self.ns[f"_TS{b}"] = starts
-            lines += [
-                f"WE{b} = PV[_PI{b}]",
-                f"Z{b} = _reduceat(A{b}[_SI{b}] * WE{b}[:, None], _TS{b}, axis=0)",
-            ]
-        with_bias = [(row, self.sidx[mem.bias]) for row, mem in enumerate(lv.members) if mem.bias]
-        if with_bias:
-            self.ns[f"_BI{b}"] = np.array([p for _, p in with_bias], dtype=np.intp)
-            if len(with_bias) == k:
-                lines.append(f"Z{b} += PV[_BI{b}][:, None]")
-            else:
-                self.ns[f"_BR{b}"] = np.array([r for r, _ in with_bias], dtype=np.intp)
-                lines.append(f"Z{b}[_BR{b}] += PV[_BI{b}][:, None]")
-        act = lv.members[0].act
-        assert act is not None
-        attrs = lv.members[0].act_attrs
-        if _passes(act, attrs):
-            lines.append(f"V{b} = Z{b}")
-            return lines
-        fwd = partial(act.forward, **attrs) if attrs else act.forward
-        lines.append(f"V{b} = {self.bind(fwd, 'G', f'L{b}')}(Z{b})")
-        lines += self._numeric(f"V{b}", act, lv.members[0])
-        if f"Z{b}" not in self.kept:
-            lines.append(f"del Z{b}")
+            gather = pieces[0] if len(pieces) == 1 else f"_cat(({', '.join(pieces)},))"
+        A, V, Z, W = f"A{b}", f"V{b}", f"Z{b}", f"W{b}"
+        lines = [
+            Line(f"{A} = {gather}", tuple(used), (A,)),
+            Line(f"{V}, {Z}, {W} = _lf(_L{b}, P, {A})", (A,), (V, Z, W)),
+        ]
+        if self.check:
+            lines.append(Line(f"_cvl(_L{b}, {V})", (V,)))
         return lines
 
     # -- backward -----------------------------------------------------------------
 
-    def backward_blocks(self) -> list[list[str]]:
-        self.allocated: set[int] = set()
-        self.pre: list[str] = []
-        self.dstate: dict[int, str] = {self.loss_slot: "sure"}
-        self.gstate: dict[int, str] = {}
-        self.maybe_vars: set[str] = set()
-        self.scale: dict[int, str] = {}
-        # how many times each value is an operand (each use adds to its delta)
-        self.uses = np.bincount(self.neuron_args[1], minlength=len(self.steps))
-        for s in self.plain:
-            np.add.at(self.uses, list(s.args), 1)
-        blocks: list[list[str]] = []
-        lv0 = self.level_of(self.loss_slot)
-        seed = "_seed(N, 1.0 / N)" if self.reduction == "mean" else "_seed(N, 1.0)"
+    def backward_blocks(self) -> list[Block]:
+        self.reached: set[int] = set()  # slots whose delta d<slot> exists by now
+        self.allocated: set[int] = set()  # levels whose delta DV<b> exists by now
+        self.summed: set[int] = set()  # scalar parameters with a neuron-by-neuron g<p>
+        self.scale: dict[int, str] = {}  # d<slot> stands for scale[slot] * d<slot>
+        self.pre: Block = []
+        blocks: list[Block] = []
+        lv0 = self.fusion.level_of(self.loss_slot)
+        first = "_seed(N, 1.0 / N)" if self.reduction == "mean" else "_seed(N, 1.0)"
         if lv0:
-            self.allocated.add(lv0[0])
             b, row = lv0
-            blocks.append([f"DV{b} = _zeros_like(V{b})", f"DV{b}[{row}] = {seed}"])
+            self.allocated.add(b)
+            blocks.append([
+                Line(f"DV{b} = _zeros_like(V{b})", (f"V{b}",), (f"DV{b}",)),
+                Line(f"DV{b}[{row}] = {first}", (f"DV{b}",)),
+            ])
         else:
-            blocks.append([f"d{self.loss_slot} = {seed}"])
-        for item in reversed(self.order):
+            self.reached.add(self.loss_slot)
+            d = f"d{self.loss_slot}"
+            blocks.append([Line(f"{d} = {first}", (), (d,))])
+        for item in reversed(self.fusion.order):
             self.pre = []
             if isinstance(item, Level):
                 lines = self._level_backward(item)
@@ -420,149 +414,142 @@ class CodeGen:
             blocks.append(self.pre + lines)
         return blocks
 
-    def add_to(self, slot: int, expr: str, maybe: bool = False) -> list[str]:
-        """Lines adding ``expr`` to the delta of ``slot``.
-
-        Whether a delta certainly exists ("sure"), certainly not yet ("none") or
-        depends on a run-time ``None`` from some vjp ("maybe") is tracked here, at
-        generation time, so the common cases need no ``None`` tests at run time.
-        ``maybe`` says this contribution itself sits under such a test.
-        """
+    def add_to(self, slot: int, expr: str, used: tuple[str, ...]) -> Block:
+        """Lines adding ``expr`` (which reads ``used``) to the delta of ``slot``."""
         if not self.want[slot]:
             return []
-        lv = self.level_of(slot)
+        lv = self.fusion.level_of(slot)
         if lv is not None:
             self._alloc(lv[0])
-            return [f"DV{lv[0]}[{lv[1]}] += {expr}"]
-        return self._accumulate(self.dstate, f"d{slot}", slot, expr, maybe)
+            return [Line(f"DV{lv[0]}[{lv[1]}] += {expr}", (f"DV{lv[0]}", *used))]
+        return self._accumulate(self.reached, f"d{slot}", slot, expr, used)
 
     def _accumulate(
-        self, states: dict[int, str], var: str, key: int, expr: str, maybe: bool
-    ) -> list[str]:
-        state = states.get(key, "none")
-        if state != "sure" and maybe:
-            self.maybe_vars.add(var)  # may stay unset at run time: starts as None
-        if state == "sure":
+        self, have: set[int], var: str, key: int, expr: str, used: tuple[str, ...]
+    ) -> Block:
+        if key in have:
             # never in place: the old array may also be another slot's delta
-            line = f"{var} = {var} + {expr}"
-        elif state == "none":
-            line = f"{var} = {expr}"
-        else:
-            line = f"{var} = {expr} if {var} is None else {var} + {expr}"
-        states[key] = "maybe" if maybe and state != "sure" else "sure"
-        return [line]
+            return [Line(f"{var} = {var} + {expr}", (var, *used), (var,))]
+        have.add(key)
+        return [Line(f"{var} = {expr}", used, (var,))]
 
-    def _guarded(self, slot: int, body: list[str]) -> list[str]:
-        state = self.dstate.get(slot, "none")
-        if state == "none" or not body:
-            return []  # no delta ever reaches this node, or nothing to do with it
-        if state == "sure":
-            return body
-        return [f"if d{slot} is not None:", *("    " + ln for ln in body)]
+    def _guarded(self, slot: int, body: Block) -> Block:
+        """``body``, where a delta reaches this node (else nothing to do)."""
+        return body if slot in self.reached else []
 
-    def _checked(self, slot: int) -> list[str]:
+    def _checked(self, slot: int) -> Block:
         """With ``check``: the line checking this node's delta (which may stand for a
-        number times ``d<slot>``, see ``_deferred``) before its backward rule runs."""
+        number times ``d<slot>``, see ``Fusion.deferred``) before its backward rule runs."""
         if not self.check:
             return []
         c = self.scale.get(slot)
-        delta = f"{c} * d{slot}" if c else f"d{slot}"
-        return [f"_cd({delta}, _steps[{slot}])"]
+        d = f"d{slot}"
+        return [Line(f"_cd({c + ' * ' if c else ''}{d}, _steps[{slot}])", (d, *([c] if c else [])))]
 
     def _alloc(self, b: int) -> None:
         """Make DV<b>, level b's delta, at its first contribution: at the top of the
-        current block (never inside an `if`), so deltas exist only once needed."""
+        current block, so deltas exist only once needed."""
         if b not in self.allocated:
             self.allocated.add(b)
-            self.pre.append(f"DV{b} = _zeros_like(V{b})")
+            self.pre.append(Line(f"DV{b} = _zeros_like(V{b})", (f"V{b}",), (f"DV{b}",)))
 
-    def _step_backward(self, s: Step) -> list[str]:
-        i = s.slot
+    def _step_backward(self, s: Step) -> Block:
+        i, d = s.slot, f"d{s.slot}"
         if isinstance(s, (InputStep, ConstStep)):
             return self._guarded(i, self._checked(i))
         if isinstance(s, ParamStep):
-            return self._guarded(i, [*self._checked(i), f"GT{self.tidx[s.name]} = d{i}"])
+            t = f"GT{self.tidx[s.name]}"
+            return self._guarded(i, [*self._checked(i), Line(f"{t} = {d}", (d,), (t,))])
         if isinstance(s, OpStep):
-            assert s.op is not None
-            wanted = [j for j, a in enumerate(s.args) if self.want[a]]
-            if not wanted:
-                return self._guarded(i, self._checked(i))
-            needed = sum(self.needs[a] for a in s.args)
-            name, node = self.bind(s.op.name, "O", i), self.bind(s.node, "N", i)
-            args = ", ".join(self.arg(a) for a in s.args)
-            out = f"_ph(d{i}.shape)" if self.released(i) else f"v{i}"
-            parts = s.op.vjps is not None and needed < len(s.args)
-            if parts:  # only the gradients something needs
-                body = self._checked(i)
+            return self._guarded(i, self._op_backward(s))
+        assert isinstance(s, NeuronStep)
+        return self._guarded(i, self._neuron_backward(s))
+
+    def _op_backward(self, s: OpStep) -> Block:
+        """The interpreter's ``_op_back``: the vjp (or one function per wanted operand,
+        where the op gives them) and each wanted gradient, fitted to its operand."""
+        op, i, d = s.op, s.slot, f"d{s.slot}"
+        assert op is not None
+        wanted = [j for j, a in enumerate(s.args) if self.want[a]]
+        if not wanted:
+            return self._checked(i)
+        b = self._stacked_rows(s)
+        if b is not None and len(wanted) == len(s.args):
+            # the stack's vjp, each column to its row's delta, in one fancy-index add
+            # (the rows are distinct, so it is exact, as k adds of the columns are)
+            self._alloc(b)
+            return [*self._checked(i), Line(f"DV{b}[_SK{i}] += {d}.T", (f"DV{b}", d))]
+        needed = sum(self.needs[a] for a in s.args)
+        name, node = self.bind(op.name, "O", i), self.bind(s.node, "N", i)
+        args = [self.arg(a) for a in s.args]
+        out = (f"_ph({d}.shape)", d) if self.released(i) else (f"v{i}", f"v{i}")
+        text = ", ".join(t for t, _ in [out, *args])
+        used = (d, *(u for _, u in [out, *args]))
+        parts = op.vjps is not None and needed < len(s.args)
+        n = len(s.args)
+        body = self._checked(i)
+        if not parts:
+            vjp = self.bind(bound(op.vjp, s.attrs), "B", i)
+            body += [
+                Line(f"gs = {vjp}({d}, {text})", used, ("gs",)),
+                Line(f"if type(gs) is not tuple or len(gs) != {n}:", ("gs",)),
+                Line(f"    gs = _grads_of(gs, {n}, {name}, {node})", ("gs",), ("gs",)),
+            ]
+        for j in wanted:
+            a = s.args[j]
+            shape, shape_var = self.shape(a)
+            if parts:
+                assert op.vjps is not None
+                part = self.bind(bound(op.vjps[j], s.attrs), f"P{j}_", i)
+                grad = Line(f"t = {part}({d}, {text})", used, ("t",))
             else:
-                vjp = self.bind(partial(s.op.vjp, **s.attrs) if s.attrs else s.op.vjp, "B", i)
-                body = [
-                    *self._checked(i),
-                    f"gs = {vjp}(d{i}, {out}, {args})",
-                    f"if type(gs) is not tuple or len(gs) != {len(s.args)}:",
-                    f"    gs = _grads_of(gs, {len(s.args)}, {name}, {node})",
-                ]
-            for j in wanted:
-                a, shape = s.args[j], self.shape(s.args[j])
-                if parts:
-                    assert s.op.vjps is not None
-                    fn = partial(s.op.vjps[j], **s.attrs) if s.attrs else s.op.vjps[j]
-                    grad = f"{self.bind(fn, f'P{j}_', i)}(d{i}, {out}, {args})"
-                else:
-                    grad = f"gs[{j}]"
-                # None from a vjp means a zero gradient; _fit makes it one, so the
-                # delta downstream certainly exists and needs no run-time tests.
-                body += [
-                    f"t = {grad}",
-                    f"if type(t) is not _nd or t.dtype is not _FTd or t.shape != {shape}:",
-                    f"    t = _fit(t, {shape}, {name}, {node})",
-                ]
-                body += self.add_to(a, "t", maybe=self.dstate.get(i) == "maybe")
-            return self._guarded(i, body)
-        assert isinstance(s, NeuronStep) and s.act is not None
-        attrs = s.act_attrs
-        maybe = self.dstate.get(i) == "maybe"
-        # d<i> may stand for c * d<i> with a number c (see _deferred): so then does dz
-        c = self.scale.get(i)
-        kept_a, kept_z = f"v{i}" in self.kept, f"z{i}" in self.kept
-        if _passes(s.act, attrs) or (kept_a and kept_z):
-            a_i, z_i = f"v{i}", f"z{i}"
-        else:  # zeros in place of what the activation does not read
-            zeros = "ZN" if self.per_point(i) else f"_ph(d{i}.shape)"
-            a_i, z_i = f"v{i}" if kept_a else zeros, f"z{i}" if kept_z else zeros
-        body = [*self._checked(i), self._delta_z("dz", f"d{i}", s.act, attrs, z_i, a_i, s)]
+                grad = Line(f"t = gs[{j}]", ("gs",), ("t",))
+            # None from a vjp means a zero gradient; _fit makes it one, so the
+            # delta downstream certainly exists and needs no run-time tests.
+            body += [
+                grad,
+                Line(f"if type(t) is not _nd or t.dtype is not _FTd or t.shape != {shape}:",
+                     ("t", shape_var)),
+                Line(f"    t = _fit(t, {shape}, {name}, {node})", ("t", shape_var), ("t",)),
+                *self.add_to(a, "t", ("t",)),
+            ]
+        return body
+
+    def _neuron_backward(self, s: NeuronStep) -> Block:
+        """The interpreter's ``_neuron_back``: dE/dz, each weight's gradient and each
+        operand's share; a deferred operand's delta is ``dz`` with its number apart."""
+        act, i, d = s.act, s.slot, f"d{s.slot}"
+        assert act is not None
+        c = self.scale.get(i)  # d<i> stands for c * d<i>: so then does dz
+        # (code, variable) of z and the value; zeros where the activation reads them not
+        a_i, z_i = (f"v{i}", f"v{i}"), (f"z{i}", f"z{i}")
+        if not (passes(act, s.act_attrs) or (self.read[i] and i in self.reads_z)):
+            zeros = ("ZN", "ZN") if self.per_point(i) else (f"_ph({d}.shape)", d)
+            a_i = a_i if self.read[i] else zeros
+            z_i = z_i if i in self.reads_z else zeros
+        body = [*self._checked(i), self._delta_z(d, s, z_i, a_i)]
         if self.deltas:
-            body.append(f"xz{i} = dz")
-        times = f"{c} * " if c else ""
+            body.append(Line(f"xz{i} = dz", ("dz",), (f"xz{i}",)))
+        times, cs = (f"{c} * ", (c,)) if c else ("", ())
         for a, w in zip(s.args, s.weights, strict=True):
             p = self.sidx[w]
+            sp = self.scalar(p)
             grad = f"{times}_dot(dz, {self.val(a)})"
-            body += self._accumulate(self.gstate, f"g{p}", p, grad, maybe)
-            factor = f"{c} * S{p}" if c else f"S{p}"
-            if not maybe and self._deferred(a):
+            body += self._accumulate(self.summed, f"g{p}", p, grad, ("dz", self.var(a), *cs))
+            if a in self.fusion.deferred:
                 # a's only delta is dz times a number: keep the number apart, so
                 # that no array is scaled here (a's backward folds it in later)
                 if c:
-                    body.append(f"c{a} = {factor}")
-                self.scale[a] = f"c{a}" if c else factor
-                body += self.add_to(a, "dz")
+                    body.append(Line(f"c{a} = {c} * {sp}", (c, sp), (f"c{a}",)))
+                self.scale[a] = f"c{a}" if c else sp
+                body += self.add_to(a, "dz", ("dz",))
             else:
-                body += self.add_to(a, f"dz * ({factor})" if c else f"dz * {factor}", maybe=maybe)
+                factor = f"({c} * {sp})" if c else sp
+                body += self.add_to(a, f"dz * {factor}", ("dz", sp, *cs))
         if s.bias is not None:
             p = self.sidx[s.bias]
-            body += self._accumulate(self.gstate, f"g{p}", p, f"{times}dz.sum()", maybe)
-        return self._guarded(i, body)
-
-    def _deferred(self, a: int) -> bool:
-        """Can ``d<a>`` be kept as an unscaled array and a number? Yes when ``a`` is a
-        neuron of its own (not in a level) whose delta comes from this one use alone,
-        and whose activation's dE/dz is linear in its delta (g' or passing through)."""
-        s = self.steps[a]
-        return (
-            isinstance(s, NeuronStep) and self.lvl[a] < 0 and self.uses[a] == 1
-            and self.needs[a] and s.act is not None
-            and (_passes(s.act, s.act_attrs) or s.act.derivative is not None)
-        )
+            body += self._accumulate(self.summed, f"g{p}", p, f"{times}dz.sum()", ("dz", *cs))
+        return body
 
     def per_point(self, slot: int) -> bool:
         """Is this neuron's value certainly of shape (N,)? Yes when each operand is an
@@ -587,173 +574,137 @@ class CodeGen:
         return memo[slot]
 
     def _delta_z(
-        self, out: str, delta: str, act: Op, attrs: dict[str, Any], z: str, a: str,
-        at: NeuronStep | Level, owned: bool = False,
-    ) -> str:
-        """``out = dE/dz``: delta · g'(z) when the activation gives g', else its vjp, for
-        ``at``, a neuron or a level (its functions bound as ``_D<slot>`` / ``_DL<b>``).
-        An ``owned`` delta is this call's own array, dead after this: scaled in place."""
-        i: int | str = f"L{at.index}" if isinstance(at, Level) else at.slot
-        if _passes(act, attrs):
-            return f"{out} = {delta}"
+        self, d: str, s: NeuronStep, z: tuple[str, str], a: tuple[str, str]
+    ) -> Line:
+        """``dz = dE/dz`` as :func:`graphdiff.interpret.delta_z` computes it."""
+        act, attrs, i = s.act, s.act_attrs, s.slot
+        assert act is not None
+        if passes(act, attrs):
+            return Line(f"dz = {d}", (d,), ("dz",))
+        used = (d, z[1], a[1])
         if act.derivative is not None:
-            df = self.bind(partial(act.derivative, **attrs) if attrs else act.derivative, "D", i)
-            if owned:
-                return f"{delta} *= {df}({z}, {a}); {out} = {delta}"
-            return f"{out} = {delta} * {df}({z}, {a})"
-        vjp = self.bind(partial(act.vjp, **attrs) if attrs else act.vjp, "H", i)
-        node = self.bind(at.members[0].node if isinstance(at, Level) else at.node, "N", i)
-        name = self.bind(act.name, "O", i)
-        return f"{out} = _dz({vjp}({delta}, {a}, {z})[0], {name}, {node})"
+            df = self.bind(bound(act.derivative, attrs), "D", i)
+            return Line(f"dz = {d} * {df}({z[0]}, {a[0]})", used, ("dz",))
+        vjp = self.bind(bound(act.vjp, attrs), "H", i)
+        node, name = self.bind(s.node, "N", i), self.bind(act.name, "O", i)
+        return Line(f"dz = _dz({vjp}({d}, {a[0]}, {z[0]})[0], {name}, {node})", used, ("dz",))
 
-    def _level_backward(self, lv: Level) -> list[str]:
+    def _level_backward(self, lv: Level) -> Block:
+        """The interpreter's level rule, then its sources' shares of the delta."""
         b = lv.index
         if b not in self.allocated:
             return []  # nothing downstream sent a delta
-        act = lv.members[0].act
-        assert act is not None
-        attrs = lv.members[0].act_attrs
-        v_b = f"V{b}" if f"V{b}" in self.kept else f"_ph(DV{b}.shape)"
-        z_b = f"Z{b}" if f"Z{b}" in self.kept else f"_ph(DV{b}.shape)"
-        # DV<b> is made here (zeros, or rows of a product): never an input's or a vjp's
-        lines = []
-        if self.check:
-            lines.append(f"if not _fin(DV{b}):")
-            for m in reversed(lv.members):  # the last member in slot order comes first
-                lines.append(f"    _cd(DV{b}[{self.row[m.slot]}], _steps[{m.slot}])")
+        DV, A, W = f"DV{b}", f"A{b}", f"W{b}"
+        z, v = (f"Z{b}" if lv.reads_z else "None"), (f"V{b}" if lv.reads_v else "None")
+        used = (DV, A, W, *(x for x in (z, v) if x != "None"), "GS")
+        sources = any(self.want[a] for a in lv.sources)
+        lines = [Line(f"_cdl(_L{b}, {DV})", (DV,))] if self.check else []
         # deltas=True keeps DV<b>: the same product, not in place
         owned = not self.deltas
-        lines.append(self._delta_z("DZ", f"DV{b}", act, attrs, z_b, v_b, lv, owned=owned))
+        lines.append(Line(f"DZ, DA = _lb(_L{b}, {DV}, {A}, {W}, {z}, {v}, GS, {owned}, {sources})",
+                          used, ("DZ", "DA")))
         if self.deltas:
-            lines.append(f"XZ{b} = DZ")
-        pi = self.ns[f"_PI{b}"]
-        # no weight twice in the level: certain when none is used twice at all
-        unique = self.weight_uses()[pi].max() <= 1 or np.unique(pi).size == pi.size
-        if f"_PW{b}" in self.ns:  # a full block: its gradient scatters the same way
-            index = f"_PW{b}"
-            lines.append(f"GE = DZ @ A{b}.T")
-        elif lv.dense:
-            index = f"_PI{b}"
-            lines.append(f"GE = (DZ @ A{b}.T)[_TI{b}, _SI{b}]")
-        else:
-            index = f"_PI{b}"
-            lines.append(f"GE = _einsum('ij,ij->i', DZ[_TI{b}], A{b}[_SI{b}])")
-        lines.append(f"GS[{index}] += GE" if unique else f"_addat(GS, {index}, GE)")
-        if f"_BI{b}" in self.ns:
-            bi = self.ns[f"_BI{b}"]
-            rows = f"[_BR{b}]" if f"_BR{b}" in self.ns else ""
-            gb = f"DZ.sum(axis=1){rows}"
-            uniq = np.unique(bi).size == bi.size
-            lines.append(f"GS[_BI{b}] += {gb}" if uniq else f"_addat(GS, _BI{b}, {gb})")
-        if any(self.want[a] for a in lv.sources):
-            if lv.dense:
-                lines.append(f"DA = W{b}.T @ DZ")
+            lines.append(Line(f"XZ{b} = DZ", ("DZ",), (f"XZ{b}",)))
+        if not sources:
+            return lines
+        for grp in lv.groups:
+            j0, j1 = grp.j0, grp.j1
+            if grp.level is None:
+                lines += self.add_to(grp.rows, f"DA[{j0}]", ("DA",))
+                continue
+            if not any(map(self.want.__getitem__, lv.sources[j0:j1])):
+                continue  # no parameter reaches these rows
+            blk = f"DV{grp.level}"
+            if grp.whole and grp.level not in self.allocated:
+                self.allocated.add(grp.level)  # DA is this call's own array: adopt its rows
+                lines.append(Line(f"{blk} = DA[{j0}:{j1}]", ("DA",), (blk,)))
             else:
-                si = self.ns[f"_SI{b}"]
-                perm = np.argsort(si, kind="stable")
-                sorted_si = si[perm]
-                self.ns[f"_SP{b}"] = perm
-                self.ns[f"_SS{b}"] = np.flatnonzero(np.r_[True, sorted_si[1:] != sorted_si[:-1]])
-                lines.append(
-                    f"DA = _reduceat((DZ[_TI{b}] * WE{b}[:, None])[_SP{b}], _SS{b}, axis=0)"
-                )
-            for blk, sel, j0, j1 in self._groups(lv):
-                if blk is None:
-                    lines += self.add_to(int(sel), f"DA[{j0}]")
-                    continue
-                if not any(map(self.want.__getitem__, lv.sources[j0:j1])):
-                    continue  # no parameter reaches these rows
-                if sel == f"0:{len(self.levels[blk].members)}" and blk not in self.allocated:
-                    self.allocated.add(blk)  # DA is this call's own array: adopt its rows
-                    lines.append(f"DV{blk} = DA[{j0}:{j1}]")
-                else:
-                    # rows are distinct within a level, so a fancy-index += is exact
-                    self._alloc(blk)
-                    lines.append(f"DV{blk}[{sel}] += DA[{j0}:{j1}]")
+                # rows are distinct within a level, so a fancy-index += is exact
+                self._alloc(grp.level)
+                rows = self._rows(lv, grp.rows, j0)
+                lines.append(Line(f"{blk}[{rows}] += DA[{j0}:{j1}]", (blk, "DA")))
         return lines
 
     # -- assembly -----------------------------------------------------------------
 
     def source(self, with_backward: bool, loss_terms: bool = False) -> str:
         inputs = [s for s in self.steps if isinstance(s, InputStep)]
-        fwd = self.forward_lines()
-        blocks = self.backward_blocks() if with_backward else []
-        text = "\n".join(fwd + [ln for blk in blocks for ln in blk])
-        pro = [f"v{s.slot} = X[{j}]" for j, s in enumerate(inputs)]
+        pro = [Line(f"v{s.slot} = X[{j}]", (), (f"v{s.slot}",)) for j, s in enumerate(inputs)]
         pro += [ln for s in inputs for ln in self._vector_check(s.slot)]
-        pro += [f"S{j} = P[{j}]" for j in _ids("S", text)]
-        pro += [f"T{j} = Q[{j}]" for j in _ids("T", text)]
-        if re.search(r"\bZN\b", text):
-            pro.append("ZN = _ph((N,))")
-        if self.levels:
-            pro.append("PV = P")
-        body = pro + fwd
-        loss = self.val(self.loss_slot)
+        blocks = list(self.forward_blocks())
+        loss, lvar = self.val(self.loss_slot), self.var(self.loss_slot)
         node = self.bind(self.steps[self.loss_slot].node, "N", self.loss_slot)
-        body += [
-            f"L = {loss}",
-            "if L.shape != (N,):",
-            f"    _check_loss({node}, L.shape, N)",
+        ending = [
+            Line(f"L = {loss}", (lvar,), ("L",)),
+            Line("if L.shape != (N,):", ("L",)),
+            Line(f"    _check_loss({node}, L.shape, N)", ("L",)),
             # np.add.reduce is what L.mean()/L.sum() run, without their Python wrappers
-            f"E = _sum(L){' / N' if self.reduction == 'mean' else ''}",
+            Line(f"E = _sum(L){' / N' if self.reduction == 'mean' else ''}", ("L",), ("E",)),
         ]
         if self.check:
-            body.append(f"_cl(E, {node})")
+            ending.append(Line(f"_cl(E, {node})", ("E",)))
         if loss_terms:
-            operands = "".join(f"{self.val(a)}, " for a in self.steps[self.loss_slot].args)
-            return _function("terms", [*body, f"return E, L, ({operands})"])
+            ops = [(self.val(a), self.var(a)) for a in self.steps[self.loss_slot].args]
+            text = "".join(f"{t}, " for t, _ in ops)
+            ending.append(Line(f"return E, L, ({text})", ("E", "L", *(u for _, u in ops))))
+            return self._function("terms", pro, [*blocks, ending])
         if not with_backward:
-            return _function("error", [*body, "return E"])
-        body += [f"{var} = None" for var in sorted(self.maybe_vars)]
-        if self.levels:
-            body.append(f"GS = _zeros({len(self.sidx)})")
-        body += [f"GT{j} = None" for j in range(len(self.tidx))]
-        body += _with_releases(blocks)
+            return self._function("error", pro, [*blocks, [*ending, Line("return E", ("E",))]])
+        tensors = [f"GT{j}" for j in range(len(self.tidx))]
+        if self.fusion.levels:
+            ending.append(Line(f"GS = _zeros({len(self.sidx)})", (), ("GS",)))
+        ending += [Line(f"{t} = None", (), (t,)) for t in tensors]
+        blocks.append(ending)
+        blocks += self.backward_blocks()
         # scalar gradients summed neuron by neuron live in g<p>; levels add into GS
-        if self.levels:
-            for p, state in sorted(self.gstate.items()):
-                add = f"GS[{p}] += g{p}"
-                body += [add] if state == "sure" else [f"if g{p} is not None:", f"    {add}"]
+        last: Block = []
+        if self.fusion.levels:
+            last += [Line(f"GS[{p}] += g{p}", ("GS", f"g{p}")) for p in sorted(self.summed)]
         else:
-            terms = []
-            for p in range(len(self.sidx)):
-                state = self.gstate.get(p, "none")
-                terms.append(
-                    f"g{p}" if state == "sure" else "_ZERO" if state == "none"
-                    else f"(_ZERO if g{p} is None else g{p})"
-                )
-            body.append(f"GS = _fromiter(({''.join(t + ', ' for t in terms)}), _FT, {len(terms)})")
-        grads_t = ", ".join(f"GT{j}" for j in range(len(self.tidx)))
+            terms = "".join(
+                f"g{p}, " if p in self.summed else "_ZERO, " for p in range(len(self.sidx))
+            )
+            last.append(Line(f"GS = _fromiter(({terms}), _FT, {len(self.sidx)})",
+                             tuple(f"g{p}" for p in sorted(self.summed)), ("GS",)))
         if self.deltas:  # every value and delta stays alive, for the caller to read
-            body = [ln for ln in body if not ln.startswith("del ")]
-            body += [f"xc{i} = {c}" for i, c in sorted(self.scale.items())]
+            last += [Line(f"xc{i} = {c}", (c,), (f"xc{i}",)) for i, c in sorted(self.scale.items())]
+        grads_t = ", ".join(tensors) + ("," if len(tensors) == 1 else "")
         extra = ", locals()" if self.deltas else ""
-        body.append(f"return E, GS, ({grads_t}{',' if len(self.tidx) == 1 else ''}){extra}")
-        return _function("backward", body)
+        last.append(Line(f"return E, GS, ({grads_t}){extra}", ("E", "GS", *tensors)))
+        return self._function("backward", pro, [*blocks, last])
+
+    def _function(self, name: str, pro: Block, blocks: list[Block]) -> str:
+        """The function: the prologue, the names it defines (those read but never
+        written), then the blocks with each value released after its last use."""
+        written = {w for blk in blocks for ln in blk for w in ln.writes}
+        given = {w for ln in pro for w in ln.writes}
+        free: dict[str, None] = {}
+        for blk in blocks:
+            for ln in blk:
+                free.update((r, None) for r in ln.reads if r not in written and r not in given)
+        body = pro + [Line(f"{n} = {self.defs[n]}") for n in free]
+        if self.deltas:
+            body += [ln for blk in blocks for ln in blk]
+        else:
+            body += _with_releases(blocks, written)
+        return f"def {name}(P, Q, X, N):\n" + "".join(f"    {ln.text}\n" for ln in body)
 
 
-def _ids(prefix: str, text: str) -> list[int]:
-    """The numbers of the generated names ``<prefix><n>`` used in ``text``."""
-    return sorted({int(x) for x in re.findall(rf"\b{prefix}(\d+)\b", text)})
-
-
-def _function(name: str, body: list[str]) -> str:
-    return f"def {name}(P, Q, X, N):\n" + "".join(f"    {ln}\n" for ln in body)
-
-
-def _with_releases(blocks: list[list[str]]) -> list[str]:
-    """Append ``del`` after the last use of each value, so memory falls during backward."""
+def _with_releases(blocks: list[Block], written: set[str]) -> Block:
+    """The blocks with ``del`` after the block that last uses each variable they
+    write, so memory falls as the function runs (not after the last block)."""
     last: dict[str, int] = {}
     for bi, blk in enumerate(blocks):
         for ln in blk:
-            for name in RELEASABLE.findall(ln):
+            for name in (*ln.reads, *ln.writes):
                 last[name] = bi
     dies: dict[int, list[str]] = {}
     for name, bi in last.items():
-        dies.setdefault(bi, []).append(name)
-    out: list[str] = []
+        if name in written:
+            dies.setdefault(bi, []).append(name)
+    out: Block = []
     for bi, blk in enumerate(blocks):
         out += blk
         if bi in dies and bi < len(blocks) - 1:
-            out.append(f"del {', '.join(sorted(dies[bi]))}")
+            out.append(Line(f"del {', '.join(sorted(dies[bi]))}"))
     return out

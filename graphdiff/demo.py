@@ -308,7 +308,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
             f"logistic or squared_error); the loss nodes of {args.file}: {losses or 'none'}"
         )
     optimizer = _optimizer(args)
-    net = compile_graph(G, loss=loss)
+    net = compile_graph(G, loss=loss, dtype=model.dtype)  # as saved: float32 stays float32
     table = load_table(args.data, seed=args.seed, label=args.label)
     ready = prepare(net, table, label=args.label, features=_split(args.features, "--features"),
                     labels=_split(args.labels, "--labels"))
@@ -331,7 +331,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     after = evaluate(net, result.params, data)
     say(f"after {result.epochs} epochs: {_summary(after, n)}")
     # Parameters the loss does not use are kept as they were: nothing in the file is lost.
-    save(args.out, G, {**stored, **result.params}, loss=loss)
+    save(args.out, G, {**stored, **result.params}, loss=loss, dtype=model.dtype)
     say(f"wrote {args.out}")
     return 0
 
@@ -351,7 +351,7 @@ def _cmd_draw(args: argparse.Namespace) -> int:
             raise CommandError("--edges gradient needs --data (gradients on which data?)")
         draw_network(G, args.out, params=params or None, title=title)
     else:
-        net = compile_graph(G, loss=loss_node(model, args.loss, args.file))
+        net = compile_graph(G, loss=loss_node(model, args.loss, args.file), dtype=model.dtype)
         missing = [p for p in net.params if p not in params]
         if missing:
             raise CommandError(

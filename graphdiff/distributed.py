@@ -203,7 +203,7 @@ def _network(key: str, text: str) -> Network:
             raise _LoadFailed(e.code, e.message, e.location, _worker_address()) from None
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", GraphWarning)  # the driver showed them already
-            net = compile(G, loss=spec.loss, reduction="sum")
+            net = compile(G, loss=spec.loss, reduction="sum", dtype=spec.dtype)
         while len(_NETWORKS) >= CACHED:
             _NETWORKS.pop(next(iter(_NETWORKS)))
         _NETWORKS[key] = net
@@ -219,8 +219,9 @@ def _worker_address() -> str:
         return "?"
 
 
-def _shard(part: Mapping[Hashable, Any]) -> Shard:
-    return {k: np.ascontiguousarray(v, dtype=np.float64) for k, v in part.items()}
+def _shard(part: Mapping[Hashable, Any], dtype: str = "float64") -> Shard:
+    """A worker's data, of the network's float type (converted once, here)."""
+    return {k: np.ascontiguousarray(v, dtype=dtype) for k, v in part.items()}
 
 
 def _points(shard: Shard) -> int:
@@ -325,7 +326,9 @@ class DataParallel:
     def _from_numpy(self) -> list[Any]:
         b = self.bounds
         return [
-            self.client.submit(_shard, {name: a[lo:hi] for name, a in self._data.items()})
+            self.client.submit(
+                _shard, {name: a[lo:hi] for name, a in self._data.items()}, self.net.dtype.name
+            )
             for lo, hi in itertools.pairwise(b)
         ]
 
@@ -339,7 +342,7 @@ class DataParallel:
             # one chunk per shard along the data-point axis, the other axes whole
             blocks[name] = a.rechunk((chunks, *a.shape[1:])).to_delayed().reshape(-1)
         parts = [
-            delayed(_shard)({name: b[i] for name, b in blocks.items()})
+            delayed(_shard)({name: b[i] for name, b in blocks.items()}, self.net.dtype.name)
             for i in range(len(chunks))
         ]
         return list(self.client.compute(parts))
@@ -357,7 +360,7 @@ class DataParallel:
                 f"points for a batch of {count}", params=params,
             )
         scale = count if self.net.reduction == "mean" else 1
-        loss = np.float64(loss / scale)
+        loss = self.net.dtype.type(loss / scale)
         grads = Grads(self.net.layout, grads / scale)
         if not (np.isfinite(loss) and grads.all_finite()):
             raise NonFiniteError(
@@ -366,7 +369,7 @@ class DataParallel:
             )
         # parameters out to every worker, a partial gradient back from each one used
         workers = len(self.client.nthreads())
-        sent = (workers + min(workers, tasks)) * self.net.layout.size * 8
+        sent = (workers + min(workers, tasks)) * self.net.layout.size * self.net.dtype.itemsize
         if idx is not None:
             sent += idx.nbytes
         self._steps.append((time.perf_counter() - started, sent))
@@ -475,13 +478,14 @@ def _is_dask(a: object) -> bool:
 
 
 def _check_data(net: Network, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
-    """The inputs the network needs, numpy ones as float64, with in-process fit's errors."""
+    """The inputs the network needs, numpy ones of its float type, with in-process fit's
+    errors."""
     if not isinstance(data, Mapping) or not any(_is_dask(a) for a in data.values()):
         return as_inputs(net, data, "data")
     missing = [n for n in net.inputs if n not in data]
     if missing:
         raise InputError(f"data lacks input(s) {missing!r} of the network")
-    arrays = {n: data[n] if _is_dask(data[n]) else np.asarray(data[n], np.float64)
+    arrays = {n: data[n] if _is_dask(data[n]) else np.asarray(data[n], net.dtype)
               for n in net.inputs}
     sizes = {n: (a.shape[0] if a.ndim else None) for n, a in arrays.items()}
     if len(set(sizes.values())) != 1 or None in sizes.values():

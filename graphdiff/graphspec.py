@@ -23,6 +23,7 @@ from .errors import CycleError, UnknownOpError
 from .graphs import canonical_order, node_key
 from .jsonread import GraphFormatError, Payloads, format_error, pointer, show
 from .jsonwrite import compact_json, graph_doc
+from .params import Params
 from .registry import ENGINE_OPS, get_op
 from .schema import (
     DTYPES,
@@ -402,9 +403,14 @@ def copy_json(v: Any) -> Any:
 
 
 def to_spec(
-    G: nx.DiGraph[Any], params: Mapping[str, Any] | None = None, *, loss: Hashable | None = None
+    G: nx.DiGraph[Any], params: Mapping[str, Any] | None = None, *, loss: Hashable | None = None,
+    dtype: Any = None,
 ) -> ModelFile:
     """The :class:`~graphdiff.schema.ModelFile` of a graph and its parameters.
+
+    ``dtype`` is the float type to compile it with (``"float64"`` or ``"float32"``,
+    or the numpy type); ``None``: that of ``params`` when they are a network's
+    :class:`~graphdiff.params.Params`, else float64.
 
     Nodes come in canonical topological order (:func:`graphdiff.graphs.canonical_order`,
     the order compile uses: among the nodes ready, the smallest by
@@ -420,7 +426,17 @@ def to_spec(
     >>> [n.id for n in graphdiff.to_spec(G).graph.nodes]
     ['a', 'b', 'c']
     """
-    return to_file_spec(G, params, loss)
+    return to_file_spec(G, params, loss, dtype=dtype)
+
+
+def _dtype_name(dtype: Any, params: Mapping[str, Any] | None) -> Any:
+    """``dtype`` as the name a model file stores (the schema refuses what it is not)."""
+    if dtype is None:
+        return params.layout.dtype.name if isinstance(params, Params) else "float64"
+    try:
+        return np.dtype(dtype).name if isinstance(dtype, (str, type, np.dtype)) else dtype
+    except TypeError:
+        return dtype
 
 
 def to_file_spec(
@@ -428,6 +444,7 @@ def to_file_spec(
     params: Mapping[str, Any] | None,
     loss: Hashable | None,
     arrays: dict[str, np.ndarray] | None = None,
+    dtype: Any = None,
 ) -> ModelFile:
     """:func:`to_spec`; with ``arrays``, the parameters' data is left to the writer
     (see :func:`encode`)."""
@@ -468,6 +485,7 @@ def to_file_spec(
             graph=GraphSpec(multigraph=multi, nodes=nodes, edges=edge_specs, attrs=attrs,
                             arrays=arrays_),
             loss=loss,  # type: ignore[arg-type]
+            dtype=_dtype_name(dtype, params),
             params=None if params is None else encode_params(params, arrays),
             ops=_plugin_table(G),
         )

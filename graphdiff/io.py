@@ -87,12 +87,26 @@ __all__ = [
 ]
 
 
-class Model(NamedTuple):
-    """What :func:`load_model` returns: ``G, params, loss = graphdiff.load_model(path)``."""
-
+class _Model(NamedTuple):
     graph: nx.DiGraph[Any]
     params: dict[str, Any]
     loss: int | str | None
+
+
+class Model(_Model):
+    """What :func:`load_model` returns: ``G, params, loss = graphdiff.load_model(path)``;
+    ``.dtype`` is the float type the network was saved with, to compile it with
+    (``"float64"`` or ``"float32"``; files from before dtypes say float64)."""
+
+    dtype: str
+
+    def __new__(
+        cls, graph: nx.DiGraph[Any], params: dict[str, Any], loss: int | str | None,
+        dtype: str = "float64",
+    ) -> Model:
+        self = super().__new__(cls, graph, params, loss)
+        self.dtype = dtype
+        return self
 
 
 def save(
@@ -101,6 +115,7 @@ def save(
     params: Mapping[str, Any] | None = None,
     *,
     loss: Hashable | None = None,
+    dtype: Any = None,
 ) -> None:
     """Save a graph, and optionally its parameters and loss node, to a JSON file.
 
@@ -109,8 +124,11 @@ def save(
     is written through to the file it points to. A path that cannot be written
     raises :class:`~graphdiff.errors.FileError` naming it.
     ``loss`` (a node) is recorded so that tools (``graphdiff info``,
-    ``graphdiff gradcheck``) know what to compile. See :func:`to_spec` for what
-    is refused.
+    ``graphdiff gradcheck``) know what to compile, and so is ``dtype``, the float
+    type to compile it with: ``"float32"`` (or ``np.float32``) or float64; by default
+    that of ``params`` when they are a network's ``Params`` (a float32 network's
+    file loads back float32, :attr:`Model.dtype`), else float64. See :func:`to_spec`
+    for what is refused.
 
     >>> import os, tempfile, networkx as nx, graphdiff
     >>> path = os.path.join(tempfile.mkdtemp(), "m.json")
@@ -119,7 +137,7 @@ def save(
     OutEdgeView([(1, 2)])
     """
     arrays: dict[str, np.ndarray] = {}
-    atomic_write(path, model_text(to_file_spec(G, params, loss, arrays), arrays))
+    atomic_write(path, model_text(to_file_spec(G, params, loss, arrays, dtype), arrays))
 
 
 def load_model(
@@ -151,7 +169,7 @@ def load_model(
         spec: ModelFile = validate_doc(ModelFile, doc)
         del doc
         G, params = from_file_spec(spec, limits, allow_nonfinite, payloads, share=True)
-    return Model(G, params, spec.loss)
+    return Model(G, params, spec.loss, spec.dtype)
 
 
 def load(

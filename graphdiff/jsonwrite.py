@@ -125,6 +125,7 @@ def model_text(
         "format": MODEL_FORMAT,
         "format_version": FORMAT_VERSION,
         "loss": spec.loss,
+        **({} if spec.dtype == "float64" else {"dtype": spec.dtype}),
         "graph": graph_doc(spec.graph),
         "params": None if spec.params is None
         else {k: tensor_doc(t, arrays.get(k)) for k, t in spec.params.items()},

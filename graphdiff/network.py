@@ -18,7 +18,7 @@ from __future__ import annotations
 import functools
 import sys
 import zlib
-from collections.abc import Hashable, Iterable, Mapping, Sequence
+from collections.abc import Hashable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from operator import itemgetter
 from typing import Any
@@ -28,6 +28,7 @@ import numpy as np
 
 from . import interpret
 from .errors import GraphdiffError, GraphError, InputError, NonFiniteError, ShapeError
+from .fusion import fuse
 from .params import Grads, Layout, Params
 from .plan import (
     InputStep,
@@ -44,9 +45,32 @@ from .plan import (
 from .program import generate
 from .schema import ModelFile
 
-__all__ = ["BackwardResult", "Grads", "Network", "Params"]
+__all__ = ["BackwardResult", "Batch", "Grads", "Network", "Params"]
 
 Array = np.ndarray
+
+
+class Batch(Mapping[Hashable, Array]):
+    """Inputs gathered for one step from data checked once (what ``fit``'s runner
+    makes): ``xs`` in ``net.inputs`` order, arrays of its dtype over the same ``n > 0``
+    points. ``net`` takes them as they are, with no per-input checks; read as a
+    mapping (by any other network, or the checking path) it is input node -> array.
+    """
+
+    __slots__ = ("n", "net", "xs")
+
+    def __init__(self, net: Network, xs: list[Array], n: int) -> None:
+        self.net, self.xs, self.n = net, xs, n
+
+    def __getitem__(self, node: Hashable) -> Array:
+        return self.xs[self.net._input_index[node]]
+
+    def __iter__(self) -> Iterator[Hashable]:
+        return iter(self.net.inputs)
+
+    def __len__(self) -> int:
+        return len(self.xs)
+
 
 
 @dataclass
@@ -101,6 +125,7 @@ class Network:
         self.reduction = plan.reduction
         self.nodes: tuple[Hashable, ...] = plan.order
         self.inputs: tuple[Hashable, ...] = plan.inputs
+        self._input_index = {node: i for i, node in enumerate(self.inputs)}
         self.params = plan.params
         self._tensors = list(plan.tensors)
         self._tensor_shapes = [self.params[n].shape for n in self._tensors]
@@ -128,9 +153,12 @@ class Network:
             itemgetter(*self._scalars) if len(self._scalars) > 1
             else (lambda p, n=self._scalars: tuple(map(p.__getitem__, n)))
         )
-        self._program = None if self.loss is None else generate(
-            self._steps, self._scalars, self._tensors, self._loss_slot, reduction, needs,
-            plan.dtype,
+        # the fused plan (graphdiff.fusion), run by the generated code and the interpreter
+        self._fusion = None if self.loss is None else fuse(
+            self._steps, dict(zip(self._scalars, range(len(self._scalars)), strict=True))
+        )
+        self._program = None if self._fusion is None else generate(
+            self._fusion, self._tensors, self._loss_slot, reduction, needs, plan.dtype
         )
 
     @functools.cached_property
@@ -177,12 +205,12 @@ class Network:
         >>> import graphdiff
         >>> net = graphdiff.compile(graphdiff.mlp([2, 1]), loss="E")
         >>> spec = net.spec()
-        >>> spec.loss, len(spec.graph.nodes), spec.params
-        ('E', 5, None)
+        >>> spec.loss, len(spec.graph.nodes), spec.params, spec.dtype
+        ('E', 5, None, 'float64')
         """
         from .io import to_spec
 
-        return to_spec(self.graph, loss=self.loss)
+        return to_spec(self.graph, loss=self.loss, dtype=self.dtype)
 
     # -- parameters ---------------------------------------------------------------
 
@@ -288,6 +316,16 @@ class Network:
             raise InputError(f"missing parameter(s) {missing!r}")
         checked: dict[str, Any] = {}
         dtype, scalar = self.dtype, self._float
+        # every parameter: the scalars' values as one array first; numbers all (no None,
+        # text or arrays among them) when numpy makes one numeric vector of them
+        scalars = (
+            self._scalar_vector(params)
+            if len(names) == len(self._names) and len(self._scalars) > 1 else None
+        )
+        order = names
+        if scalars is not None:
+            checked = dict(zip(self._scalars, scalars, strict=True))
+            names = [n for n in names if n not in checked]
         for name in names:
             spec = self.params[name]
             value = as_numbers(params[name], f"parameter {name!r}", dtype)
@@ -304,7 +342,19 @@ class Network:
                         f"parameter {name!r} must have shape {spec.shape}, got {arr.shape}"
                     )
                 checked[name] = arr
-        return checked
+        return checked if scalars is None else {n: checked[n] for n in order}
+
+    def _scalar_vector(self, params: Mapping[str, Any]) -> Array | None:
+        """The scalar parameters' values as a vector of the network's dtype, if numpy reads
+        them as one numeric vector (else None: the parameter-by-parameter check names the
+        culprit)."""
+        try:
+            values = np.array(self._get_scalars(params))
+        except (TypeError, ValueError, KeyError):
+            return None
+        if values.shape != (len(self._scalars),) or values.dtype.kind not in "biuf":
+            return None
+        return values.astype(self.dtype, copy=False)
 
     def _check_inputs(
         self, inputs: Mapping[Hashable, Any], needed: Iterable[Hashable]
@@ -427,52 +477,51 @@ class Network:
         deltas: bool = False,
         check_finite: bool = False,
     ) -> BackwardResult:
-        """:meth:`backward` run by the interpreter, step by step: the readable reference
-        of the generated code (which it matches to rounding), and what runs plans too
-        large to generate code for."""
+        """:meth:`backward` run by the interpreter, step by step over the fused plan:
+        the readable reference of the generated code, which gives the same bits, and
+        what runs plans too large to generate code for."""
         self.require_loss("backward")
+        assert self._fusion is not None
         checked = self._check_params(params)
         arrays = self._check_inputs(inputs, self.inputs)
         if check_finite:
             _check_finite_inputs(checked, arrays)
         dtype = self.dtype
+        P = np.array([checked[n] for n in self._scalars], dtype=dtype)
         run = interpret.forward(
-            self._steps, len(self._steps), checked, arrays, check_finite, dtype
+            self._fusion.order, len(self._steps), checked, arrays, check_finite, dtype,
+            self._fusion, P,
         )
-        vals = run.vals
-        values = vals[self._loss_slot]
+        values = run.vals[self._loss_slot]
         n = next(iter(arrays.values())).shape[0] if arrays else values.shape[0]
         check_loss(self.loss, values.shape, n)
-        if self.reduction == "mean":
-            loss = self._float(values.mean())
-            seed = np.full(n, 1.0 / n, dtype)
-        else:
-            loss = self._float(values.sum())
-            seed = np.ones(n, dtype)
+        # as the generated code: np.add.reduce, divided by N for the mean
+        loss = np.add.reduce(values) / n if self.reduction == "mean" else np.add.reduce(values)
+        loss = self._float(loss)
         if check_finite:
             check_loss_value(loss, self.loss)
-        needs = [True] * len(self._steps) if deltas else self._needs
-        interpret.backward(run, self._steps, self._loss_slot, seed, needs, check_finite)
-        dl = run.deltas
-        result = BackwardResult(loss=loss, grads=self.as_grads(run.grads))
+        needs = self._needs
+        want = [True] * len(self._steps) if deltas else needs
+        seed = interpret.seed(n, 1.0 / n if self.reduction == "mean" else 1.0, dtype)
+        gs = interpret.backward(run, self._loss_slot, seed, want, needs, check_finite)
+        result = BackwardResult(
+            loss=loss, grads=self._grads(gs, [run.GT.get(n) for n in self._tensors])
+        )
         if check_finite:
             _check_grads_finite(result.grads)
         if deltas:
             # Copies: values alias the caller's inputs and params, and deltas alias
             # each other (add hands one array to both operands).
             for s in self._steps:
-                v = vals[s.slot]
+                v, d, z, dz = interpret.slot_results(run, s)
                 result.values[s.node] = np.array(v)
-                d = dl[s.slot]
                 result.deltas[s.node] = np.zeros(np.shape(v), dtype) if d is None else np.array(d)
-                if isinstance(s, NeuronStep):
-                    result.z[s.node] = np.array(run.z[s.slot])
-                    dz = run.dz.get(s.slot)
+                if z is not None:
+                    result.z[s.node] = np.array(z)
                     result.deltas_z[s.node] = (
                         np.zeros(np.shape(v), dtype) if dz is None else np.array(dz)
                     )
         return result
-
 
     def _program_backward(
         self, params: Mapping[str, Any], inputs: Mapping[Hashable, Any], deltas: bool,
@@ -536,34 +585,39 @@ class Network:
     def _fast_inputs(
         self, scalars: Array, tensors: Sequence[Array], inputs: Mapping[Hashable, Any]
     ) -> tuple[Array, Sequence[Array], list[Array], int]:
+        if type(inputs) is Batch and inputs.net is self:  # checked when gathered
+            return scalars, tensors, inputs.xs, inputs.n
         f64 = self.dtype
         try:
             xs = list(map(inputs.__getitem__, self.inputs))
             ok = True
         except (KeyError, TypeError):
             ok = False
-        # plain loops: this runs on every call, and generators cost more than the checks
+        # a plain loop, as few tests as can be: this runs on every call, for every input
+        # (65 of them in neuron notation on 8x8 images), and generators cost more than
+        # the tests; len() is the first axis (a TypeError for a 0-d array)
+        n = -1
         if ok:
-            n = -1
-            for i, x in enumerate(xs):
-                if type(x) is not np.ndarray or x.dtype is not f64:
-                    try:  # labels as integers, say: converted here, one input at a time
+            try:
+                for i, x in enumerate(xs):
+                    if type(x) is not np.ndarray or x.dtype is not f64:
+                        # labels as integers, say: converted here, one input at a time
                         x = xs[i] = as_numbers(x, f"input {self.inputs[i]!r}", f64)
-                    except InputError:
-                        ok = False
-                        break
-                if not x.ndim:
-                    ok = False
-                elif n < 0:
-                    n = x.shape[0]
-                elif x.shape[0] != n:
-                    ok = False
+                    if len(x) != n:
+                        if n >= 0:
+                            ok = False
+                            break
+                        n = len(x)
+            except (InputError, TypeError):
+                ok = False
             if n == 0:
                 ok = False  # the checking path says there are no data points
         if not ok:  # the checking path raises the error that names the culprit
             arrays = self._check_inputs(inputs, self.inputs)
-            xs = [arrays[n] for n in self.inputs]
-        n = xs[0].shape[0] if xs else 1
+            xs = [arrays[name] for name in self.inputs]
+            n = xs[0].shape[0] if xs else 1
+        elif not xs:
+            n = 1
         return scalars, tensors, xs, n
 
     def _fast_backward(

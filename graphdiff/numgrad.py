@@ -6,6 +6,12 @@ entry t, is available as ``mode="forward"``; the default ``mode="central"`` uses
 For large networks ``directions=k`` compares k random directional derivatives
 instead of every entry (2k evaluations of E instead of 2·#parameters).
 
+The numerical side is always float64, the lecture's point: in float32 a step of
+1e-6 is lost in rounding. A float32 network's own (float32) gradients are compared
+with differences of E computed by its float64 twin (the same graph compiled as
+float64), at the same parameters and inputs (the float32 ones, exactly), with
+tolerances for float32 rounding; the report says so.
+
 >>> import networkx as nx, numpy as np, graphdiff
 >>> G = nx.DiGraph()
 >>> G.add_nodes_from(["x", "t"], op="input")
@@ -23,6 +29,7 @@ True
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Hashable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -34,6 +41,8 @@ from .errors import GraphdiffError
 __all__ = ["GradcheckError", "GradcheckReport", "GradcheckRow", "gradcheck"]
 
 TOLERANCES = {"central": (1e-6, 1e-5), "forward": (1e-4, 1e-3)}
+# a float32 network's gradients carry float32 rounding (~1e-7 relative per operation)
+TOLERANCES_FLOAT32 = {"central": (1e-5, 1e-3), "forward": (1e-4, 1e-3)}
 
 
 class GradcheckError(GraphdiffError, ValueError):
@@ -53,7 +62,11 @@ class GradcheckRow:
 
 @dataclass(frozen=True)
 class GradcheckReport:
-    """Result of :func:`gradcheck`: one row per parameter (or direction)."""
+    """Result of :func:`gradcheck`: one row per parameter (or direction).
+
+    ``dtype`` is the checked network's (its backward's) float type; the numerical
+    differences are float64 whatever it is (``numeric_dtype``).
+    """
 
     mode: str
     eps: float
@@ -61,6 +74,8 @@ class GradcheckReport:
     rtol: float
     rows: list[GradcheckRow] = field(default_factory=list)
     evaluations: int = 0
+    dtype: str = "float64"
+    numeric_dtype: str = "float64"
 
     @property
     def ok(self) -> bool:
@@ -73,8 +88,9 @@ class GradcheckReport:
     def __str__(self) -> str:
         head = f"{'parameter':<24} {'size':>6} {'max abs err':>12} {'max rel err':>12}  ok"
         lines = [
-            f"gradcheck ({self.mode} differences, eps={self.eps:g}; pass if "
-            f"|Δ| <= {self.atol:g} + {self.rtol:g}·|numeric|; {self.evaluations} evaluations of E)",
+            f"gradcheck ({self.mode} differences in {self.numeric_dtype}, eps={self.eps:g}, "
+            f"of a {self.dtype} backward; pass if |Δ| <= {self.atol:g} + "
+            f"{self.rtol:g}·|numeric|; {self.evaluations} evaluations of E)",
             head,
             "-" * len(head),
         ]
@@ -106,15 +122,22 @@ def gradcheck(
     mode : ``"central"`` (default) or ``"forward"`` (the slides' one-sided formula).
     eps : the step (default 1e-6 central, 1e-7 forward); always float64.
     atol, rtol : an entry passes if ``|analytic - numeric| <= atol + rtol·|numeric|``
-        (defaults 1e-6/1e-5 central, 1e-4/1e-3 forward).
+        (defaults 1e-6/1e-5 central, 1e-4/1e-3 forward; for a float32 network
+        1e-5/1e-3 and 1e-4/1e-3).
+
+    The numerical differences are always float64: a float32 network's E is
+    evaluated by its float64 twin (compiled from the same graph) at the float32
+    parameters and inputs, and compared with the network's own float32 gradients.
     directions : check this many random unit directions instead of every entry.
     names : check only these parameters (default all).
     """
     if not isinstance(mode, str) or mode not in TOLERANCES:
         raise GradcheckError(f"mode must be 'central' or 'forward', got {mode!r}")
+    dtype = getattr(net, "dtype", np.dtype(np.float64))
+    tolerances = TOLERANCES if dtype == np.float64 else TOLERANCES_FLOAT32
     eps = _positive("eps", eps, 1e-6 if mode == "central" else 1e-7)
-    atol = _positive("atol", atol, TOLERANCES[mode][0], zero=True)
-    rtol = _positive("rtol", rtol, TOLERANCES[mode][1], zero=True)
+    atol = _positive("atol", atol, tolerances[mode][0], zero=True)
+    rtol = _positive("rtol", rtol, tolerances[mode][1], zero=True)
     if directions is not None and (
         isinstance(directions, bool) or not isinstance(directions, int) or directions < 1
     ):
@@ -126,13 +149,19 @@ def gradcheck(
     if not isinstance(params, Mapping):
         raise GradcheckError(f"params must be a mapping of name -> value, got "
                              f"{type(params).__name__}")
-    base = net._check_params(params)  # float64; names a missing or malformed parameter
+    base = net._check_params(params)  # names a missing or malformed parameter
     analytic = net.backward(base, inputs).grads
+    twin = net
+    if dtype != np.float64:  # E in float64, at exactly the float32 point
+        twin = _float64_twin(net)
+        base = {k: np.asarray(v, np.float64) for k, v in base.items()}
+        inputs = {k: np.asarray(v, np.float64)
+                  for k, v in net._check_inputs(inputs, net.inputs).items()}
     counter = [0]
 
     def error(p: dict[str, np.ndarray]) -> float:
         counter[0] += 1
-        return float(net.error(p, inputs))
+        return float(twin.error(p, inputs))
 
     e0 = error(base) if mode == "forward" else 0.0
 
@@ -163,7 +192,16 @@ def gradcheck(
                 numeric[idx] = derivative({k: e})
             rows.append(_row(k, max(numeric.size, 1), np.asarray(analytic[k]), numeric,
                              atol, rtol))
-    return GradcheckReport(mode, eps, atol, rtol, rows, counter[0])
+    return GradcheckReport(mode, eps, atol, rtol, rows, counter[0], dtype.name)
+
+
+def _float64_twin(net: Any) -> Any:
+    """The network's graph and loss compiled as float64 (its warnings were shown once)."""
+    from .compile import compile
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return compile(net.graph, loss=net.loss, reduction=net.reduction)
 
 
 def _positive(what: str, value: object, default: float, zero: bool = False) -> float:

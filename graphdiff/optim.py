@@ -332,8 +332,11 @@ class Optimizer:
         slots = self._slot_vectors(layout)
         if self.elementwise:
             value, new_slots = self.update(p, g, slots, lr, t)
-            new = np.array(value, dtype=p.dtype)  # the network's float type, as given
-            slots = {k: np.array(new_slots[k], dtype=p.dtype) for k in self.slots}
+            if type(self).update in _OWN_RESULTS and value.dtype == p.dtype:
+                new, slots = value, {k: new_slots[k] for k in self.slots}  # new arrays: kept
+            else:  # a user's rule may hand back its arguments or state: copied
+                new = np.array(value, dtype=p.dtype)  # the network's float type, as given
+                slots = {k: np.array(new_slots[k], dtype=p.dtype) for k in self.slots}
             if new.shape != p.shape or any(v.shape != p.shape for v in slots.values()):
                 raise OptimizerError(
                     f"{type(self).__name__}.update is elementwise, but did not return "
@@ -566,8 +569,23 @@ class Adam(Optimizer):
         self, p: Array, g: Array, state: dict[str, Array], lr: float, t: int
     ) -> tuple[Array, dict[str, Array]]:
         c = self.config
-        m = c.beta1 * state["m"] + (1 - c.beta1) * g
-        v = c.beta2 * state["v"] + (1 - c.beta2) * g * g
-        m_hat = m / (1 - c.beta1**t)
+        # the formulas above, operation for operation, the sums and products in place
+        # on this call's own temporaries (half as many arrays as written out)
+        m = c.beta1 * state["m"]
+        m += (1 - c.beta1) * g
+        v = c.beta2 * state["v"]
+        g2 = (1 - c.beta2) * g
+        g2 *= g
+        v += g2
+        step = m / (1 - c.beta1**t)  # m_hat
         v_hat = v / (1 - c.beta2**t)
-        return p - lr * m_hat / (np.sqrt(v_hat) + c.eps), {"m": m, "v": v}
+        denom = np.sqrt(v_hat)
+        denom += c.eps
+        step *= lr
+        step /= denom
+        return p - step, {"m": m, "v": v}
+
+
+# the update rules that return new arrays of their own, never an argument or a state
+# array: Optimizer.step keeps what they return without copying it
+_OWN_RESULTS = frozenset({SGD.update, Adam.update})

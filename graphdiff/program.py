@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from .codegen import MAX_UNFUSED_STEPS, CodeGen
-from .fusion import Level
+from .fusion import Fusion
 from .plan import NeuronStep, Step
 
 __all__ = ["Program", "generate"]
@@ -84,7 +84,7 @@ class Program:
             neuron = isinstance(s, NeuronStep)
             c = env.get(f"xc{i}")
             d, dz = env.get(f"d{i}"), env.get(f"xz{i}") if neuron else None
-            if c is not None:  # d<i> stands for c * d<i> (see CodeGen._deferred)
+            if c is not None:  # d<i> stands for c * d<i> (see Fusion.deferred)
                 d = None if d is None else c * d
                 dz = None if dz is None else c * dz
             z = own(env[f"z{i}"]) if neuron else None
@@ -105,36 +105,33 @@ class Program:
 
 
 def generate(
-    steps: list[Step],
-    scalar_names: list[str],
+    fusion: Fusion,
     tensor_names: list[str],
     loss_slot: int,
     reduction: str,
     needs: list[bool],
     dtype: Any = np.float64,
 ) -> Program | None:
-    """Generate the fast backward and error functions of a plan.
+    """Generate the fast backward and error functions of a fused plan.
 
     Returns ``None`` for plans with more than ``MAX_UNFUSED_STEPS`` steps outside
     levels (a 100,000-node chain): CPython compiles such huge functions slowly,
     and there the interpreter's per-step cost is small next to the work anyway.
     """
-    gen = CodeGen(steps, scalar_names, tensor_names, loss_slot, reduction, needs, dtype=dtype)
-    if sum(not isinstance(it, Level) for it in gen.order) > MAX_UNFUSED_STEPS:
+    if fusion.unfused() > MAX_UNFUSED_STEPS:
         return None
 
     def make(deltas: bool, check: bool) -> tuple[Callable[..., Any], str]:
-        g = CodeGen(
-            steps, scalar_names, tensor_names, loss_slot, reduction, needs, deltas, check, dtype
-        )
+        g = CodeGen(fusion, tensor_names, loss_slot, reduction, needs, deltas, check, dtype)
         src = g.source(with_backward=True)
         # The source is built only from integers and fixed identifiers (see module doc).
         exec(compile(src, "<graphdiff plan>", "exec"), g.ns)  # noqa: S102
         return g.ns["backward"], src
 
+    gen = CodeGen(fusion, tensor_names, loss_slot, reduction, needs, dtype=dtype)
     src_b = gen.source(with_backward=True)
     src_e = gen.source(with_backward=False)
     ns = gen.ns
     exec(compile(src_b + "\n" + src_e, "<graphdiff plan>", "exec"), ns)  # noqa: S102
-    where = [gen.level_of(s.slot) for s in steps]
+    where = [fusion.level_of(s.slot) for s in fusion.steps]
     return Program(ns["backward"], ns["error"], src_b, make, where, gen)

@@ -207,6 +207,9 @@ class ModelFile(_Strict):
     format_version: Version = FORMAT_VERSION
     graph: GraphSpec
     loss: NodeId | None = None
+    # the float type to compile the network with; written only for float32 (a file
+    # without it, as every file before it, is float64)
+    dtype: Literal["float64", "float32"] = "float64"
     params: dict[Name, TensorSpec] | None = None
     ops: dict[OpName, PluginSpec] = Field(default_factory=dict)
 

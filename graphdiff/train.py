@@ -176,15 +176,6 @@ def _int_at_least(name: str, value: object, minimum: int) -> int:
     return int(value)
 
 
-def _own_copy(net: Network, name: str, value: Any) -> Any:
-    try:
-        if net.params[name].kind == "scalar":
-            return np.float64(value)
-        return np.array(value, dtype=np.float64)
-    except (TypeError, ValueError) as e:
-        raise InputError(f"parameter {name!r} is not numeric: {e}") from None
-
-
 def _first_non_finite(params: Mapping[str, Any]) -> str | None:
     if isinstance(params, Params):
         return params.first_non_finite()
@@ -366,10 +357,8 @@ def fit(
         if isinstance(params, Params) and params.layout.fingerprint == net.layout.fingerprint:
             current: Params = params.copy()
         else:
-            net._check_params(params)  # numeric and of each parameter's shape
-            current = Params.from_mapping(
-                net.layout, {p: _own_copy(net, p, params[p]) for p in net.params}
-            )
+            # numeric and of each parameter's shape, copied into a vector of fit's own
+            current = Params.from_mapping(net.layout, net._check_params(params))
         opt = copy.deepcopy(optimizer) if optimizer is not None else SGD(lr=0.1)
         history: list[dict[str, float]] = []
         epoch = steps = 0
@@ -389,21 +378,21 @@ def fit(
             started = time.perf_counter()
             grads: Mapping[str, Any] = {}
             total = 0.0  # of the batch losses, weighted by size with the mean reduction
-            for idx in _batches(engine.n, batch_size, shuffle, rng):
-                with np.errstate(**QUIET):
+            with np.errstate(**QUIET):  # once per epoch: it costs microseconds
+                for idx in _batches(engine.n, batch_size, shuffle, rng):
                     try:
                         res = engine.gradient(current, idx)
                     except NonFiniteError as e:
                         raise _diverged(e, epoch, steps + 1, e.node, e.phase, current) from e
                     new = opt.step(current, res.grads)
-                bad = _first_non_finite(new)
-                if bad is not None:
-                    why = f"the optimizer's update made parameter {bad!r} non-finite"
-                    raise _diverged(why, epoch, steps + 1, bad, "update", current)
-                current, grads = new, res.grads
-                steps += 1
-                size = engine.n if idx is None else len(idx)
-                total += float(res.loss) * (size if net.reduction == "mean" else 1)
+                    bad = _first_non_finite(new)
+                    if bad is not None:
+                        why = f"the optimizer's update made parameter {bad!r} non-finite"
+                        raise _diverged(why, epoch, steps + 1, bad, "update", current)
+                    current, grads = new, res.grads
+                    steps += 1
+                    size = engine.n if idx is None else len(idx)
+                    total += float(res.loss) * (size if net.reduction == "mean" else 1)
             row: dict[str, float] = {"epoch": epoch}
             if epoch_loss == "steps":
                 row["loss"] = total / engine.n if net.reduction == "mean" else total

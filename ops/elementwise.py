@@ -357,8 +357,9 @@ def _relu_samples(rng: np.random.Generator) -> list[Sample]:
 register_op(
     elementwise_op(
         "relu",
-        lambda x, shift: np.maximum(x - shift, 0.0),
-        lambda x, out, shift: (x - shift > 0).astype(_floats(x)),
+        # x - 0.0 is x itself (-0.0 included): no temporary for the usual shift 0
+        lambda x, shift: np.maximum(x - shift if shift else x, 0.0),
+        lambda x, out, shift: ((x - shift if shift else x) > 0).astype(_floats(x)),
         attrs=ReluAttrs,
         samples=_relu_samples,
         onnx=_relu_onnx,

@@ -31,6 +31,8 @@ def _as_matrices(g: Array, a: Array, b: Array) -> tuple[Array, Array, Array]:
 
 
 def _matmul_da(g: Array, out: Array, a: Array, b: Array) -> Array:
+    if a.ndim == 2 and b.ndim == 2:  # a dense layer: what the general case computes
+        return g @ b.T
     if b.ndim == 1:
         # an outer product: one multiplication per entry, exactly what the matrix
         # product with an inner dimension of 1 computes, without its overhead
@@ -41,6 +43,8 @@ def _matmul_da(g: Array, out: Array, a: Array, b: Array) -> Array:
 
 
 def _matmul_db(g: Array, out: Array, a: Array, b: Array) -> Array:
+    if a.ndim == 2 and b.ndim == 2:  # a dense layer: what the general case computes
+        return a.T @ g
     if a.ndim == 1 and b.ndim == 1:
         return g * a
     a2, _, g2 = _as_matrices(g, a, b)

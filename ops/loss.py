@@ -221,29 +221,47 @@ register_op(
 # --- softmax cross-entropy --------------------------------------------------------
 
 
+def _exp_shifted(z: Array) -> tuple[Array, Array]:
+    """Each row's maximum m (keepdims) and exp(z - m), a new array (the exponential taken
+    in place where it can be: one temporary of z's shape, not two)."""
+    m: Array = z.max(axis=1, keepdims=True)
+    e: Array = z - m
+    return m, (np.exp(e, out=e) if e.dtype.kind == "f" else np.exp(e))
+
+
 def _logsumexp(z: Array) -> Array:
     """log sum_k exp(z_nk) over axis 1, keepdims; stable for any finite z."""
-    m: Array = z.max(axis=1, keepdims=True)
-    total: Array = np.exp(z - m).sum(axis=1, keepdims=True)
+    m, e = _exp_shifted(z)
+    total: Array = e.sum(axis=1, keepdims=True)
     return m + np.log(total)
 
 
-def _class_indices(t: Array, k: int) -> Array:
+def _class_indices(t: Array, k: int) -> NDArray[np.intp]:
     """Integer class indices from a (float) array holding integers in [0, k)."""
-    if not np.all(t == np.round(t)) or np.any((t < 0) | (t >= k)):
+    # min/max first (NaN fails both tests), so the cast below only sees numbers in
+    # range; it then tells integers from fractions
+    if t.size:
+        lo, hi = t.min(), t.max()
+        if lo >= 0 and hi < k:
+            idx = t.astype(np.intp)
+            if (idx == t).all():
+                return idx
         raise InputError(
             f"softmax_cross_entropy: class-index targets must be integers in [0, {k}); "
             f"got values from {t.min()} to {t.max()}"
         )
-    return t.astype(int)
+    return t.astype(np.intp)
 
 
 def _softmax_cross_entropy(z: Array, t: Array) -> Array:
-    log_softmax = z - _logsumexp(z)
     if t.ndim == 1:
         idx = _class_indices(t, z.shape[1])
-        picked: Array = log_softmax[np.arange(len(idx)), idx]
-        return -picked
+        # -(z - logsumexp(z)) at each point's class, taken before subtracting: the
+        # same numbers (a - b is exactly -(b - a)) without the (N, k) log-softmax
+        lse = _logsumexp(z)[:, 0]
+        picked: Array = z[np.arange(len(idx)), idx]
+        return lse - picked
+    log_softmax = z - _logsumexp(z)
     # -sum_k t_k log softmax_k; equals logsumexp(z) - sum_k t_k z_k when sum_k t_k = 1.
     weighted: Array = (t * log_softmax).sum(axis=1)
     return -weighted
@@ -251,7 +269,7 @@ def _softmax_cross_entropy(z: Array, t: Array) -> Array:
 
 def _softmax(z: Array) -> Array:
     """softmax over axis 1, one exp of the shifted logits (a new array)."""
-    e: Array = np.exp(z - z.max(axis=1, keepdims=True))
+    e = _exp_shifted(z)[1]
     e /= e.sum(axis=1, keepdims=True)
     return e
 

@@ -40,7 +40,7 @@ def test_smoke_suite_verifies_every_workload(tmp_path: Path) -> None:
     doc = json.loads(out.read_text())
     assert doc["failures"] == {} and doc["smoke"] is True
     workloads = {r["workload"].split()[0] for r in doc["rows"]}
-    assert workloads == {"W1", "W2", "W3", "W4", "W5", "W6", "W7", "Compile"}
+    assert workloads == {"W1", "W2", "W3", "W4", "W5", "W6", "W7", "W8", "Compile"}
     impls = {(r["workload"], r["impl"]) for r in doc["rows"]}
     for w in ("W1", "W2", "W3", "W4"):
         assert {(w, "hand numpy"), (w, "graphdiff")} <= impls
@@ -49,6 +49,8 @@ def test_smoke_suite_verifies_every_workload(tmp_path: Path) -> None:
     assert {("W3 memory", "graphdiff"), ("W3 memory", "hand numpy")} <= impls
     assert {("W7", "graphdiff, op notation"), ("W7", "graphdiff, neuron notation"),
             ("W7 fit", "graphdiff"), ("W7 fit", "hand numpy")} <= impls
+    assert {("W8", "hand numpy"), ("W8", "hand numpy, float32"),
+            ("W8", "graphdiff, float32")} <= impls
 
 
 def test_a_wrong_gradient_fails_its_workload_by_name(

@@ -83,6 +83,24 @@ def test_bytes_per_step_are_parameters_out_and_gradients_back_per_worker(client:
     assert [h["bytes_per_step"] for h in r.history] == [4 * 8 * values] * 2
 
 
+def test_a_float32_network_trains_in_float32_on_the_workers(client: Any) -> None:
+    net = graphdiff.compile(graphdiff.mlp(SIZES, notation="op"), loss="E", dtype=np.float32)
+    data = graphdiff.feed(net, graphdiff.moons(200, noise=0.2, seed=5))
+    p0 = net.init_params(seed=1)
+    grads = DataParallel(client, net, data).gradient(p0, None).grads
+    assert grads.vector.dtype == np.float32  # computed and shipped back as float32
+    np.testing.assert_allclose(grads.vector, net.backward(p0, data).grads.vector,
+                               rtol=1e-4, atol=1e-6)
+    kw: dict[str, Any] = dict(optimizer=graphdiff.Adam(lr=0.05), epochs=3, batch_size=64, seed=7)
+    here = graphdiff.fit(net, p0, data, **kw)
+    there = graphdiff.fit(net, p0, data, client=client, **kw)
+    assert there.params.vector.dtype == np.float32
+    assert max_diff(here.params, there.params) < 1e-4  # float32 sums in another order
+    # 4-byte numbers out and back: half of float64's bytes per step
+    full = graphdiff.fit(net, p0, data, client=client, epochs=1)  # no batch indices sent
+    assert full.history[0]["bytes_per_step"] == 4 * 4 * net.layout.size
+
+
 def test_each_worker_compiles_the_spec_once_and_the_driver_never(client: Any) -> None:
     net, data, p0 = problem("op")
     key = hashlib.sha256(net.spec().model_dump_json().encode()).hexdigest()

@@ -20,6 +20,7 @@ import graphdiff
 from graphdiff import GraphError, InputError, NonFiniteError, Op, ShapeError, register_op
 from graphdiff.optim import SGD, Adam
 from graphdiff.registry import get_op, list_ops
+from graphdiff.train import FitError
 
 F32 = np.dtype(np.float32)
 N = 7
@@ -147,6 +148,11 @@ def test_forward_backward_adam_float32_throughout(
         assert_f32_tree(r)
     assert full.values and full.deltas  # the tree really was looked at
     assert np.array_equal(fast.grads.vector, full.grads.vector)  # one computation
+    # the interpreter runs the same operations in the same order: the same bits
+    assert ref.loss == fast.loss and np.array_equal(ref.grads.vector, fast.grads.vector)
+    for part in ("values", "deltas", "z", "deltas_z"):
+        for node, v in getattr(ref, part).items():
+            assert np.array_equal(getattr(full, part)[node], v), (part, node)
 
     want = n64.backward(p64, data)
     assert_close_f32(fast.grads.vector, want.grads.vector)
@@ -300,3 +306,119 @@ def test_check_finite_names_the_node_in_float32() -> None:
         with pytest.raises(NonFiniteError, match="input 'x'"):
             n32.backward(n32.init_params(), {"x": np.array([np.nan, 1.0]), "t": np.zeros(2)},
                          check_finite=True)
+
+
+# -- gradcheck: numerical differences in float64, always ----------------------------------
+
+
+@pytest.mark.parametrize("notation", ["neuron", "op"])
+def test_gradcheck_of_a_float32_network_differentiates_in_float64(notation: str) -> None:
+    net = graphdiff.compile(
+        graphdiff.mlp([3, 4, 3], "tanh", notation=notation, loss="softmax_cross_entropy"),
+        loss="E", dtype=np.float32,
+    )
+    data = data_for(net, "softmax_cross_entropy", 3, 3)
+    report = graphdiff.gradcheck(net, net.init_params(seed=0), data)
+    assert report.ok and (report.dtype, report.numeric_dtype) == ("float32", "float64")
+    assert "differences in float64" in str(report) and "float32 backward" in str(report)
+    # float32's own differences at eps = 1e-6 would be rounding noise: these are not
+    assert report.max_abs_err < 1e-6
+
+
+def test_gradcheck_finds_a_wrong_float32_gradient(fresh_registry: Any) -> None:
+    register_op(Op(name="twice_wrong", forward=lambda x: 2 * x,
+                   vjp=lambda g, out, x: (2.1 * g,), elementwise=True))
+    G = graphdiff.mlp([2, 1], loss="squared_error")
+    G.add_node("p", op="twice_wrong")
+    G.add_edge("y", "p")
+    G.remove_edge("y", "E")
+    G.add_edge("p", "E", port=0)
+    net = graphdiff.compile(G, loss="E", dtype=np.float32)
+    report = graphdiff.gradcheck(net, net.init_params(seed=0), data_for(net, "squared_error", 2, 1))
+    assert not report.ok
+
+
+# -- files keep the dtype -----------------------------------------------------------------
+
+
+def test_model_file_keeps_float32(tmp_path: Any) -> None:
+    G = graphdiff.mlp([2, 3, 1], "tanh")
+    net = graphdiff.compile(G, loss="E", dtype=np.float32)
+    p = net.init_params(seed=0)
+    path = tmp_path / "m.json"
+    graphdiff.save(path, G, p, loss="E")  # the dtype of the network's Params
+    assert '"dtype":"float32"' in path.read_text().split('"graph"')[0]
+    model = graphdiff.load_model(path)
+    G2, params, loss = model  # still three, as before
+    assert model.dtype == "float32" and loss == "E"
+    again = graphdiff.compile(G2, loss=loss, dtype=model.dtype)
+    q = again.as_params(params)
+    assert again.dtype == F32 and np.array_equal(q.vector, p.vector)
+    data = data_for(net, "logistic", 2, 1)
+    assert np.array_equal(again.backward(q, data).grads.vector, net.backward(p, data).grads.vector)
+    # float64 (and every file written before dtypes): no field, loads as float64
+    graphdiff.save(tmp_path / "d.json", G, dict(p), loss="E")
+    assert '"dtype"' not in (tmp_path / "d.json").read_text().split('"graph"')[0]
+    assert graphdiff.load_model(tmp_path / "d.json").dtype == "float64"
+    graphdiff.save(tmp_path / "e.json", G, dict(p), loss="E", dtype="float32")
+    assert graphdiff.load_model(tmp_path / "e.json").dtype == "float32"
+    with pytest.raises(graphdiff.GraphFormatError, match="dtype"):
+        graphdiff.save(tmp_path / "f.json", G, dict(p), loss="E", dtype="float16")
+    assert not (tmp_path / "f.json").exists()
+    assert net.spec().dtype == "float32"  # what the Dask workers compile
+
+
+def test_cli_info_shows_the_dtype(tmp_path: Any, capsys: Any) -> None:
+    from graphdiff.cli import main
+
+    G = graphdiff.mlp([2, 1])
+    for dtype in ("float32", "float64"):
+        path = tmp_path / f"{dtype}.json"
+        net = graphdiff.compile(G, loss="E", dtype=dtype)
+        graphdiff.save(path, G, net.init_params(seed=0), loss="E")
+        assert main(["info", str(path)]) == 0
+        assert f"; dtype {dtype}" in capsys.readouterr().out
+        assert main(["info", str(path), "--json"]) == 0
+        assert f'"dtype": "{dtype}"' in capsys.readouterr().out
+
+
+def test_float32_fit_resumes_from_its_checkpoint_bit_for_bit(tmp_path: Any) -> None:
+    net = graphdiff.compile(graphdiff.mlp([2, 5, 1]), loss="E", dtype=np.float32)
+    data = graphdiff.feed(net, graphdiff.moons(60, seed=3))
+    p0 = net.init_params(seed=2)
+    kw: dict[str, Any] = {"batch_size": 8, "seed": 11}
+    full = graphdiff.fit(net, p0, data, optimizer=Adam(lr=0.05), epochs=6, **kw)
+    path = tmp_path / "run.ckpt"
+    graphdiff.fit(net, p0, data, optimizer=Adam(lr=0.05), epochs=2, checkpoint=path, **kw)
+    saved = graphdiff.load_checkpoint(path)
+    assert saved.params.vector.dtype == F32
+    resumed = graphdiff.fit(net, None, data, optimizer=Adam(lr=0.05), epochs=6, resume=path, **kw)
+    assert resumed.params.vector.dtype == F32
+    assert np.array_equal(resumed.params.vector, full.params.vector)
+    def untimed(history: list[dict]) -> list[dict]:
+        return [{k: v for k, v in h.items() if k != "time"} for h in history]
+
+    assert untimed(resumed.history) == untimed(full.history)
+    for k, v in resumed.optimizer._vectors[1].items():
+        assert v.dtype == F32 and np.array_equal(v, full.optimizer._vectors[1][k])
+    # a float64 network refuses the float32 checkpoint, naming the field
+    n64 = graphdiff.compile(graphdiff.mlp([2, 5, 1]), loss="E")
+    with pytest.raises(FitError, match="float32 parameter vector"):
+        graphdiff.fit(n64, None, data, optimizer=Adam(lr=0.05), epochs=6, resume=path, **kw)
+
+
+def test_cli_train_keeps_a_float32_model_float32(tmp_path: Any, capsys: Any) -> None:
+    from test_train_cli import drawn_model, patients, write_csv
+
+    from graphdiff.cli import main
+
+    model, csv, out = tmp_path / "m.json", tmp_path / "p.csv", tmp_path / "trained.json"
+    graphdiff.save(model, drawn_model(), loss="E", dtype="float32")
+    cols = patients()
+    write_csv(csv, cols, ["weight", "id", "sick", "dose", "age"])
+    assert main(["train", str(model), "--data", str(csv), "--out", str(out), "--epochs", "20",
+                 "--lr", "0.1", "--quiet"]) == 0
+    trained = graphdiff.load_model(out)
+    assert trained.dtype == "float32"
+    assert {type(v) for v in trained.params.values()} == {np.float32}
+    capsys.readouterr()

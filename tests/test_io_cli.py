@@ -108,7 +108,7 @@ def test_schema_is_the_model_file_schema(capsys: pytest.CaptureFixture[str]) -> 
     schema = json.loads(out)
     assert schema["title"] == "ModelFile" and schema["additionalProperties"] is False
     assert set(schema["properties"]) == {"format", "format_version", "graph", "loss", "params",
-                                         "ops"}
+                                         "ops", "dtype"}
     tensor = schema["$defs"]["TensorSpec"]
     assert tensor["properties"]["dtype"]["enum"] == ["float64", "float32"]
     assert tensor["additionalProperties"] is False
