@@ -323,3 +323,25 @@ def test_full_dense_blocks_gather_and_scatter_in_one_go(kw, block, unique):
     assert first.grads_unique == unique and first.pairs_unique == (not kw.get("multi"))
     params = net.init_params(seed=2)
     compare_paths(net, params, data(net, n=6, seed=2))
+
+
+def test_plans_too_large_for_code_run_the_interpreter_with_the_same_bits(monkeypatch):
+    """A plan with more steps outside levels than MAX_UNFUSED_STEPS gets no generated
+    code: backward runs the interpreter, over the same fused plan, giving the same bits."""
+    import graphdiff.program
+
+    G = sparse_dag(60, seed=4)
+    fast = graphdiff.compile(G, loss="E")
+    monkeypatch.setattr(graphdiff.program, "MAX_UNFUSED_STEPS", 0)
+    slow = graphdiff.compile(G, loss="E")
+    assert fast._program is not None and slow._program is None
+    assert slow._fusion.levels  # the interpreter runs matrix levels too
+    params = fast.init_params(seed=4)
+    inputs = data(fast, n=5, seed=4)
+    assert_same_bits(slow.backward(params, inputs), fast.backward(params, inputs))
+    a = slow.backward(params, inputs, deltas=True, check_finite=True)
+    b = fast.backward(params, inputs, deltas=True, check_finite=True)
+    assert_same_bits(a, b)
+    for part in ("values", "deltas", "z", "deltas_z"):
+        for node, v in getattr(b, part).items():
+            assert np.array_equal(getattr(a, part)[node], v), (part, node)
