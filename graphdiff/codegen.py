@@ -54,6 +54,7 @@ from .plan import (
     check_value,
     fit_gradient,
     numeric,
+    rows_of,
     zeros_like,
 )
 from .registry import Op
@@ -131,6 +132,7 @@ class CodeGen:
             "_sum": np.add.reduce,
             "_cat": np.concatenate,
             "_arr": np.array,
+            "_xrows": rows_of,
             "_dot": np.dot,
             "_zeros_like": np.zeros_like,
             "_fromiter": np.fromiter,
@@ -163,6 +165,9 @@ class CodeGen:
             self.first_neuron.setdefault(a, fusion.neurons[o])
         self._per_point: dict[int, bool] = {}
         self._forward: list[Block] | None = None
+        # input slot -> its position in X, the generated functions' list of inputs
+        inputs = [s.slot for s in steps if isinstance(s, InputStep)]
+        self.input_at = {slot: j for j, slot in enumerate(inputs)}
         self._plan_reads()
 
     # -- planning -----------------------------------------------------------------
@@ -263,6 +268,10 @@ class CodeGen:
             return [Line(f"{v} = {t}", (t,), (v,))]
         if isinstance(s, OpStep):
             assert s.op is not None
+            b = self._stacked_rows(s)
+            if b is not None:  # np.stack's numbers and C order, without k views
+                gather = Line(f"{v} = V{b}[_SK{i}].T.copy()", (f"V{b}",), (v,))
+                return [gather, *self._vector_check(i)]
             fwd = self.bind(bound(s.op.forward, s.attrs), "F", i)
             args = ", ".join(self.val(a) for a in s.args)
             used = tuple(self.var(a) for a in s.args)
@@ -292,6 +301,26 @@ class CodeGen:
             return [*lines, Line(f"{v} = {z}", (z,), (v,))]
         act = self.bind(bound(s.act.forward, s.act_attrs), "G", i)
         return [*lines, Line(f"{v} = {act}({z})", (z,), (v,)), *self._numeric(v, s.act, s)]
+
+    def _stacked_rows(self, s: OpStep) -> int | None:
+        """The level b when ``s`` is graphdiff's ``stack`` on axis 1 of distinct rows of
+        level b, each certainly of shape (N,) (neuron notation's output layer feeding a
+        loss): the code then gathers the rows (``_SK<slot>``) and scatters their deltas
+        itself, instead of k views, the op's calls and a check per operand."""
+        op = s.op
+        if op is None or not op.builtin or op.name != "stack" or s.attrs.get("axis", 1) not in (
+            1, -1
+        ):
+            return None
+        where = [self.fusion.level_of(a) for a in s.args]
+        blocks = {w[0] for w in where if w is not None}
+        if None in where or len(blocks) != 1 or len(set(s.args)) != len(s.args) or not all(
+            map(self.per_point, s.args)
+        ):
+            return None
+        if f"_SK{s.slot}" not in self.ns:
+            self.ns[f"_SK{s.slot}"] = np.array([w[1] for w in where if w is not None], np.intp)
+        return blocks.pop()
 
     def _numeric(self, var: str, op: Op, s: Step) -> Block:
         """What an op's forward returned, by the rule both paths share (plan.numeric)."""
@@ -331,10 +360,18 @@ class CodeGen:
             else:
                 pieces.append(f"V{grp.level}[{self._rows(lv, grp.rows, grp.j0)}]")
                 used.append(f"V{grp.level}")
-        if len(pieces) > 1 and all(grp.level is None for grp in lv.groups):
+        singles = [grp.rows for grp in lv.groups if grp.level is None]
+        at = [self.input_at.get(a, -1) for a in singles]
+        if len(singles) > 1 and len(singles) == len(lv.groups) and at[0] >= 0 and at == list(
+            range(at[0], at[0] + len(at))
+        ):
+            # inputs X[j:j+m] in order: the matrix they are rows of, if the caller has one
+            gather = f"_xrows(X, {at[0]}, {at[0] + len(at)})"
+            used = []  # X is the function's argument
+        elif len(pieces) > 1 and len(singles) == len(lv.groups):
             # only single values (of shape (N,), checked where they are made): one array
             # of them, as _cat of their rows makes it, in one call and without k views
-            gather = f"_arr(({''.join(self.val(grp.rows) + ', ' for grp in lv.groups)}))"
+            gather = f"_arr(({''.join(self.val(a) + ', ' for a in singles)}))"
         else:
             gather = pieces[0] if len(pieces) == 1 else f"_cat(({', '.join(pieces)},))"
         A, V, Z, W = f"A{b}", f"V{b}", f"Z{b}", f"W{b}"
@@ -436,6 +473,12 @@ class CodeGen:
         wanted = [j for j, a in enumerate(s.args) if self.want[a]]
         if not wanted:
             return self._checked(i)
+        b = self._stacked_rows(s)
+        if b is not None and len(wanted) == len(s.args):
+            # the stack's vjp, each column to its row's delta, in one fancy-index add
+            # (the rows are distinct, so it is exact, as k adds of the columns are)
+            self._alloc(b)
+            return [*self._checked(i), Line(f"DV{b}[_SK{i}] += {d}.T", (f"DV{b}", d))]
         needed = sum(self.needs[a] for a in s.args)
         name, node = self.bind(op.name, "O", i), self.bind(s.node, "N", i)
         args = [self.arg(a) for a in s.args]

@@ -593,28 +593,31 @@ class Network:
             ok = True
         except (KeyError, TypeError):
             ok = False
-        # plain loops: this runs on every call, and generators cost more than the checks
+        # a plain loop, as few tests as can be: this runs on every call, for every input
+        # (65 of them in neuron notation on 8x8 images), and generators cost more than
+        # the tests; len() is the first axis (a TypeError for a 0-d array)
+        n = -1
         if ok:
-            n = -1
-            for i, x in enumerate(xs):
-                if type(x) is not np.ndarray or x.dtype is not f64:
-                    try:  # labels as integers, say: converted here, one input at a time
+            try:
+                for i, x in enumerate(xs):
+                    if type(x) is not np.ndarray or x.dtype is not f64:
+                        # labels as integers, say: converted here, one input at a time
                         x = xs[i] = as_numbers(x, f"input {self.inputs[i]!r}", f64)
-                    except InputError:
-                        ok = False
-                        break
-                if not x.ndim:
-                    ok = False
-                elif n < 0:
-                    n = x.shape[0]
-                elif x.shape[0] != n:
-                    ok = False
+                    if len(x) != n:
+                        if n >= 0:
+                            ok = False
+                            break
+                        n = len(x)
+            except (InputError, TypeError):
+                ok = False
             if n == 0:
                 ok = False  # the checking path says there are no data points
         if not ok:  # the checking path raises the error that names the culprit
             arrays = self._check_inputs(inputs, self.inputs)
-            xs = [arrays[n] for n in self.inputs]
-        n = xs[0].shape[0] if xs else 1
+            xs = [arrays[name] for name in self.inputs]
+            n = xs[0].shape[0] if xs else 1
+        elif not xs:
+            n = 1
         return scalars, tensors, xs, n
 
     def _fast_backward(

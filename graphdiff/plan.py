@@ -21,7 +21,7 @@ from .registry import Op
 
 __all__ = [
     "ConstStep", "InputStep", "NeuronStep", "OpStep", "ParamSpec", "ParamStep", "ParamTable",
-    "Plan", "Step", "unbroadcast",
+    "Plan", "Rows", "Step", "rows_of", "unbroadcast",
 ]
 
 Node = Any  # a networkx node name: str or int
@@ -93,6 +93,31 @@ def as_numbers(value: Any, what: str, dtype: np.dtype[Any] = _F64) -> Array:
         shown = shown if len(shown) <= 60 else shown[:57] + "..."
         raise InputError(f"{what} is not a numeric array: it holds {arr.dtype} values ({shown})")
     return arr.astype(dtype, copy=False)
+
+
+class Rows(list):  # type: ignore[type-arg]
+    """A network's inputs (a list, in its input order) of which those at positions
+    ``start`` to ``start + len(matrix)`` hold the numbers of the rows of ``matrix``, a
+    C-contiguous 2-D array (as ``fit``'s runner stacks neuron notation's
+    one-number-per-point inputs): the generated code takes that matrix as it is for a
+    level fed by exactly those inputs, instead of copying them into a new one
+    (:func:`rows_of`)."""
+
+    __slots__ = ("matrix", "start")
+
+    def __init__(self, xs: list[Array], matrix: Array, start: int) -> None:
+        super().__init__(xs)
+        self.matrix, self.start = matrix, start
+
+
+def rows_of(xs: list[Array], start: int, stop: int) -> Array:
+    """``xs[start:stop]`` (arrays of one shape) as the rows of one matrix: (a slice of)
+    the matrix they are the rows of when ``xs`` is :class:`Rows` saying so, else a new
+    one."""
+    if type(xs) is Rows and xs.start <= start and stop <= xs.start + len(xs.matrix):
+        m: Array = xs.matrix[start - xs.start : stop - xs.start]
+        return m
+    return np.array(xs[start:stop])
 
 
 @functools.lru_cache(maxsize=1024)

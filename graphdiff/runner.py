@@ -18,7 +18,7 @@ from numpy.typing import NDArray
 from .data import DataError
 from .errors import GraphdiffError, InputError, NonFiniteError, ShapeError
 from .network import BackwardResult, Batch, Network
-from .plan import as_numbers
+from .plan import Rows, as_numbers
 from .predict import fed_inputs, metrics
 
 __all__ = ["QUIET", "FitError", "InProcess", "Runner", "as_inputs", "batch_gradient"]
@@ -107,12 +107,10 @@ class InProcess:
         self.net = net
         self.data = as_inputs(net, data, "data")  # in net.inputs order
         self.n = next(iter(self.data.values())).shape[0]
-        # checked here, once: every step's inputs are a Batch the network takes as is
-        self._all = Batch(net, list(self.data.values()), self.n)
         # inputs of one number per data point (neuron notation's x1, x2, ...) as the rows
         # of one matrix, so a minibatch is one gather, not one per input; the others
         # follow them, and _order puts them all back in the network's input order
-        xs = self._all.xs
+        xs = list(self.data.values())
         columns = [i for i, a in enumerate(xs) if a.ndim == 1]
         columns = columns if len(columns) > 1 else []
         others = [i for i in range(len(xs)) if i not in columns]
@@ -120,14 +118,34 @@ class InProcess:
         self._others = [xs[i] for i in others]
         pool = columns + others  # input positions of the gathered arrays, in gather order
         self._order = [pool.index(i) for i in range(len(xs))]
+        # consecutive inputs: the generated code takes the gathered matrix as it is
+        consecutive = bool(columns) and columns == list(range(columns[0], columns[-1] + 1))
+        self._start = columns[0] if consecutive else -1
+        # checked here, once: every step's inputs are a Batch the network takes as is
+        # all the data: the caller's arrays themselves (the generated code computes with
+        # them as it always did), and for a level fed by the columns the matrix of them
+        self._all = Batch(net, xs, self.n)
+        if self._rows is not None and self._start >= 0:
+            self._all.xs = Rows(xs, self._rows, self._start)
+
+    def _batch(self, rows: Array | None, others: list[Array], n: int) -> Batch:
+        """The inputs in the network's order: the rows of ``rows`` and ``others``, as
+        :class:`Rows` when the rows are consecutive inputs of a C-contiguous matrix."""
+        pool = [*rows, *others] if rows is not None else others
+        xs = list(map(pool.__getitem__, self._order))
+        if rows is not None and self._start >= 0 and rows.flags.c_contiguous:
+            xs = Rows(xs, rows, self._start)
+        return Batch(self.net, xs, n)
 
     def gradient(self, params: Params, idx: NDArray[np.intp] | None) -> BackwardResult:
         if idx is None:
             return batch_gradient(self.net, params, self._all)
-        pool = [*self._rows[:, idx]] if self._rows is not None else []
-        pool += [a[idx] for a in self._others]
-        xs = list(map(pool.__getitem__, self._order))
-        return batch_gradient(self.net, params, Batch(self.net, xs, len(idx)))
+        # [:, idx] gathers in Fortran order: each input a strided row (np.dot of such a
+        # row sums in its own order, so fit's steps keep the bits they always had); the
+        # generated code then copies the rows into a C-ordered matrix where it needs one
+        rows = None if self._rows is None else self._rows[:, idx]
+        batch = self._batch(rows, [a[idx] for a in self._others], len(idx))
+        return batch_gradient(self.net, params, batch)
 
     def evaluate(self, params: Params) -> dict[str, float]:
         return metrics(self.net, params, self._all)

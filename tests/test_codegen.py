@@ -162,6 +162,28 @@ def test_level_member_feeds_op_nodes_and_is_the_loss_operand():
     assert graphdiff.gradcheck(net, params, inputs).ok
 
 
+@pytest.mark.parametrize("order", ["sorted", "shuffled"])
+def test_softmax_output_layer_stacks_level_rows(order):
+    """Neuron notation's classifier: the output neurons (a level) stacked into logits for
+    the softmax cross-entropy. The generated code gathers the level's rows and scatters
+    the stack's delta back itself; both must be what the interpreter's stack does."""
+    k = MIN_LEVEL_NEURONS + 2
+    G = graphdiff.mlp([3, 5, k], "relu", notation="neuron", loss="softmax_cross_entropy")
+    if order == "shuffled":  # the stack's ports in another order than the level's rows
+        ports = {u: d["port"] for u, _, d in G.in_edges("y", data=True)}
+        perm = np.random.default_rng(1).permutation(k)
+        for (u, p), q in zip(sorted(ports.items(), key=lambda e: e[1]), perm, strict=True):
+            G.edges[u, "y"]["port"] = int(q)
+    net = graphdiff.compile(G, loss="E")
+    assert "_SK" in net._program.source  # the gathering path, not the op's calls
+    params = net.init_params(seed=2)
+    rng = np.random.default_rng(0)
+    inputs = {n: rng.normal(size=9) for n in net.inputs if n != "t"}
+    inputs["t"] = rng.integers(0, k, size=9).astype(float)
+    compare_paths(net, params, inputs)
+    assert graphdiff.gradcheck(net, params, inputs).ok
+
+
 def test_reduction_sum_and_one_data_point():
     net = graphdiff.compile(layered([2, 5, 4]), loss="E", reduction="sum")
     params = net.init_params(seed=0)

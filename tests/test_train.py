@@ -170,6 +170,33 @@ def test_minibatches_are_shuffled_each_epoch_with_the_seeded_generator(monkeypat
     assert not all(np.array_equal(a, b) for a, b in zip(seen, expected, strict=True))
 
 
+@pytest.mark.parametrize("batch_size", [5, None])
+def test_fit_takes_the_steps_of_backward_and_adam_on_its_batches(batch_size) -> None:
+    """Neuron notation's inputs (x1..x6, t: one number per point each) reach the generated
+    code as one gathered matrix in fit; the steps must be those of backward on the
+    batches as dicts, then Adam.step, bit for bit, and each epoch's loss and accuracy
+    what evaluate() says of the epoch's parameters."""
+    net = graphdiff.compile(
+        graphdiff.mlp([6, 5, 4], "relu", loss="softmax_cross_entropy"), loss="E"
+    )
+    rng = np.random.default_rng(4)
+    data = {f"x{j}": rng.normal(size=23) for j in range(1, 7)}
+    data["t"] = rng.integers(0, 4, size=23).astype(float)
+    p0 = net.init_params(seed=1)
+    res = fit(net, p0, data, optimizer=Adam(lr=0.05), epochs=3, batch_size=batch_size, seed=3)
+    opt, params, order = Adam(lr=0.05), p0, np.random.default_rng(3)
+    for epoch in range(3):
+        perm = order.permutation(23) if batch_size else None
+        for i in range(0, 23, batch_size or 23):
+            idx = None if perm is None else perm[i : i + batch_size]
+            batch = data if idx is None else {k: v[idx] for k, v in data.items()}
+            params = opt.step(params, net.backward(params, batch).grads)
+        want = evaluate(net, params, data)
+        assert res.history[epoch]["loss"] == want["loss"]
+        assert res.history[epoch]["accuracy"] == want["accuracy"]
+    assert np.array_equal(res.params.vector, params.vector)
+
+
 def test_without_shuffle_batches_follow_the_sample_order(monkeypatch) -> None:
     net = graphdiff.compile(neuron_graph(), loss="E")
     seen = spy_batches(monkeypatch)
