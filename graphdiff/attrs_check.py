@@ -19,6 +19,8 @@ import math
 import sys
 import warnings
 from collections.abc import Hashable, Sequence
+from itertools import compress
+from operator import attrgetter, not_
 from typing import Any
 
 from .errors import GraphError
@@ -92,37 +94,66 @@ def warn_misspelled(G: Any, steps: Sequence[Step], category: type[Warning]) -> N
     """A warning of ``category`` (compile's ``GraphWarning``) for each attribute of a compiled node
     or of an edge into one that compile does not read and that is close to one it
     does for that kind of node or op (``activaton`` -> ``activation``, ``scal`` on
-    sin -> ``scale``, ``wieght``/``parm`` on edges into neurons).
+    sin -> ``scale``, ``wieght``/``parm`` on edges into neurons), in step order: a
+    node's attributes, then its in-edges'.
+
+    Most graphs have no such attribute anywhere, so the steps worth a look are found
+    first, in passes that run in C: nodes holding an attribute name that is close to
+    a name some kind of step in the graph reads without being read by it, and nodes
+    with an in-edge that has attributes at all.
     """
-    known: dict[Any, frozenset[str]] = {}
     nodes, pred, multi = G._node, G._pred, G.is_multigraph()
-    for s in steps:
+    # one step of each kind tells what that kind reads (picked in C: dict(zip) keeps one)
+    neurons = list(filter(NeuronStep.__instancecheck__, steps))
+    op_steps = list(filter(OpStep.__instancecheck__, steps))
+    some = [
+        *dict(zip(map(type, steps), steps, strict=True)).values(),
+        *dict(zip(map(id, map(attrgetter("act"), neurons)), neurons, strict=True)).values(),
+        *dict(zip(map(id, map(attrgetter("op"), op_steps)), op_steps, strict=True)).values(),
+    ]
+    names_of = {_kind(s): _known_names(s) for s in some}
+    on_steps = list(map(attrgetter("node"), steps))
+    datas = list(map(nodes.__getitem__, on_steps))
+    risky = {
+        k for k in set().union(*datas)
+        if isinstance(k, str) and k not in USER_ATTRS and not k.startswith("_")
+        and any(k not in names and _close(k, names) for names in names_of.values())
+    }
+    if multi:
+        look = {v for v, into in pred.items() if any(map(any, map(dict.values, into.values())))}
+    else:  # nodes with an in-edge that has attributes
+        look = set(compress(pred, map(any, map(dict.values, pred.values()))))
+    if risky:
+        look.update(compress(on_steps, map(not_, map(risky.isdisjoint, datas))))
+    for s in compress(steps, map(look.__contains__, on_steps)):
+        names = names_of[_kind(s)]
         data = nodes[s.node]
-        if isinstance(s, NeuronStep):
-            key: Any = ("neuron", s.act.name if s.act is not None else None)
-            edge_known: frozenset[str] | None = _NEURON_EDGE
-        elif isinstance(s, OpStep):
-            key, edge_known = ("op", s.op.name if s.op is not None else None), _OP_EDGE
-        else:
-            key, edge_known = ("node", type(s).__name__), None
-        names = known.get(key)
-        if names is None:
-            names = known[key] = _known_names(s)
         if not names.issuperset(data):
             _check(data, names, f"node {s.node!r}", _reader(s), category)
-        if edge_known is None:
+        if isinstance(s, NeuronStep):
+            edge_known = _NEURON_EDGE
+        elif isinstance(s, OpStep):
+            edge_known = _OP_EDGE
+        else:
             continue
         into = pred[s.node]
         if multi:
             edges = [(u, d) for u, kd in into.items() for d in kd.values() if d]
-        elif any(into.values()):  # most edges carry no attributes: checked in C
-            edges = [(u, d) for u, d in into.items() if d]
         else:
-            continue
+            edges = [(u, d) for u, d in into.items() if d]
         reader = "an edge into a neuron" if edge_known is _NEURON_EDGE else "an edge into an op"
         for u, d in edges:
             if not edge_known.issuperset(d):
                 _check(d, edge_known, f"edge {u!r} -> {s.node!r}", reader, category)
+
+
+def _kind(s: Step) -> tuple[Any, ...]:
+    """What decides the attribute names a step reads: its kind and its activation or op."""
+    if isinstance(s, NeuronStep):
+        return ("neuron", s.act.name if s.act is not None else None)
+    if isinstance(s, OpStep):
+        return ("op", s.op.name if s.op is not None else None)
+    return ("node", type(s).__name__)
 
 
 def _known_names(s: Step) -> frozenset[str]:
@@ -149,7 +180,7 @@ def _check(data: dict[Any, Any], names: frozenset[str], where: str, reader: str,
     for k in data:
         if k in names or not isinstance(k, str) or k in USER_ATTRS or k.startswith("_"):
             continue
-        close = difflib.get_close_matches(k, sorted(names), n=1, cutoff=CUTOFF)
+        close = _close(k, names)
         if close:
             warnings.warn(
                 f"{where}: attribute {k!r} is not read by {reader} and is ignored; "
@@ -157,3 +188,8 @@ def _check(data: dict[Any, Any], names: frozenset[str], where: str, reader: str,
                 category,
                 stacklevel=5,
             )
+
+
+def _close(k: str, names: frozenset[str]) -> list[str]:
+    """The name of ``names`` that ``k`` most likely misspells (none: ``[]``)."""
+    return difflib.get_close_matches(k, sorted(names), n=1, cutoff=CUTOFF)

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Callable, Hashable, Mapping
+from itertools import compress
+from operator import not_
 from typing import Any
 
 import networkx as nx
@@ -38,32 +40,35 @@ def canonical_order(G: Any) -> list[Hashable]:
 
 def canonical_ranked(G: Any) -> tuple[list[Hashable], dict[Hashable, int]]:
     """:func:`canonical_order`, and each node's rank by :func:`node_key` (ints
-    compare faster than keys: the heap holds ranks)."""
-    node_of = sorted(G._node, key=node_key)
-    rank = {n: i for i, n in enumerate(node_of)}
-    succ = G._succ  # the plain adjacency dict (see in_edges)
-    multi = G.is_multigraph()
-    if multi:
-        indeg = {n: sum(map(len, p.values())) for n, p in G._pred.items()}
-    else:
-        indeg = {n: len(p) for n, p in G._pred.items()}
-    heap = [rank[n] for n, d in indeg.items() if d == 0]
-    heapq.heapify(heap)
-    order: list[Hashable] = []
-    push, pop = heapq.heappush, heapq.heappop
+    compare faster than keys: the heap holds ranks, and the loop reads lists by rank).
+
+    Parallel edges count once: a node is ready when each of its predecessors is
+    placed, however many edges join them, so multigraphs need no other loop.
+    """
+    nodes = G._node
+    # a str's node_key is (1, the str itself): sorting strs needs no key function
+    node_of = sorted(nodes) if set(map(type, nodes)) <= {str} else sorted(nodes, key=node_key)
+    rank = dict(zip(node_of, range(len(node_of)), strict=True))
+    ranked = rank.__getitem__
+    # the plain adjacency dicts (see in_edges); successors and in-degrees by rank
+    succ = [list(map(ranked, s)) for s in map(G._succ.__getitem__, node_of)]
+    indeg = list(map(len, map(G._pred.__getitem__, node_of)))
+    heap = list(compress(range(len(indeg)), map(not_, indeg)))  # sorted: a valid heap
+    done: list[int] = []
+    push, pop, place = heapq.heappush, heapq.heappop, done.append
     while heap:
-        u = node_of[pop(heap)]
-        order.append(u)
-        for v, edges in succ[u].items():
-            d = indeg[v] - (len(edges) if multi else 1)
+        r = pop(heap)
+        place(r)
+        for v in succ[r]:
+            d = indeg[v] - 1
             indeg[v] = d
-            if d == 0:
-                push(heap, rank[v])
-    if len(order) != len(node_of):
+            if not d:
+                push(heap, v)
+    if len(done) != len(node_of):
         cycle = nx.find_cycle(G)
         path = [e[0] for e in cycle] + [cycle[0][0]]
         raise CycleError("the graph has a cycle: " + " -> ".join(map(repr, path)))
-    return order, rank
+    return list(map(node_of.__getitem__, done)), rank
 
 
 def ancestors_and_self(G: Any, node: Hashable) -> set[Hashable]:

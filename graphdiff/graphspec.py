@@ -19,8 +19,8 @@ import networkx as nx
 import numpy as np
 from pydantic import ValidationError
 
-from .errors import UnknownOpError
-from .graphs import node_key
+from .errors import CycleError, UnknownOpError
+from .graphs import canonical_order, node_key
 from .jsonread import GraphFormatError, Payloads, format_error, pointer, show
 from .jsonwrite import compact_json, graph_doc
 from .params import Params
@@ -412,9 +412,10 @@ def to_spec(
     or the numpy type); ``None``: that of ``params`` when they are a network's
     :class:`~graphdiff.params.Params`, else float64.
 
-    Nodes come in canonical topological order (``networkx``'s lexicographical
-    topological sort with :func:`graphdiff.graphs.node_key`), edges by their
-    endpoints' positions, attributes by name. Ops that are not built in are
+    Nodes come in canonical topological order (:func:`graphdiff.graphs.canonical_order`,
+    the order compile uses: among the nodes ready, the smallest by
+    :func:`~graphdiff.graphs.node_key` first), edges by their endpoints' positions,
+    attributes by name. Ops that are not built in are
     listed in ``ops`` with the package that provides them.
 
     Raises :class:`GraphFormatError` for what a file cannot hold or :func:`load`
@@ -459,8 +460,8 @@ def to_file_spec(
                 f"{MAX_NAME_CHARS} characters) or int (64-bit)",
             )
     try:
-        order = list(nx.lexicographical_topological_sort(G, key=node_key))
-    except nx.NetworkXUnfeasible:
+        order = canonical_order(G)  # compile's order: one topological order everywhere
+    except CycleError:
         cycle = [u for u, *_ in nx.find_cycle(G)]
         names = " -> ".join(show(n, 30) for n in [*cycle, cycle[0]])
         raise GraphFormatError("cycle", f"the graph has a cycle: {names}") from None

@@ -8,6 +8,7 @@ numpy's ``ValueError`` or ``TypeError``.
 
 from __future__ import annotations
 
+import difflib
 import json
 import re
 import warnings
@@ -301,6 +302,107 @@ def test_attributes_kept_for_users_and_far_names_stay_silent() -> None:
         warnings.simplefilter("error")
         graphdiff.compile(G, loss="E")
         graphdiff.compile(_sin_op_graph(scale=2.0, label="sine", pos=(1, 2)), loss="y")
+
+
+# attribute names for the random graphs below: read ones, misspellings of them, names
+# kept for users, private and far ones, and a non-string key
+ATTR_POOL = ["activaton", "bais", "scal", "scale", "wieght", "parm", "prot", "shap", "valu",
+             "label", "pos", "_mine", "foo", "opp", 7]
+EDGE_POOL = ["wieght", "parm", "prot", "label", "foo", "_x", 7]
+
+
+def _random_attributed_graph(seed: int, multi: bool) -> nx.DiGraph:
+    """Inputs, neurons (tanh, sin), sin and mul ops, a param and a const: valid for
+    compile, with random extra attributes on nodes and edges."""
+    rng = np.random.default_rng(seed)
+    G: nx.DiGraph = nx.MultiDiGraph() if multi else nx.DiGraph()
+    G.add_nodes_from(["x0", "x1", "t"], op="input")
+    G.add_node("W", op="param", shape=())
+    G.add_node("c", op="const", value=2.0)
+    made = ["x0", "x1"]
+    for i in range(int(rng.integers(4, 25))):
+        v = f"n{i}"
+        if rng.random() < 0.25:  # an op node
+            if rng.random() < 0.5:
+                G.add_node(v, op="sin")
+                G.add_edge(made[int(rng.integers(len(made)))], v, port=0)
+            else:
+                G.add_node(v, op="mul")
+                G.add_edge(made[int(rng.integers(len(made)))], v, port=0)
+                G.add_edge("W" if rng.random() < 0.5 else "c", v, port=1)
+        else:
+            G.add_node(v, op="neuron", activation=["tanh", "sin"][int(rng.integers(2))])
+            for u in set(rng.choice(made, size=int(rng.integers(1, 4)))):
+                G.add_edge(str(u), v)
+                if multi and rng.random() < 0.3:
+                    G.add_edge(str(u), v)  # a parallel edge: its own weight
+        made.append(v)
+    G.add_node("y", op="neuron", activation="identity")
+    for u in made[2:]:
+        G.add_edge(u, "y")
+    G.add_node("E", op="squared_error")
+    G.add_edge("y", "E", port=0)
+    G.add_edge("t", "E", port=1)
+    for n in G:
+        for _ in range(int(rng.integers(0, 3)) if rng.random() < 0.4 else 0):
+            G.nodes[n][ATTR_POOL[int(rng.integers(len(ATTR_POOL)))]] = 1.0
+    for e in (G.edges(keys=True) if multi else G.edges):
+        if rng.random() < 0.2:
+            G.edges[e][EDGE_POOL[int(rng.integers(len(EDGE_POOL)))]] = 1.0
+    return G
+
+
+def _expected_warnings(G: nx.DiGraph, net: graphdiff.Network) -> list[str]:
+    """The misspelling warnings compile should give, by hand: for each node of the plan
+    in order, its attributes that its kind does not read and that difflib finds close
+    to one it does, then those of the edges into it (neurons: param, weight; ops: port)."""
+    from graphdiff.registry import get_op
+
+    out = []
+
+    def look(attrs: dict, reads: set[str], where: str, reader: str) -> None:
+        for k in attrs:
+            if not isinstance(k, str) or k in reads or k.startswith("_") or k in (
+                "label", "pos"
+            ):
+                continue
+            close = difflib.get_close_matches(k, sorted(reads), n=1, cutoff=0.75)
+            if close:
+                out.append(f"{where}: attribute {k!r} is not read by {reader} and is "
+                           f"ignored; did you mean {close[0]!r}?")
+
+    for n in net.nodes:
+        data = G.nodes[n]
+        if data["op"] == "neuron":
+            act = data.get("activation", "identity")
+            reads = {"op", "activation", "bias", *get_op(act).attrs.model_fields}
+            look(data, reads, f"node {n!r}", f"a neuron with activation {act!r}")
+            edge_reads, edge_reader = {"param", "weight"}, "an edge into a neuron"
+        elif data["op"] in ("input", "param", "const"):
+            reads = {"input": {"op"}, "param": {"op", "shape", "value", "init"},
+                     "const": {"op", "value"}}[data["op"]]
+            look(data, reads, f"node {n!r}", f"a {data['op']} node")
+            continue
+        else:
+            reads = {"op", *get_op(data["op"]).attrs.model_fields}
+            look(data, reads, f"node {n!r}", f"op {data['op']!r}")
+            edge_reads, edge_reader = {"port"}, "an edge into an op"
+        for u, _, d in G.in_edges(n, data=True):
+            look(d, edge_reads, f"edge {u!r} -> {n!r}", edge_reader)
+    return out
+
+
+@pytest.mark.parametrize("multi", [False, True])
+@pytest.mark.parametrize("seed", range(15))
+def test_misspelling_warnings_are_those_a_plain_check_gives(seed: int, multi: bool) -> None:
+    """compile's fast misspelling check (it looks only at nodes that can warn) gives
+    exactly the warnings, in order, of a node-by-node, edge-by-edge check."""
+    G = _random_attributed_graph(seed, multi)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        net = graphdiff.compile(G, loss="E")
+    got = [str(w.message) for w in caught if issubclass(w.category, graphdiff.GraphWarning)]
+    assert got == _expected_warnings(G, net)
 
 
 @pytest.mark.parametrize(("kwargs", "match"), [

@@ -22,6 +22,7 @@ from test_lecture import lecture_graph
 import graphdiff
 from graphdiff import GraphFormatError
 from graphdiff.compile import node_key
+from graphdiff.graphs import canonical_order
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -508,3 +509,28 @@ def test_tensor_text_writes_what_json_writes(data):
     text = "".join(p.decode("ascii") if isinstance(p, bytes) else p for p in pieces)
     assert text == json.dumps(doc, ensure_ascii=True, separators=(",", ":")) == compact_json(doc)
     assert any(isinstance(p, bytes) for p in pieces) == (data in ("AAAAAAAA8D8=", ""))
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_nodes_are_saved_in_compiles_order_which_is_networkxs_lexicographic_one(
+    tmp_path: Path, seed: int
+) -> None:
+    """One topological order (graphs.canonical_order) for compile and files; it is
+    networkx's lexicographical sort by node_key (the independent reference), on random
+    DAGs with int and str ids (some alike as text), multi-edges, built in any order."""
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(2, 40)) if seed < 10 else 3000
+    ids: list[int | str] = [int(i) if rng.random() < 0.4 else f"n{i}" for i in
+                            rng.permutation(n)]
+    ids += [str(i) for i in ids if isinstance(i, int)][:3]  # 3 and "3": both nodes
+    G: nx.MultiDiGraph = nx.MultiDiGraph()
+    G.add_nodes_from(ids[k] for k in rng.permutation(len(ids)))
+    for _ in range(int(rng.integers(0, 3 * len(ids)))):
+        a, b = sorted(rng.choice(len(ids), 2, replace=False))
+        G.add_edge(ids[a], ids[b])  # from earlier to later: acyclic, parallel edges too
+    graph = G if seed % 2 else nx.DiGraph(G)
+    graphdiff.save(tmp_path / "m.json", graph)
+    doc = json.loads((tmp_path / "m.json").read_text())
+    saved = [node["id"] for node in doc["graph"]["nodes"]]
+    assert saved == list(nx.lexicographical_topological_sort(graph, key=node_key))
+    assert saved == canonical_order(graph)
