@@ -422,3 +422,20 @@ def test_cli_train_keeps_a_float32_model_float32(tmp_path: Any, capsys: Any) -> 
     assert trained.dtype == "float32"
     assert {type(v) for v in trained.params.values()} == {np.float32}
     capsys.readouterr()
+
+
+def test_optimizers_keep_float32_parameters_given_as_a_dict() -> None:
+    """The per-name path (a plain dict) keeps float32 parameters and their state float32,
+    and takes the same float32 steps as the vector path."""
+    net = graphdiff.compile(graphdiff.mlp([2, 3, 1], "tanh", notation="op"), loss="E",
+                            dtype=np.float32)
+    p = net.init_params(seed=0)
+    g = net.backward(p, data_for(net, "logistic", 2, 1)).grads
+    for make in (lambda: SGD(lr=0.1, momentum=0.9), lambda: Adam(lr=0.01)):
+        by_name, by_vector = make(), make()
+        a = by_name.step(dict(p), dict(g))
+        b = by_vector.step(p, g)
+        for k in p:
+            assert np.asarray(a[k]).dtype == F32, k
+            np.testing.assert_array_equal(a[k], b[k])
+        assert all(v.dtype == F32 for slots in by_name.state.values() for v in slots.values())
