@@ -439,3 +439,30 @@ def test_optimizers_keep_float32_parameters_given_as_a_dict() -> None:
             assert np.asarray(a[k]).dtype == F32, k
             np.testing.assert_array_equal(a[k], b[k])
         assert all(v.dtype == F32 for slots in by_name.state.values() for v in slots.values())
+
+
+@pytest.mark.parametrize(
+    "act", ["abs", "exp", "identity", "neg", "pow", "relu", "sigmoid", "sign", "sin",
+            "softplus", "square", "step", "tanh", "log", "sqrt"],
+)
+def test_every_activation_in_a_float32_neuron_network(act: str) -> None:
+    """Each built-in activation in a hidden layer drawn neuron by neuron (log and sqrt
+    on sigmoid outputs, so on their domain): float32 throughout, float64's gradients."""
+    G = graphdiff.mlp([2, 3, 1], "sigmoid" if act in ("log", "sqrt") else act,
+                      loss="squared_error")
+    if act in ("log", "sqrt"):  # a second hidden layer of them over (0, 1) values
+        G = graphdiff.mlp([2, 3, 3, 1], "sigmoid", loss="squared_error")
+        for n in G:
+            if str(n).startswith("h2_"):
+                G.nodes[n]["activation"] = act
+    if act == "pow":
+        for n in G:
+            if G.nodes[n].get("activation") == "pow":
+                G.nodes[n]["exponent"] = 3.0
+    assert sum(d.get("activation") == act for _, d in G.nodes(data=True)) >= 3
+    n32, n64 = twins(G)
+    p32, p64 = same_point(n32, n64)
+    data = data_for(n32, "squared_error", 2, 1)
+    for r in (n32.backward(p32, data, deltas=True), n32.interpret(p32, data, deltas=True)):
+        assert_f32_tree(r)
+        assert_close_f32(r.grads.vector, n64.backward(p64, data).grads.vector)
