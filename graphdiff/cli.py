@@ -174,7 +174,7 @@ def _read_model(path: str) -> tuple[nx.DiGraph[Any], dict[str, Any], Hashable | 
         from .onnx import load as load_onnx
 
         G, params = load_onnx(path)
-        return G, dict(params), None, "float64"
+        return G, dict(params), None, str(G.graph["dtype"])
     model = load_model(path)
     return model.graph, model.params, model.loss, model.dtype
 

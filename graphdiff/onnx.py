@@ -4,7 +4,8 @@
 that onnxruntime (or any ONNX runtime) can run: its inputs are the network's
 inputs other than the loss's target, its first output is the prediction (the
 loss's operand on port 0), the batch axis is dynamic and the numbers keep the
-network's float type (float64). Each op is written by the ONNX lowering it
+network's float type (a float32 network is a float32 model, every float in it
+float32). Each op is written by the ONNX lowering it
 declares next to its forward and vjp (:attr:`graphdiff.Op.onnx`); neurons of
 one depth and activation become one matrix product, as the generated code runs
 them (``Z = A · W + b``, ``A_out = g(Z)``), and a shared parameter stays one
@@ -269,7 +270,9 @@ class _Exporter:
                 raise OnnxError(
                     f"nodes {other!r} and {s.node!r} have the same name in ONNX, {str(s.node)!r}"
                 )
-        self.model = _Model(np.dtype(np.float64), onnx.TensorProto.DOUBLE, opset, set(names))
+        dtype = np.dtype(net.dtype)
+        elem = onnx.TensorProto.FLOAT if dtype == np.float32 else onnx.TensorProto.DOUBLE
+        self.model = _Model(dtype, elem, opset, set(names))
         self.value: dict[int, str] = {}
         self.items, self.where = _levels(steps)
         self.uses = {n: len(net.params[n].uses) for s in steps for n in _scalars_of(s)}
@@ -300,10 +303,11 @@ class _Exporter:
         if isinstance(s, InputStep):
             self.value[s.slot] = name
         elif isinstance(s, ParamStep):
-            self.model.initializers[name] = np.asarray(self.params[s.name], dtype=np.float64)
+            self.model.initializers[name] = np.asarray(self.params[s.name], self.model.dtype)
             self.value[s.slot] = name
         elif isinstance(s, ConstStep):
-            self.model.nodes.append(_Node("Constant", [], [name], {"value": s.value}))
+            value = np.asarray(s.value, self.model.dtype)
+            self.model.nodes.append(_Node("Constant", [], [name], {"value": value}))
             self.value[s.slot] = name
         elif isinstance(s, OpStep) and s.op is not None:
             lower = _lowering(s.op, f"node {s.node!r}")
@@ -318,7 +322,8 @@ class _Exporter:
         init = self.shared.get(name)
         if init is None:
             init = self.shared[name] = self.model.fresh(name)
-            self.model.initializers[init] = np.reshape(self.params[name], (1,)).astype(np.float64)
+            value = np.reshape(self.params[name], (1,))
+            self.model.initializers[init] = value.astype(self.model.dtype)
         return init
 
     def matrix(
@@ -330,14 +335,15 @@ class _Exporter:
         if all(len(c) <= 1 and all(self.uses[p] == 1 for p in c) for c in cells):
             init = self.model.fresh(hint)
             flat = [float(self.params[c[0]]) if c else 0.0 for c in cells]
-            self.model.initializers[init] = np.reshape(np.array(flat, dtype=np.float64), shape)
+            self.model.initializers[init] = np.reshape(np.array(flat, self.model.dtype), shape)
             return init
         own = sorted({p for c in cells for p in c if self.uses[p] == 1})
         shared = sorted({p for c in cells for p in c if self.uses[p] > 1})
         pieces = []
         if own:
             init = self.model.fresh(hint + "s")
-            self.model.initializers[init] = np.array([float(self.params[p]) for p in own])
+            values = [float(self.params[p]) for p in own]
+            self.model.initializers[init] = np.array(values, self.model.dtype)
             pieces.append(init)
         pieces += [self.scalar(p) for p in shared]
         pieces.append(b.const([0.0]))
@@ -418,8 +424,10 @@ def export(
     The model's inputs are the inputs the outputs need (so not the loss's target),
     with the same names and a dynamic batch axis; its outputs are ``outputs`` (node
     names), by default the prediction: the loss's operand on port 0 (for a network
-    without a loss, its nodes that nothing reads). It holds float64 numbers and
-    passes ``onnx.checker``. ``example`` (input -> a few data points) gives the
+    without a loss, its nodes that nothing reads). Its numbers are of the network's
+    float type (``tensor(double)``, or ``tensor(float)`` for a network compiled with
+    ``dtype=np.float32``: initializers, constants and inputs alike), and it passes
+    ``onnx.checker``. ``example`` (input -> a few data points) gives the
     inputs' shapes where the graph does not tell them. The file is written
     atomically; on an error nothing is written.
 

@@ -97,10 +97,12 @@ def load(
     keyed by their names) and each node's output a node of the same name; an
     operator lowered to several graphdiff ops (``Gemm`` -> ``matmul`` + ``add``)
     names the extra nodes after its output (``"y:matmul"``). Parameters keep the
-    model's float type; ``G.graph`` records it (``"dtype"``) and the model's outputs
-    (``"outputs"``). Compile ``G`` without a loss to run it, or add a loss node to
-    train it. ``Gemm`` with ``transB=1`` reads its constant B as the parameter
-    ``B`` stored transposed (graphdiff multiplies ``x @ W``).
+    model's float type; ``G.graph`` records it (``"dtype"``: ``"float32"`` or
+    ``"float64"``) and the model's outputs (``"outputs"``). Compile ``G`` without a
+    loss to run it (``graphdiff.compile(G, dtype=G.graph["dtype"])`` computes in the
+    model's float type), or add a loss node to train it. ``Gemm`` with ``transB=1``
+    reads its constant B as the parameter ``B`` stored transposed (graphdiff
+    multiplies ``x @ W``).
 
     Raises
     ------

@@ -30,7 +30,37 @@ def run_ort(path: Path, inputs: dict[str, Any]) -> list[np.ndarray]:
 def max_diff(a: Any, b: Any) -> float:
     a, b = np.asarray(a), np.asarray(b)
     assert a.shape == b.shape, (a.shape, b.shape)
-    return float(np.max(np.abs(a - b))) if a.size else 0.0
+    return float(np.max(np.abs(a.astype(np.float64) - b))) if a.size else 0.0
+
+
+# float64 networks export float64 models, float32 networks float32 ones
+DTYPES = [pytest.param(np.float64, id="float64"), pytest.param(np.float32, id="float32")]
+
+
+def tolerance(dtype: Any, scale: Any = 1.0) -> float:
+    """How far onnxruntime may be from graphdiff: rounding of the float type, relative
+    to the values' size (``scale``, at least 1)."""
+    size = max(1.0, float(np.max(np.abs(scale), initial=0.0)))
+    return (1e-9 if np.dtype(dtype) == np.float64 else 1e-5) * size
+
+
+def assert_model_dtype(path: Path, dtype: Any) -> None:
+    """Every float the model declares or holds is of ``dtype`` (with int64 for indices
+    and shapes), and onnxruntime reads its inputs and outputs as that type."""
+    model = onnx.load(str(path))
+    elem = TensorProto.FLOAT if np.dtype(dtype) == np.float32 else TensorProto.DOUBLE
+    for v in [*model.graph.input, *model.graph.output]:
+        assert v.type.tensor_type.elem_type == elem, v.name
+    tensors = [*model.graph.initializer,
+               *(a.t for n in model.graph.node for a in n.attribute
+                 if a.type == onnx.AttributeProto.TENSOR)]
+    assert tensors and {t.data_type for t in tensors} <= {elem, TensorProto.INT64}
+    assert any(t.data_type == elem for t in tensors)
+    casts = {a.i for n in model.graph.node if n.op_type == "Cast" for a in n.attribute}
+    assert casts <= {elem, TensorProto.INT64}
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    declared = {v.type for v in [*sess.get_inputs(), *sess.get_outputs()]}
+    assert declared == {"tensor(float)" if elem == TensorProto.FLOAT else "tensor(double)"}
 
 
 def test_import_graphdiff_does_not_import_onnx() -> None:
@@ -45,11 +75,14 @@ def _params(net: Any, seed: int) -> dict[str, Any]:
     return {k: v + rng.uniform(-0.5, 0.5, np.shape(v)) for k, v in net.init_params(seed).items()}
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("notation", ["op", "neuron"])
 @pytest.mark.parametrize("activation", ["tanh", "relu", "sigmoid"])
-def test_export_mlp_matches_onnxruntime(tmp_path: Path, notation: str, activation: str) -> None:
+def test_export_mlp_matches_onnxruntime(
+    tmp_path: Path, notation: str, activation: str, dtype: Any
+) -> None:
     G = graphdiff.mlp([3, 6, 5, 2], activation, notation=notation)  # type: ignore[arg-type]
-    net = graphdiff.compile(G, loss="E")
+    net = graphdiff.compile(G, loss="E", dtype=dtype)
     params = _params(net, 1)
     path = tmp_path / "m.onnx"
     gonnx.export(net, params, path)
@@ -59,16 +92,18 @@ def test_export_mlp_matches_onnxruntime(tmp_path: Path, notation: str, activatio
     # the loss's target t is not an input; the first output is the prediction y
     assert "t" not in names and [o.name for o in model.graph.output] == ["y"]
     for v in [*model.graph.input, *model.graph.output]:
-        assert v.type.tensor_type.elem_type == TensorProto.DOUBLE
         assert v.type.tensor_type.shape.dim[0].dim_param == "N"  # dynamic batch axis
-    x = np.random.default_rng(2).standard_normal((17, 3))
+    assert_model_dtype(path, dtype)
+    x = np.random.default_rng(2).standard_normal((17, 3)).astype(dtype)
     inputs = {"x": x} if notation == "op" else {f"x{k + 1}": x[:, k] for k in range(3)}
     assert sorted(names) == sorted(inputs)
     (got,) = run_ort(path, inputs)
     want = net.forward(params, inputs, outputs=["y"])["y"]
+    assert got.dtype == want.dtype == dtype
     diff = max_diff(got, want)
-    print(f"export {notation} {activation}: max |onnxruntime - graphdiff| = {diff:.2e}")
-    assert diff <= 1e-9
+    print(f"export {notation} {activation} {np.dtype(dtype)}: "
+          f"max |onnxruntime - graphdiff| = {diff:.2e}")
+    assert diff <= tolerance(dtype, want)
 
 
 def test_neuron_levels_export_as_matrix_products(tmp_path: Path) -> None:
@@ -82,7 +117,7 @@ def test_neuron_levels_export_as_matrix_products(tmp_path: Path) -> None:
     assert shapes == [(1,), (4, 8), (8,), (8,), (8, 1), (8, 8)]
 
 
-def _shared_op_net() -> Any:
+def _shared_op_net(dtype: Any = np.float64) -> Any:
     """x @ W, tanh, @ W again: one tensor parameter used twice."""
     G = nx.DiGraph()
     G.add_node("x", op="input")
@@ -99,32 +134,38 @@ def _shared_op_net() -> Any:
     G.add_node("t", op="input")
     G.add_node("E", op="squared_error")
     G.add_edges_from([("y", "E", {"port": 0}), ("t", "E", {"port": 1})])
-    return graphdiff.compile(G, loss="E")
+    return graphdiff.compile(G, loss="E", dtype=dtype)
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("which", ["lecture", "tensor"])
-def test_shared_parameters_stay_one_initializer(tmp_path: Path, which: str) -> None:
+def test_shared_parameters_stay_one_initializer(tmp_path: Path, which: str, dtype: Any) -> None:
+    rng = np.random.default_rng(5)
     if which == "lecture":
-        net = graphdiff.compile(graphdiff.lecture_network(shared=True), loss="E")
-        rng = np.random.default_rng(5)
-        inputs = {"x1": rng.standard_normal(11), "x2": rng.standard_normal(11)}
+        net = graphdiff.compile(graphdiff.lecture_network(shared=True), loss="E", dtype=dtype)
+        inputs = {"x1": rng.standard_normal(11).astype(dtype),
+                  "x2": rng.standard_normal(11).astype(dtype)}
         out = "a7"
     else:
-        net = _shared_op_net()
-        inputs = {"x": np.random.default_rng(5).standard_normal((11, 3))}
+        net = _shared_op_net(dtype)
+        inputs = {"x": rng.standard_normal((11, 3)).astype(dtype)}
         out = "y"
     params = _params(net, 4)
     gonnx.export(net, params, tmp_path / "m.onnx")
     model = onnx.load(str(tmp_path / "m.onnx"))
     inits = [t.name for t in model.graph.initializer]
     assert sorted(inits) == sorted(params)  # u and v (or W and b), each once
+    assert_model_dtype(tmp_path / "m.onnx", dtype)
     (got,) = run_ort(tmp_path / "m.onnx", inputs)
-    diff = max_diff(got, net.forward(params, inputs, outputs=[out])[out])
-    print(f"export shared ({which}): max |onnxruntime - graphdiff| = {diff:.2e}")
-    assert diff <= 1e-9
+    want = net.forward(params, inputs, outputs=[out])[out]
+    diff = max_diff(got, want)
+    print(f"export shared ({which}) {np.dtype(dtype)}: "
+          f"max |onnxruntime - graphdiff| = {diff:.2e}")
+    assert diff <= tolerance(dtype, want)
 
 
-def test_mixed_levels_sparse_edges_and_duplicate_edges(tmp_path: Path) -> None:
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_mixed_levels_sparse_edges_and_duplicate_edges(tmp_path: Path, dtype: Any) -> None:
     """Neurons reading some of an earlier level, inputs and a shared weight; a
     MultiDiGraph with two edges between one pair of neurons."""
     G = nx.MultiDiGraph()
@@ -143,14 +184,17 @@ def test_mixed_levels_sparse_edges_and_duplicate_edges(tmp_path: Path) -> None:
     G.add_node("y", op="stack")
     G.add_edge("o1", "y", port=0)
     G.add_edge("o2", "y", port=1)
-    net = graphdiff.compile(G)
+    net = graphdiff.compile(G, dtype=dtype)
     params = _params(net, 7)
     gonnx.export(net, params, tmp_path / "m.onnx", outputs=["y", "h2"])
+    assert_model_dtype(tmp_path / "m.onnx", dtype)
     rng = np.random.default_rng(8)
-    inputs = {n: rng.standard_normal(9) for n in ("x1", "x2", "x3")}
+    inputs = {n: rng.standard_normal(9).astype(dtype) for n in ("x1", "x2", "x3")}
     got = run_ort(tmp_path / "m.onnx", inputs)
     want = net.forward(params, inputs, outputs=["y", "h2"])
-    assert max(max_diff(got[0], want["y"]), max_diff(got[1], want["h2"])) <= 1e-9
+    diff = max(max_diff(got[0], want["y"]), max_diff(got[1], want["h2"]))
+    print(f"export mixed levels {np.dtype(dtype)}: max |onnxruntime - graphdiff| = {diff:.2e}")
+    assert diff <= tolerance(dtype, want["y"])
     assert "s" in [t.name for t in onnx.load(str(tmp_path / "m.onnx")).graph.initializer]
 
 
@@ -165,9 +209,13 @@ def _op_samples() -> list[Any]:
     return cases
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize(("name", "xs", "attrs"), _op_samples())
-def test_every_builtin_op_exports(tmp_path: Path, name: str, xs: Any, attrs: Any) -> None:
-    """Each built-in op's lowering, on its own gradient-check samples, against its forward."""
+def test_every_builtin_op_exports(
+    tmp_path: Path, name: str, xs: Any, attrs: Any, dtype: Any
+) -> None:
+    """Each built-in op's lowering, on its own gradient-check samples, against its
+    forward (a float32 network's: on the samples rounded to float32)."""
     op = get_op(name)
     assert op.onnx is not None, f"built-in op {name!r} has no ONNX lowering"
     G = nx.DiGraph()
@@ -175,11 +223,13 @@ def test_every_builtin_op_exports(tmp_path: Path, name: str, xs: Any, attrs: Any
         G.add_node(f"c{i}", op="const", value=np.asarray(x, dtype=np.float64))
     G.add_node("y", op=name, **attrs)
     G.add_edges_from((f"c{i}", "y", {"port": i}) for i in range(len(xs)))
-    net = graphdiff.compile(G)
+    net = graphdiff.compile(G, dtype=dtype)
     gonnx.export(net, {}, tmp_path / "m.onnx", outputs=["y"])
+    assert_model_dtype(tmp_path / "m.onnx", dtype)
     (got,) = run_ort(tmp_path / "m.onnx", {})
-    want = op(*xs, **attrs)
-    assert max_diff(got, want) <= 1e-9 * max(1.0, float(np.max(np.abs(want))))
+    want = op(*(np.asarray(x, dtype=dtype) for x in xs), **attrs)
+    assert got.dtype == dtype
+    assert max_diff(got, want) <= tolerance(dtype, want)
 
 
 def test_an_op_without_a_lowering_is_named(tmp_path: Path) -> None:
@@ -300,23 +350,46 @@ def test_import_keeps_float32(tmp_path: Path) -> None:
     got = graphdiff.compile(G).forward(params, {"x": x}, outputs=["p"])["p"]
     (want,) = run_ort(tmp_path / "mlp.onnx", {"x": x})
     assert max_diff(got, want) <= 1e-5  # onnxruntime computes in float32
+    # compiled with the model's dtype: a float32 network, computing as onnxruntime does
+    net = graphdiff.compile(G, dtype=G.graph["dtype"])
+    assert net.dtype == np.float32
+    got32 = net.forward(params, {"x": x}, outputs=["p"])["p"]
+    assert got32.dtype == np.float32
+    diff = max_diff(got32, want)
+    print(f"import float32 Gemm/Tanh/MatMul/Add/Softmax: max |graphdiff - onnxruntime| = "
+          f"{diff:.2e}")
+    assert diff <= 1e-6
+    # and out again: a float32 model, the same numbers
+    gonnx.export(net, params, tmp_path / "again.onnx")
+    assert_model_dtype(tmp_path / "again.onnx", np.float32)
+    (again,) = run_ort(tmp_path / "again.onnx", {"x": x})
+    assert max_diff(again, want) <= 1e-6
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("kind", ["op", "neuron", "lecture"])
-def test_round_trip_export_load(tmp_path: Path, kind: str) -> None:
+def test_round_trip_export_load(tmp_path: Path, kind: str, dtype: Any) -> None:
     if kind == "lecture":
-        net = graphdiff.compile(graphdiff.lecture_network(shared=True), loss="E")
+        G0 = graphdiff.lecture_network(shared=True)
     else:
-        net = graphdiff.compile(graphdiff.mlp([3, 5, 2], "tanh", notation=kind), loss="E")  # type: ignore[arg-type]
+        G0 = graphdiff.mlp([3, 5, 2], "tanh", notation=kind)  # type: ignore[arg-type]
+    net = graphdiff.compile(G0, loss="E", dtype=dtype)
     params = _params(net, 9)
     gonnx.export(net, params, tmp_path / "m.onnx")
     G, loaded = gonnx.load(tmp_path / "m.onnx")
     (out,) = G.graph["outputs"]
+    assert G.graph["dtype"] == np.dtype(dtype).name
+    assert {np.asarray(v).dtype for v in loaded.values()} == {np.dtype(dtype)}
     rng = np.random.default_rng(4)
-    inputs = {n: rng.standard_normal((10, 3) if n == "x" else 10) for n in net.inputs if n != "t"}
-    got = graphdiff.compile(G).forward(loaded, inputs, outputs=[out])[out]
+    inputs = {n: rng.standard_normal((10, 3) if n == "x" else 10).astype(dtype)
+              for n in net.inputs if n != "t"}
+    again = graphdiff.compile(G, dtype=G.graph["dtype"])
+    assert again.dtype == dtype
+    got = again.forward(loaded, inputs, outputs=[out])[out]
     want = net.forward(params, inputs, outputs=[out])[out]
-    assert max_diff(got, want) <= 1e-12
+    assert got.dtype == want.dtype == dtype
+    # float32: the same float32 parameters, summed in another order (a level's MatMul)
+    assert max_diff(got, want) <= (1e-12 if dtype == np.float64 else 1e-6)
 
 
 # -- bad input ------------------------------------------------------------------------
@@ -452,6 +525,10 @@ def test_cli_info_reads_onnx_and_never_shows_a_traceback(
     assert main(["info", str(tmp_path / "mlp.onnx")]) == 0
     out = capsys.readouterr().out
     assert "fc1.weight" in out and "softmax" in out
+    net = graphdiff.compile(graphdiff.mlp([2, 3, 1]), loss="E", dtype=np.float32)
+    gonnx.export(net, net.init_params(0), tmp_path / "f32.onnx")
+    assert main(["info", str(tmp_path / "f32.onnx")]) == 0
+    assert "dtype float32" in capsys.readouterr().out
     (tmp_path / "bad.onnx").write_bytes(b"\x08\x07garbage")
     assert main(["info", str(tmp_path / "bad.onnx")]) == 1
     err = capsys.readouterr().err
