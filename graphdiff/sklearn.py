@@ -6,7 +6,7 @@ scikit-learn's ``MLPClassifier`` and ``MLPRegressor`` where they mean the same
 ``learning_rate_init``, ``max_iter``, ``tol``, ``n_iter_no_change``,
 ``early_stopping``, ... with the same defaults and the same stopping rule) and
 train with Adam, as ``MLPClassifier(solver="adam")`` does
-(``hidden_layer_sizes=()`` is a linear model). Two parameters are graphdiff's own:
+(``hidden_layer_sizes=()`` is a linear model). Three parameters are graphdiff's own:
 
 - ``notation``: ``"op"`` (default), one matrix product per layer, or
   ``"neuron"``, one node per neuron and one weight per edge, as the lecture
@@ -16,7 +16,11 @@ train with Adam, as ``MLPClassifier(solver="adam")`` does
   from ``y``; the other inputs from the columns of ``X``: by name when ``X`` is
   a DataFrame whose columns include every input's name; else a graph's only
   input gets all of ``X``, (N, d), unless it feeds neurons only; else each
-  input gets one column, in the graph's node order.
+  input gets one column, in the graph's node order;
+- ``dtype``: ``np.float64`` (default) or ``np.float32`` (also ``"float32"``), the
+  network's float type (:func:`graphdiff.compile`): a float32 estimator takes ``X``
+  as float32, trains in float32 and returns float32 predictions, probabilities
+  and regression outputs.
 
 Any labels work (0/1, -1/+1, strings, 1..K): they are encoded for the loss,
 whose operands decide how (``logistic`` and ``hinge``: two classes as -1/+1;
@@ -61,6 +65,7 @@ from sklearn.utils.multiclass import check_classification_targets, unique_labels
 from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
 
 from .build import mlp
+from .compile import as_dtype
 from .compile import compile as compile_graph
 from .errors import GraphdiffError, GraphError
 from .network import Network
@@ -120,7 +125,7 @@ class PenalizedAdam(Adam):
         ):  # the network's own vectors: one vectorised update
             key = params.layout.fingerprint
             if key not in self._masks:
-                self._masks[key] = lam * _mask(params.layout, names)
+                self._masks[key] = (lam * _mask(params.layout, names)).astype(params.vector.dtype)
             decay = self._masks[key] * params.vector
             return super().step(params, Grads(grads.layout, grads.vector + decay))
         decayed = dict(grads)
@@ -174,6 +179,7 @@ class _GraphEstimator(BaseEstimator):  # type: ignore[misc]
         *,
         notation: str = "op",
         graph: Any = None,
+        dtype: Any = np.float64,
         alpha: float = 0.0001,
         batch_size: int | str = "auto",
         learning_rate_init: float = 0.001,
@@ -194,6 +200,7 @@ class _GraphEstimator(BaseEstimator):  # type: ignore[misc]
         self.activation = activation
         self.notation = notation
         self.graph = graph
+        self.dtype = dtype
         self.alpha = alpha
         self.batch_size = batch_size
         self.learning_rate_init = learning_rate_init
@@ -223,7 +230,8 @@ class _GraphEstimator(BaseEstimator):  # type: ignore[misc]
         check_is_fitted(self, "graph_")
         net: Network | None = self.__dict__.get("_net")
         if net is None:
-            net = self._net = compile_graph(self.graph_, loss=self.loss_node_)
+            dtype = self.__dict__.get("dtype_", np.float64)  # pickles from before dtype_
+            net = self._net = compile_graph(self.graph_, loss=self.loss_node_, dtype=dtype)
         return net
 
     # -- the network ----------------------------------------------------------------
@@ -255,6 +263,7 @@ class _GraphEstimator(BaseEstimator):  # type: ignore[misc]
             integer("n_iter_no_change", 1)
         if self.batch_size != "auto":
             integer("batch_size", 1)
+        self._float_type()
         if self.notation not in ("op", "neuron"):
             raise EstimatorError(f"notation must be 'op' or 'neuron', got {self.notation!r}")
         if self.graph is None:
@@ -292,7 +301,7 @@ class _GraphEstimator(BaseEstimator):  # type: ignore[misc]
     def _setup(self, X: Array, n_outputs: int) -> Network:
         """Compile the network and decide which columns of X feed which inputs."""
         G, loss = self._graph_and_loss(X.shape[1], n_outputs)
-        net = compile_graph(G, loss=loss)
+        net = compile_graph(G, loss=loss, dtype=self.dtype)
         by_port = {d.get("port"): u for u, _, d in net.graph.in_edges(loss, data=True)}
         target = by_port.get(1)
         if target not in net.inputs:
@@ -321,6 +330,7 @@ class _GraphEstimator(BaseEstimator):  # type: ignore[misc]
                 "(or a DataFrame with their names), or draw a graph with one input for all of X"
             )
         self.graph_, self.loss_node_, self._net = net.graph, loss, net
+        self.dtype_ = net.dtype
         self.target_node_, self.prediction_node_ = target, by_port.get(0)
         self.inputs_ = dict(zip(features, columns, strict=True))
         return net
@@ -436,12 +446,21 @@ class _GraphEstimator(BaseEstimator):  # type: ignore[misc]
     def _score_encoded(self, params: Mapping[str, Any], X: Array, t: Array) -> float:
         raise NotImplementedError
 
+    def _float_type(self) -> np.dtype[Any]:
+        """``dtype`` as a numpy dtype; anything but float64 or float32 is refused."""
+        try:
+            return as_dtype(self.dtype)
+        except GraphError as e:
+            raise EstimatorError(str(e)) from None
+
     def _validate(self, X: Any, y: Any = "no_validation", *, reset: bool) -> Any:
-        """X as float64 (N, d), with y when given: scikit-learn's checks and messages."""
+        """X as (N, d) of the network's float type (``dtype`` when fitting, the fitted
+        network's after), with y when given: scikit-learn's checks and messages."""
+        dtype = self._float_type() if reset else self.__dict__.get("dtype_", np.float64)
         if isinstance(y, str) and y == "no_validation":
-            return validate_data(self, X, reset=reset, dtype=np.float64)
+            return validate_data(self, X, reset=reset, dtype=dtype)
         return validate_data(
-            self, X, y, reset=reset, dtype=np.float64, multi_output=self._multi_output
+            self, X, y, reset=reset, dtype=dtype, multi_output=self._multi_output
         )
 
     _multi_output: ClassVar[bool] = False

@@ -20,10 +20,10 @@ from numpy.typing import NDArray
 pytest.importorskip("sklearn")
 
 from sklearn.base import clone
-from sklearn.datasets import load_breast_cancer
+from sklearn.datasets import load_breast_cancer, load_digits
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression, Ridge
-from sklearn.model_selection import GridSearchCV, cross_val_score
+from sklearn.model_selection import GridSearchCV, cross_val_score, train_test_split
 from sklearn.neural_network import MLPClassifier
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
@@ -43,11 +43,18 @@ from graphdiff.sklearn import (
 CHECKED = [
     GraphClassifier((8,), learning_rate_init=0.05, max_iter=40, random_state=0),
     GraphRegressor((8,), learning_rate_init=0.05, max_iter=40, random_state=0),
+    # float32 networks: the same checks (X taken as float32, float32 outputs)
+    GraphClassifier((8,), dtype="float32", learning_rate_init=0.05, max_iter=40, random_state=0),
+    GraphRegressor((8,), dtype="float32", learning_rate_init=0.05, max_iter=40, random_state=0),
 ]
 
 
 def expected_failures(estimator: Any) -> dict[str, str]:
-    return EXPECTED_FAILED_CHECKS.get(type(estimator).__name__, {})
+    failed = dict(EXPECTED_FAILED_CHECKS.get(type(estimator).__name__, {}))
+    if isinstance(estimator, GraphRegressor) and estimator.dtype == "float32":
+        # scikit-learn asks multi-output regressors for float64 predictions
+        failed["check_regressor_multioutput"] = "a float32 network predicts float32"
+    return failed
 
 
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
@@ -221,19 +228,21 @@ def test_penalized_adam_on_a_networks_vectors_equals_name_by_name(notation: str)
         np.testing.assert_allclose(as_vectors[n], by_name[n], rtol=1e-15, atol=0)
 
 
-def test_linear_regressor_with_alpha_is_ridge() -> None:
+@pytest.mark.parametrize("dtype", [np.float64, "float32"])
+def test_linear_regressor_with_alpha_is_ridge(dtype: Any) -> None:
     # no hidden layer, full batch: MLPRegressor's objective times 2N is Ridge's
     rng = np.random.default_rng(1)
     X = rng.standard_normal((60, 3))
     y = X @ np.array([1.5, -2.0, 0.5]) + 0.3 + 0.1 * rng.standard_normal(60)
     reg = GraphRegressor(
         (), alpha=20.0, batch_size=60, learning_rate_init=0.05, max_iter=3000, tol=0,
-        n_iter_no_change=3000, shuffle=False, random_state=0,
+        n_iter_no_change=3000, shuffle=False, random_state=0, dtype=dtype,
     )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         reg.fit(X, y)
     ridge = Ridge(alpha=20.0).fit(X, y)
+    assert reg.params_.vector.dtype == np.dtype(dtype) and reg.predict(X).dtype == np.dtype(dtype)
     np.testing.assert_allclose(reg.params_["W1"].ravel(), ridge.coef_, atol=1e-4)
     np.testing.assert_allclose(reg.params_["b1"], ridge.intercept_, atol=1e-4)
 
@@ -253,6 +262,58 @@ def test_linear_classifier_with_alpha_is_logistic_regression() -> None:
     oracle = LogisticRegression(C=1 / 5.0, tol=1e-10, max_iter=10_000).fit(X, y)
     np.testing.assert_allclose(clf.params_["W1"].ravel(), oracle.coef_.ravel(), atol=1e-4)
     np.testing.assert_allclose(clf.params_["b1"], oracle.intercept_, atol=1e-4)
+
+
+# -- float32 networks -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("notation", ["op", "neuron"])
+def test_digits_pipeline_in_float32(notation: str) -> None:
+    """A float32 Pipeline on the digits data learns as well as the float64 one, and
+    hands back float32 probabilities that survive pickling."""
+    X, y = load_digits(return_X_y=True)
+    X_train, X_test, y_train, y_test = train_test_split(X, y, random_state=0)
+    scores, models = {}, {}
+    for dtype in (np.float64, "float32"):
+        model = make_pipeline(StandardScaler(), GraphClassifier(
+            (32,), notation=notation, dtype=dtype, learning_rate_init=0.01, max_iter=30,
+            random_state=0,
+        ))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            model.fit(X_train, y_train)
+        scores[str(np.dtype(dtype))] = float(model.score(X_test, y_test))
+        models[str(np.dtype(dtype))] = model
+    print(f"digits {notation}: test accuracy {scores}")
+    assert scores["float64"] > 0.9
+    assert abs(scores["float32"] - scores["float64"]) <= 0.02
+    model = models["float32"]
+    clf = model[-1]
+    assert clf.params_.vector.dtype == np.float32 and clf.net_.dtype == np.float32
+    proba = model.predict_proba(X_test)
+    assert proba.dtype == np.float32 and proba.shape == (len(X_test), 10)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, atol=1e-5)
+    again = pickle.loads(pickle.dumps(model))  # noqa: S301  (our own bytes)
+    np.testing.assert_array_equal(again.predict_proba(X_test), proba)
+    assert clone(model).get_params()["graphclassifier__dtype"] == "float32"
+
+
+def test_float32_two_classes_and_partial_fit() -> None:
+    X, y = blobs(["no", "yes"])
+    clf = GraphClassifier((4,), dtype=np.float32, learning_rate_init=0.05, random_state=0)
+    for _ in range(20):
+        clf.partial_fit(X, y, classes=["no", "yes"])
+    assert clf.params_.vector.dtype == np.float32
+    proba = clf.predict_proba(X)
+    assert proba.dtype == np.float32
+    assert (clf.classes_[proba.argmax(axis=1)] == y).mean() >= 0.95
+
+
+@pytest.mark.parametrize("bad", ["float16", np.int32, "double precision", None])
+def test_other_dtypes_are_refused_naming_the_parameter(bad: Any) -> None:
+    X, y = blobs(["no", "yes"])
+    with pytest.raises(EstimatorError, match="dtype"):
+        GraphClassifier((2,), dtype=bad, max_iter=1).fit(X, y)
 
 
 # -- a graph you drew -------------------------------------------------------------------
