@@ -46,6 +46,7 @@ __all__ = [
     "w3_memory",
     "w4",
     "w8",
+    "w8_impls",
 ]
 
 Array = np.ndarray
@@ -494,9 +495,9 @@ def w4(ctx: Context) -> list[Row]:
 # -- W8: W3 in float32 -------------------------------------------------------------------
 
 
-def w8(ctx: Context) -> list[Row]:
-    """W8: W3's step (2-256-256-1 tanh MLP, op notation, N = 4,096, SGD) with the
-    network compiled as float32, against hand numpy in float64 (and float32)."""
+def w8_impls(ctx: Context) -> list[Impl]:
+    """W3's step in float64 by hand (the reference), and in float32: by hand, graphdiff
+    compiled with ``dtype=np.float32``, PyTorch."""
     p0, X, t = _w3_setup(ctx)
     dims = [X.shape[1], p0["b1"].shape[0], p0["b2"].shape[0], 1]
     net = graphdiff.compile(op_graph(dims), loss="E", dtype=np.float32)
@@ -514,8 +515,14 @@ def w8(ctx: Context) -> list[Row]:
     ]
     if ctx.torch is not None:
         impls.append(torch_impl(ctx, _copy(p32), X32, t32, True, "PyTorch eager, float32"))
+    return impls
+
+
+def w8(ctx: Context) -> list[Row]:
+    """W8: W3's step (2-256-256-1 tanh MLP, op notation, N = 4,096, SGD) with the
+    network compiled as float32, against hand numpy in float64 (and float32)."""
     notes = {"hand numpy": "float64, as in W3",
              "graphdiff, float32": "compile(..., dtype=np.float32); backward, then SGD.step"}
-    return timed_rows("W8", impls, ctx.budget(15.0), target=0.65,
+    return timed_rows("W8", w8_impls(ctx), ctx.budget(15.0), target=0.65,
                       target_impl="graphdiff, float32", notes=notes,
                       tolerance=TOLERANCE_FLOAT32)

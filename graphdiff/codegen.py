@@ -272,6 +272,9 @@ class CodeGen:
             if b is not None:  # np.stack's numbers and C order, without k views
                 gather = Line(f"{v} = V{b}[_SK{i}].T.copy()", (f"V{b}",), (v,))
                 return [gather, *self._vector_check(i)]
+            if passes(s.op, s.attrs):  # the identity: its operand, checked where made
+                a = s.args[0]
+                return [Line(f"{v} = {self.val(a)}", (self.var(a),), (v,)), *self._vector_check(i)]
             fwd = self.bind(bound(s.op.forward, s.attrs), "F", i)
             args = ", ".join(self.val(a) for a in s.args)
             used = tuple(self.var(a) for a in s.args)
@@ -473,6 +476,8 @@ class CodeGen:
         wanted = [j for j, a in enumerate(s.args) if self.want[a]]
         if not wanted:
             return self._checked(i)
+        if passes(op, s.attrs):  # the identity: the delta passes through
+            return [*self._checked(i), *self.add_to(s.args[0], d, (d,))]
         b = self._stacked_rows(s)
         if b is not None and len(wanted) == len(s.args):
             # the stack's vjp, each column to its row's delta, in one fancy-index add

@@ -562,7 +562,8 @@ class Network:
         """Arguments of the generated code; anything unusual takes the checking path."""
         if type(params) is Params and params.layout.fingerprint == self._fingerprint:
             # checked when made: the scalars are the vector's head, tensors its views
-            return self._fast_inputs(params.vector[: self.layout.n_scalars], params._views, inputs)
+            head = params.vector[: self.layout.n_scalars]
+            return self._fast_inputs(head, params._tensor_views, inputs)
         f64 = self.dtype  # native float64 (or float32): `is` tells it apart faster than `==`
         try:
             # no dtype: float64 (or float32 from numpy float32 scalars) only when every
@@ -602,7 +603,10 @@ class Network:
                 for i, x in enumerate(xs):
                     if type(x) is not np.ndarray or x.dtype is not f64:
                         # labels as integers, say: converted here, one input at a time
-                        x = xs[i] = as_numbers(x, f"input {self.inputs[i]!r}", f64)
+                        x = xs[i] = (
+                            x.astype(f64) if type(x) is np.ndarray and x.dtype.kind in "biuf"
+                            else as_numbers(x, f"input {self.inputs[i]!r}", f64)
+                        )
                     if len(x) != n:
                         if n >= 0:
                             ok = False
@@ -718,7 +722,7 @@ class Network:
 def _mapping(value: object, what: str) -> Mapping[Any, Any]:
     """``value`` if it is a mapping (or a pandas DataFrame, read by column); else an
     :class:`InputError` naming the argument."""
-    if type(value) is dict or isinstance(value, Mapping):
+    if type(value) is dict or type(value) is Params or isinstance(value, Mapping):
         return value
     pandas = sys.modules.get("pandas")  # never imported here: the caller made one
     if pandas is not None and isinstance(value, pandas.DataFrame):

@@ -68,6 +68,7 @@ __all__ = [
 Array = NDArray[np.float64]
 
 _OPTIMIZERS: dict[str, type[Optimizer]] = {}
+_F32, _F64 = np.dtype(np.float32), np.dtype(np.float64)
 
 
 class OptimizerError(GraphdiffError, ValueError):
@@ -250,8 +251,9 @@ class Optimizer:
         same layout (what ``init_params`` and ``backward`` give) are updated as one
         vector and come back as ``Params``; with an elementwise optimizer (SGD, Adam)
         that is one vectorised pass, its state slots vectors too. Other mappings
-        come back as a dict: scalar parameters as numpy floats, arrays as new arrays.
-        The arguments are never written to.
+        come back as a dict: scalar parameters as numpy floats, arrays as new arrays,
+        float32 ones (and their state) float32, all others float64. The arguments
+        are never written to.
         """
         if (
             type(params) is Params and type(grads) is Grads
@@ -273,8 +275,10 @@ class Optimizer:
         for n in params:
             if n in names:
                 continue
-            ps[n] = as_numbers(params[n], f"parameter {n!r}")
-            gs[n] = as_numbers(grads[n], f"the gradient of parameter {n!r}")
+            # a float32 parameter (of a float32 network) stays float32
+            dtype = _F32 if getattr(params[n], "dtype", None) == _F32 else _F64
+            ps[n] = as_numbers(params[n], f"parameter {n!r}", dtype)
+            gs[n] = as_numbers(grads[n], f"the gradient of parameter {n!r}", dtype)
             if gs[n].shape != ps[n].shape:
                 raise ShapeError(
                     f"the gradient of parameter {n!r} has shape {gs[n].shape}, "
@@ -305,14 +309,14 @@ class Optimizer:
                 zip(names, (dict(zip(self.slots, r, strict=True)) for r in rows), strict=True)
             )
         for n, p in ps.items():
-            slots = self.state.get(n) or {s: np.zeros(p.shape) for s in self.slots}
+            slots = self.state.get(n) or {s: np.zeros(p.shape, p.dtype) for s in self.slots}
             bad = [s for s, v in slots.items() if np.shape(v) != p.shape]
             if bad:
                 raise ShapeError(
                     f"optimizer state {bad!r} of parameter {n!r} does not have its shape {p.shape}"
                 )
             value, new_state[n] = self.update(p, gs[n], slots, lr, self.steps + 1)
-            new[n] = np.float64(value) if p.ndim == 0 else np.asarray(value, dtype=np.float64)
+            new[n] = p.dtype.type(value) if p.ndim == 0 else np.asarray(value, dtype=p.dtype)
         self.state.update(new_state)
         self.steps += 1
         return {n: new[n] for n in params} if names and ps else new  # in the order of params

@@ -119,10 +119,17 @@ class _OnVector:
 
     def __init__(self, layout: Layout, vector: Array) -> None:
         self.layout, self.vector = layout, vector
-        self._views = layout.views(vector)
+        self._views: list[Array] | None = None  # made on first use: a step needs none
+
+    @property
+    def _tensor_views(self) -> list[Array]:
+        """The tensor parameters' views into the vector, in layout order."""
+        if self._views is None:
+            self._views = self.layout.views(self.vector)
+        return self._views
 
     def __getitem__(self, name: str) -> Any:
-        return self.layout.lookup(self.vector, self._views, name)
+        return self.layout.lookup(self.vector, self._tensor_views, name)
 
     def __contains__(self, name: object) -> bool:
         return name in self.layout.where

@@ -128,24 +128,21 @@ class InProcess:
         if self._rows is not None and self._start >= 0:
             self._all.xs = Rows(xs, self._rows, self._start)
 
-    def _batch(self, rows: Array | None, others: list[Array], n: int) -> Batch:
-        """The inputs in the network's order: the rows of ``rows`` and ``others``, as
-        :class:`Rows` when the rows are consecutive inputs of a C-contiguous matrix."""
-        pool = [*rows, *others] if rows is not None else others
-        xs = list(map(pool.__getitem__, self._order))
-        if rows is not None and self._start >= 0 and rows.flags.c_contiguous:
-            xs = Rows(xs, rows, self._start)
-        return Batch(self.net, xs, n)
-
     def gradient(self, params: Params, idx: NDArray[np.intp] | None) -> BackwardResult:
         if idx is None:
             return batch_gradient(self.net, params, self._all)
-        # [:, idx] gathers in Fortran order: each input a strided row (np.dot of such a
-        # row sums in its own order, so fit's steps keep the bits they always had); the
-        # generated code then copies the rows into a C-ordered matrix where it needs one
-        rows = None if self._rows is None else self._rows[:, idx]
-        batch = self._batch(rows, [a[idx] for a in self._others], len(idx))
-        return batch_gradient(self.net, params, batch)
+        others = [a[idx] for a in self._others]
+        if self._rows is None:
+            xs = list(map(others.__getitem__, self._order))
+        else:
+            # [:, idx] gathers in Fortran order: each input a strided row, as fit always
+            # gave them (np.dot of a strided row sums in another order than of a
+            # contiguous one, and checkpoints written before must resume bit for bit)
+            pool = [*self._rows[:, idx], *others]
+            xs = list(map(pool.__getitem__, self._order))
+            if self._start >= 0:  # and a level fed by them gets them as a C matrix
+                xs = Rows(xs, self._rows.take(idx, axis=1), self._start)
+        return batch_gradient(self.net, params, Batch(self.net, xs, len(idx)))
 
     def evaluate(self, params: Params) -> dict[str, float]:
         return metrics(self.net, params, self._all)

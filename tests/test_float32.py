@@ -422,3 +422,47 @@ def test_cli_train_keeps_a_float32_model_float32(tmp_path: Any, capsys: Any) -> 
     assert trained.dtype == "float32"
     assert {type(v) for v in trained.params.values()} == {np.float32}
     capsys.readouterr()
+
+
+def test_optimizers_keep_float32_parameters_given_as_a_dict() -> None:
+    """The per-name path (a plain dict) keeps float32 parameters and their state float32,
+    and takes the same float32 steps as the vector path."""
+    net = graphdiff.compile(graphdiff.mlp([2, 3, 1], "tanh", notation="op"), loss="E",
+                            dtype=np.float32)
+    p = net.init_params(seed=0)
+    g = net.backward(p, data_for(net, "logistic", 2, 1)).grads
+    for make in (lambda: SGD(lr=0.1, momentum=0.9), lambda: Adam(lr=0.01)):
+        by_name, by_vector = make(), make()
+        a = by_name.step(dict(p), dict(g))
+        b = by_vector.step(p, g)
+        for k in p:
+            assert np.asarray(a[k]).dtype == F32, k
+            np.testing.assert_array_equal(a[k], b[k])
+        assert all(v.dtype == F32 for slots in by_name.state.values() for v in slots.values())
+
+
+@pytest.mark.parametrize(
+    "act", ["abs", "exp", "identity", "neg", "pow", "relu", "sigmoid", "sign", "sin",
+            "softplus", "square", "step", "tanh", "log", "sqrt"],
+)
+def test_every_activation_in_a_float32_neuron_network(act: str) -> None:
+    """Each built-in activation in a hidden layer drawn neuron by neuron (log and sqrt
+    on sigmoid outputs, so on their domain): float32 throughout, float64's gradients."""
+    G = graphdiff.mlp([2, 3, 1], "sigmoid" if act in ("log", "sqrt") else act,
+                      loss="squared_error")
+    if act in ("log", "sqrt"):  # a second hidden layer of them over (0, 1) values
+        G = graphdiff.mlp([2, 3, 3, 1], "sigmoid", loss="squared_error")
+        for n in G:
+            if str(n).startswith("h2_"):
+                G.nodes[n]["activation"] = act
+    if act == "pow":
+        for n in G:
+            if G.nodes[n].get("activation") == "pow":
+                G.nodes[n]["exponent"] = 3.0
+    assert sum(d.get("activation") == act for _, d in G.nodes(data=True)) >= 3
+    n32, n64 = twins(G)
+    p32, p64 = same_point(n32, n64)
+    data = data_for(n32, "squared_error", 2, 1)
+    for r in (n32.backward(p32, data, deltas=True), n32.interpret(p32, data, deltas=True)):
+        assert_f32_tree(r)
+        assert_close_f32(r.grads.vector, n64.backward(p64, data).grads.vector)

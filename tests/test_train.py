@@ -170,18 +170,20 @@ def test_minibatches_are_shuffled_each_epoch_with_the_seeded_generator(monkeypat
     assert not all(np.array_equal(a, b) for a, b in zip(seen, expected, strict=True))
 
 
+@pytest.mark.parametrize("targets", ["classes", "one-hot"])
 @pytest.mark.parametrize("batch_size", [5, None])
-def test_fit_takes_the_steps_of_backward_and_adam_on_its_batches(batch_size) -> None:
-    """Neuron notation's inputs (x1..x6, t: one number per point each) reach the generated
-    code as one gathered matrix in fit; the steps must be those of backward on the
-    batches as dicts, then Adam.step, bit for bit, and each epoch's loss and accuracy
-    what evaluate() says of the epoch's parameters."""
+def test_fit_takes_the_steps_of_backward_and_adam_on_its_batches(batch_size, targets) -> None:
+    """Neuron notation's inputs (x1..x6, and t as class indices: one number per point
+    each) reach the generated code as one gathered matrix in fit; the steps must be
+    those of backward on the batches as dicts, then Adam.step, bit for bit, and each
+    epoch's loss and accuracy what evaluate() says of the epoch's parameters."""
     net = graphdiff.compile(
         graphdiff.mlp([6, 5, 4], "relu", loss="softmax_cross_entropy"), loss="E"
     )
     rng = np.random.default_rng(4)
     data = {f"x{j}": rng.normal(size=23) for j in range(1, 7)}
-    data["t"] = rng.integers(0, 4, size=23).astype(float)
+    labels = rng.integers(0, 4, size=23)
+    data["t"] = labels.astype(float) if targets == "classes" else np.eye(4)[labels]
     p0 = net.init_params(seed=1)
     res = fit(net, p0, data, optimizer=Adam(lr=0.05), epochs=3, batch_size=batch_size, seed=3)
     opt, params, order = Adam(lr=0.05), p0, np.random.default_rng(3)
