@@ -177,7 +177,7 @@ def _int_at_least(name: str, value: object, minimum: int) -> int:
 
 
 def _first_non_finite(params: Mapping[str, Any]) -> str | None:
-    if isinstance(params, Params):
+    if type(params) is Params or isinstance(params, Params):
         return params.first_non_finite()
     return next((n for n, v in params.items() if not np.all(np.isfinite(v))), None)
 
