@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from .errors import GraphdiffError
+from .errors import GraphdiffError, InputError
 
 __all__ = [
     "BUILTIN_DATA",
@@ -545,3 +545,21 @@ def feed(net: Any, data: Any) -> dict[Hashable, Any]:
             "that no other input takes)"
         )
     return out
+
+
+def fed_inputs(data: Any, names: list[Hashable], what: str) -> dict[Hashable, Any]:
+    """The arrays of the inputs ``names``: ``data``'s own columns of those names, else
+    what :func:`feed` maps onto them; an InputError naming ``what`` when neither fits.
+
+    >>> fed_inputs({"x": [[1.0, 2.0]], "t": [0.0]}, ["x1", "x2"], "data")
+    {'x1': array([1.]), 'x2': array([2.])}
+    """
+    data = columns(data, what)
+    if all(n in data for n in names):
+        return {n: data[n] for n in names}
+    try:
+        return feed(names, data)
+    except DataError as e:
+        raise InputError(
+            f"{what}: {e}; graphdiff.feed(net, data) maps a data set onto a network's inputs"
+        ) from None

@@ -47,7 +47,7 @@ import networkx as nx
 import numpy as np
 from numpy.typing import NDArray
 
-from .data import DataError, columns, feed
+from .data import fed_inputs
 from .errors import GraphdiffError, InputError, NonFiniteError, ShapeError, TargetError
 from .plan import as_numbers
 from .registry import Op, get_op
@@ -227,24 +227,12 @@ def inputs_of(net: Network, node: Hashable) -> list[Hashable]:
     return [n for n in net.inputs if n in up]
 
 
-def fed_inputs(net: Network, data: Any, names: list[Hashable], what: str) -> dict[Hashable, Any]:
-    data = columns(data, what)
-    if all(n in data for n in names):
-        return {n: data[n] for n in names}
-    try:
-        return feed(names, data)
-    except DataError as e:
-        raise InputError(
-            f"{what}: {e}; graphdiff.feed(net, data) maps a data set onto a network's inputs"
-        ) from None
-
-
 # -- predictions --------------------------------------------------------------------
 
 
 def _prediction(net: Network, params: Mapping[str, Any], inputs: Any) -> Array:
     pred = operands(net)[0]
-    data = fed_inputs(net, inputs, inputs_of(net, pred), "inputs")
+    data = fed_inputs(inputs, inputs_of(net, pred), "inputs")
     return net.forward(params, data, outputs=[pred])[pred]
 
 
@@ -337,7 +325,7 @@ def evaluate(net: Network, params: Mapping[str, Any], data: Any) -> dict[str, fl
     non-finite loss raises :class:`~graphdiff.errors.NonFiniteError` naming the
     first node whose value went non-finite.
     """
-    fed = fed_inputs(net, data, list(net.inputs), "data")
+    fed = fed_inputs(data, list(net.inputs), "data")
     sizes = {np.shape(a)[0] if np.ndim(a) else None for a in fed.values()}
     if len(sizes) > 1:
         raise ShapeError(f"data: inputs must share a first axis over data points, got {sizes!r}")

@@ -16,11 +16,11 @@ from typing import Any, Protocol
 import numpy as np
 from numpy.typing import NDArray
 
-from .data import DataError
+from .data import DataError, fed_inputs
 from .errors import GraphdiffError, InputError, NonFiniteError, ShapeError
 from .network import BackwardResult, Batch, Network
 from .plan import Rows, as_numbers
-from .predict import fed_inputs, metrics
+from .predict import metrics
 
 __all__ = ["QUIET", "FitError", "InProcess", "Runner", "as_inputs", "batch_gradient"]
 
@@ -83,7 +83,7 @@ def batch_gradient(
 
 def as_inputs(net: Network, data: Any, what: str) -> Data:
     try:
-        data = fed_inputs(net, data, list(net.inputs), what)
+        data = fed_inputs(data, list(net.inputs), what)
     except DataError as e:
         raise FitError(str(e)) from None
     # converted once, to the network's float type

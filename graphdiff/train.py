@@ -36,6 +36,7 @@ from typing import Any, Literal
 import numpy as np
 from numpy.typing import NDArray
 
+from .data import fed_inputs
 from .diagnostics import node_diagnostics
 from .distributed import DataParallel
 from .errors import GraphdiffError, InputError, NonFiniteError
@@ -43,7 +44,7 @@ from .io import Checkpoint, graph_fingerprint, load_checkpoint, save_checkpoint
 from .network import Network
 from .optim import SGD, Optimizer, OptimizerError
 from .params import Layout, Params
-from .predict import check_data, evaluate, fed_inputs, is_classifier, metrics
+from .predict import check_data, evaluate, is_classifier, metrics
 from .progress import Progress, in_notebook
 from .runner import QUIET, FitError, InProcess, Runner, as_inputs, batch_gradient
 
@@ -323,7 +324,7 @@ def fit(
         engine: Runner = local
         fed: Mapping[Hashable, Any] = local.data
     else:
-        fed = fed_inputs(net, data, list(net.inputs), "data")
+        fed = fed_inputs(data, list(net.inputs), "data")
         engine = DataParallel(client, net, fed)
     val = None if validation is None else as_inputs(net, validation, "validation")
     if target_accuracy is not None and not is_classifier(net):

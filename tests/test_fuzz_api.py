@@ -413,6 +413,12 @@ def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     graphdiff.save_checkpoint(d / "ckpt.json", graphdiff.Checkpoint(
         params={"W": np.ones((3, 2)), "b": np.float64(0.5)}, epoch=2, step=7,
         config={"lr": 0.1}, history=[{"loss": 1.0}]))
+    # the vector format fit writes: layout, vector and the optimizer's slots as vectors
+    p = NETS["tensors", "mean"].init_params(seed=0)
+    opt = graphdiff.Adam()
+    opt.step(p, p)  # any gradient of the layout: the slots hold numbers
+    graphdiff.save_checkpoint(d / "ckpt_vector.json", graphdiff.Checkpoint(
+        params=p, optimizer=opt.state_dict(p.layout), epoch=1, step=1))
     (d / "dir").mkdir()
     return d
 
@@ -453,7 +459,10 @@ def test_files_raise_only_graphdiff_errors(folder: Path, data: Any) -> None:
     paths = st.one_of(st.just(target), st.just(folder / "dir"), st.just(folder / "no" / "x.json"),
                       st.just(str(target)), junk)
     if which.startswith("load"):
-        original = (folder / ("ckpt.json" if which == "load_checkpoint" else "model.json"))
+        original = folder / (
+            data.draw(st.sampled_from(["ckpt.json", "ckpt_vector.json"]))
+            if which == "load_checkpoint" else "model.json"
+        )
         target.write_bytes(data.draw(file_texts(original.read_text())))
         path = data.draw(paths)
         kwargs = data.draw(st.fixed_dictionaries({}, optional={
@@ -470,8 +479,11 @@ def test_files_raise_only_graphdiff_errors(folder: Path, data: Any) -> None:
         call(which, graphdiff.save_params, data.draw(paths), params)
     else:
         fields = {
-            "params": st.one_of(mutated({"W": np.ones((3, 2))}), junk),
-            "optimizer": st.one_of(st.none(), st.just(graphdiff.Adam().state_dict()), junk),
+            "params": st.one_of(mutated({"W": np.ones((3, 2))}), junk,
+                                st.just(NETS["tensors", "mean"].init_params(seed=0))),
+            "optimizer": st.one_of(st.none(), st.just(graphdiff.Adam().state_dict()), junk,
+                                   st.fixed_dictionaries({"name": st.just("adam"),
+                                                          "slots": st.one_of(json_junk, junk)})),
             "rng_state": st.one_of(
                 st.none(), st.just(np.random.default_rng(0).bit_generator.state), junk),
             "epoch": st.one_of(st.integers(-1, 3), junk),
