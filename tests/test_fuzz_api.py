@@ -402,6 +402,14 @@ def test_fit_raises_only_graphdiff_errors(netshapes: Any, data: Any) -> None:
     call("fit", graphdiff.fit, net, params, inputs, **kwargs)
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _in_a_scratch_folder(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Junk drawn as a file path can be a relative name that a save accepts: it is
+    written in a scratch folder, not in the directory pytest runs in (the checkout)."""
+    with contextlib.chdir(tmp_path_factory.mktemp("cwd")):
+        yield
+
+
 # -- files -------------------------------------------------------------------------------------
 
 
