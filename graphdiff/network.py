@@ -294,7 +294,7 @@ class Network:
                 f"params must map parameter names to values, got {type(params).__name__}"
             )
         try:
-            checked = self._check_params(params)
+            return self._new_params(params)
         except InputError as e:
             if isinstance(params, Params):  # say why the vector was not taken as it is
                 raise type(e)(
@@ -302,7 +302,17 @@ class Network:
                     f"{params.layout.fingerprint}, this network's {self._fingerprint})"
                 ) from None
             raise
-        return Params.from_mapping(self.layout, checked)
+
+    def _new_params(self, params: Mapping[str, Any]) -> Params:
+        """A checked copy of the mapping ``params`` in a vector of its own; the scalar
+        parameters in one piece when numpy reads them as one numeric vector."""
+        scalars = self._scalar_vector(params) if len(self._scalars) > 1 else None
+        if scalars is None:
+            return Params.from_mapping(self.layout, self._check_params(params))
+        vector = np.empty(self.layout.size, self.dtype)
+        vector[: self.layout.n_scalars] = scalars
+        self.layout.fill(vector, self._check_params(params, self._tensors))
+        return Params(self.layout, vector)
 
     def _check_params(
         self, params: Mapping[str, Any], names: Iterable[str] | None = None

@@ -9,6 +9,7 @@ implement :class:`Runner`, which is all ``fit`` knows about them.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Hashable, Mapping
 from typing import Any, Protocol
 
@@ -69,7 +70,7 @@ def batch_gradient(
     node whose value or delta went non-finite.
     """
     res = net.backward(params, batch)
-    if np.isfinite(res.loss) and res.grads.all_finite():
+    if math.isfinite(res.loss) and res.grads.all_finite():
         return res
     net.backward(params, batch, check_finite=True)  # raises, naming the node
     raise NonFiniteError(  # only an op that is not a pure function gets here
@@ -118,6 +119,7 @@ class InProcess:
         self._others = [xs[i] for i in others]
         pool = columns + others  # input positions of the gathered arrays, in gather order
         self._order = [pool.index(i) for i in range(len(xs))]
+        self._in_order = self._order == list(range(len(xs)))  # nothing to reorder
         # consecutive inputs: the generated code takes the gathered matrix as it is
         consecutive = bool(columns) and columns == list(range(columns[0], columns[-1] + 1))
         self._start = columns[0] if consecutive else -1
@@ -138,10 +140,11 @@ class InProcess:
             # [:, idx] gathers in Fortran order: each input a strided row, as fit always
             # gave them (np.dot of a strided row sums in another order than of a
             # contiguous one, and checkpoints written before must resume bit for bit)
-            pool = [*self._rows[:, idx], *others]
-            xs = list(map(pool.__getitem__, self._order))
+            rows = self._rows[:, idx]
+            pool = [*rows, *others]
+            xs = pool if self._in_order else list(map(pool.__getitem__, self._order))
             if self._start >= 0:  # and a level fed by them gets them as a C matrix
-                xs = Rows(xs, self._rows.take(idx, axis=1), self._start)
+                xs = Rows(xs, np.ascontiguousarray(rows), self._start)
         return batch_gradient(self.net, params, Batch(self.net, xs, len(idx)))
 
     def evaluate(self, params: Params) -> dict[str, float]:

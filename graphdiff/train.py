@@ -178,7 +178,7 @@ def _int_at_least(name: str, value: object, minimum: int) -> int:
 
 
 def _first_non_finite(params: Mapping[str, Any]) -> str | None:
-    if isinstance(params, Params):
+    if type(params) is Params or isinstance(params, Params):
         return params.first_non_finite()
     return next((n for n, v in params.items() if not np.all(np.isfinite(v))), None)
 
@@ -352,14 +352,14 @@ def fit(
         if not isinstance(params, Mapping):
             raise FitError(f"params must map parameter names to values, got "
                            f"{type(params).__name__}")
-        missing = [p for p in net.params if p not in params]
+        missing = [p for p in net._names if p not in params]
         if missing:
             raise InputError(f"params lacks parameter(s) {missing!r} of the network")
         if isinstance(params, Params) and params.layout.fingerprint == net.layout.fingerprint:
             current: Params = params.copy()
         else:
             # numeric and of each parameter's shape, copied into a vector of fit's own
-            current = Params.from_mapping(net.layout, net._check_params(params))
+            current = net._new_params(params)
         opt = copy.deepcopy(optimizer) if optimizer is not None else SGD(lr=0.1)
         history: list[dict[str, float]] = []
         epoch = steps = 0
