@@ -165,12 +165,9 @@ class _Builder:
         # the names' own order, which sorts without calling a key function
         only_str = set(map(type, G._node)) <= {str}
         self.in_key: Callable[[Hashable], Any] | None = None if only_str else rank.__getitem__
-        # nodes without a data-point axis, which cannot feed a neuron
-        nodes = G._node
-        self.unbatched = {
-            n for n in order
-            if isinstance(k := nodes[n].get("op"), str) and k in ("param", "const")
-        }
+        # nodes without a data-point axis, which cannot feed a neuron: the param and
+        # const nodes met so far (steps are made in order, before any step reads them)
+        self.unbatched: set[Hashable] = set()
         self.acts: dict[str, tuple[Op, tuple[str, ...]]] = {}
         self.act_defaults: dict[str, dict[str, Any]] = {}
         # name -> spec; a bare edge (u, v) for a default-named weight used once
@@ -317,8 +314,10 @@ class _Builder:
         if kind == "input":
             return InputStep(v, slot)
         if kind == "param":
+            self.unbatched.add(v)
             return ParamStep(v, slot, name=self.tensor(v, data))
         if kind == "const":
+            self.unbatched.add(v)
             if "value" not in data:
                 raise GraphError(f"node {v!r}: a const node needs 'value'")
             try:

@@ -129,19 +129,17 @@ class Network:
         self.params = plan.params
         self._tensors = list(plan.tensors)
         self._tensor_shapes = [self.params[n].shape for n in self._tensors]
-        self.param_shapes: dict[str, tuple[int, ...]] = dict.fromkeys(plan.names, ())
-        self.param_shapes.update(zip(self._tensors, self._tensor_shapes, strict=True))
         self.pruned: tuple[Hashable, ...] = plan.pruned
         self._steps: list[Step] = list(plan.steps)
         self._slot = plan.slot
         self._loss_slot = -1 if self.loss is None else self._slot[self.loss]
         reduction = self.reduction
         # needs[s]: does any parameter reach slot s (so its delta is worth computing)?
-        needs = [False] * len(self._steps)
-        for s in self._steps:
-            needs[s.slot] = type(s) is NeuronStep or isinstance(s, ParamStep) or any(
-                needs[a] for a in s.args
-            )
+        # Every neuron has one; the other steps (few, in a neuron graph) are looked at
+        # in order (steps[slot] is the step of that slot).
+        needs = [type(s) is NeuronStep for s in self._steps]
+        for s in [s for s in self._steps if type(s) is not NeuronStep]:
+            needs[s.slot] = isinstance(s, ParamStep) or any(map(needs.__getitem__, s.args))
         self._needs = needs
         self._forward_plans: dict[Any, list[Step]] = {}
         tensors = set(self._tensors)
@@ -160,6 +158,14 @@ class Network:
         self._program = None if self._fusion is None else generate(
             self._fusion, self._tensors, self._loss_slot, reduction, needs, plan.dtype
         )
+
+    @functools.cached_property
+    def param_shapes(self) -> dict[str, tuple[int, ...]]:
+        """Parameter name -> shape (``()`` for scalar weights and biases), sorted by
+        name (made on first use: a dict of every edge's weight costs compiling time)."""
+        shapes: dict[str, tuple[int, ...]] = dict.fromkeys(self.plan.names, ())
+        shapes.update(zip(self._tensors, self._tensor_shapes, strict=True))
+        return shapes
 
     @functools.cached_property
     def layout(self) -> Layout:
