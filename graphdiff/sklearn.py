@@ -593,7 +593,7 @@ class GraphClassifier(ClassifierMixin, _GraphEstimator):  # type: ignore[misc]
         As the loss models them (``Network.predict_proba``): ``logistic``,
         P(classes_[1]) = sigmoid(z) and 1 - that for classes_[0];
         ``softmax_cross_entropy``, softmax(z). Only for losses with probabilities
-        (not ``hinge``).
+        (not ``hinge``). Of the network's float type: float32 with ``dtype="float32"``.
         """
         check_is_fitted(self, "params_")
         X = self._validate(X, reset=False)
@@ -649,7 +649,10 @@ class GraphRegressor(RegressorMixin, _GraphEstimator):  # type: ignore[misc]
         return np.ravel(t) if t.ndim == 2 and t.shape[1] == 1 else t
 
     def predict(self, X: Any) -> Array:
-        """The network's prediction for each row of X: (N,), or (N, k) for k targets."""
+        """The network's prediction for each row of X: (N,), or (N, k) for k targets,
+        of the network's float type (float32 with ``dtype="float32"``; scikit-learn's
+        ``check_regressor_multioutput`` expects float64, the one check such an
+        estimator fails)."""
         check_is_fitted(self, "params_")
         X = self._validate(X, reset=False)
         return self._forward(self.params_, X)
