@@ -119,20 +119,18 @@ def snapshot(G: Any) -> Any:
     H.graph.update(G.graph)
     copy = dict.copy  # mapped in C: no Python frame per node or edge
     H._node.update(zip(G._node, map(copy, G._node.values()), strict=True))
-    if G.is_multigraph():
-        adj = {
-            u: {v: {k: copy(d) for k, d in kd.items()} for v, kd in nbrs.items()}
-            for u, nbrs in G._adj.items()
-        }
-    else:
-        adj = {
-            u: dict(zip(nbrs, map(copy, nbrs.values()), strict=True))
-            for u, nbrs in G._adj.items()
-        }
     pred: dict[Any, dict[Any, Any]] = {n: {} for n in G._node}
-    for u, nbrs in adj.items():
-        for v, d in nbrs.items():
-            pred[v][u] = d
+    adj: dict[Any, dict[Any, Any]] = {}
+    if G.is_multigraph():
+        for u, nbrs in G._adj.items():
+            adj[u] = {v: {k: copy(d) for k, d in kd.items()} for v, kd in nbrs.items()}
+            for v, kd in adj[u].items():
+                pred[v][u] = kd
+    else:
+        for u, nbrs in G._adj.items():
+            adj[u] = new = nbrs.copy()  # the keys copied in C; each edge's data below
+            for v in new:
+                new[v] = pred[v][u] = copy(new[v])
     H._adj.update(adj)
     H._pred.update(pred)
     return H
