@@ -34,7 +34,6 @@ default ``"<u>-><v>"``) and ``weight`` (initial value, a number).
 
 from __future__ import annotations
 
-import gc
 import math
 import numbers
 import warnings
@@ -55,7 +54,7 @@ from .graphs import (
     node_key,
     snapshot,
 )
-from .network import Network
+from .network import Network, without_gc
 from .plan import (
     ConstStep,
     InputStep,
@@ -510,12 +509,4 @@ def compile(
     if not isinstance(reduction, str) or reduction not in ("mean", "sum"):
         raise GraphError(f"reduction must be 'mean' or 'sum', got {reduction!r}")
     dt = as_dtype(dtype)
-    # Compiling makes a few objects per edge and keeps them all: the cyclic garbage
-    # collector would rescan them again and again (a third of the time at 10^5 nodes).
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        return Network(build(G, loss, reduction, dt))
-    finally:
-        if enabled:
-            gc.enable()
+    return without_gc(lambda: Network(build(G, loss, reduction, dt)))

@@ -16,19 +16,20 @@
 from __future__ import annotations
 
 import functools
+import gc
 import sys
 import zlib
-from collections.abc import Hashable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from operator import itemgetter
-from typing import Any
+from typing import Any, TypeVar
 
 import networkx as nx
 import numpy as np
 
 from . import interpret
 from .errors import GraphdiffError, GraphError, InputError, NonFiniteError, ShapeError
-from .fusion import fuse
+from .fusion import Fusion, fuse
 from .params import Grads, Layout, Params
 from .plan import (
     InputStep,
@@ -42,12 +43,13 @@ from .plan import (
     check_loss,
     check_loss_value,
 )
-from .program import generate
+from .program import Program, generate
 from .schema import ModelFile
 
 __all__ = ["BackwardResult", "Batch", "Grads", "Network", "Params"]
 
 Array = np.ndarray
+T = TypeVar("T")
 
 
 class Batch(Mapping[Hashable, Array]):
@@ -98,6 +100,19 @@ class BackwardResult:
     deltas_z: dict[Hashable, Array] = field(default_factory=dict)
 
 
+def without_gc(make: Callable[[], T]) -> T:
+    """``make()`` with the cyclic garbage collector off: compiling makes a few objects
+    per edge and keeps them all, which it would rescan again and again (a third of
+    the time at 10^5 nodes)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return make()
+    finally:
+        if enabled:
+            gc.enable()
+
+
 class Network:
     """A validated, compiled network (made by :func:`graphdiff.compile`).
 
@@ -133,7 +148,6 @@ class Network:
         self._steps: list[Step] = list(plan.steps)
         self._slot = plan.slot
         self._loss_slot = -1 if self.loss is None else self._slot[self.loss]
-        reduction = self.reduction
         # needs[s]: does any parameter reach slot s (so its delta is worth computing)?
         # Every neuron has one; the other steps (few, in a neuron graph) are looked at
         # in order (steps[slot] is the step of that slot).
@@ -151,13 +165,32 @@ class Network:
             itemgetter(*self._scalars) if len(self._scalars) > 1
             else (lambda p, n=self._scalars: tuple(map(p.__getitem__, n)))
         )
-        # the fused plan (graphdiff.fusion), run by the generated code and the interpreter
-        self._fusion = None if self.loss is None else fuse(
-            self._steps, dict(zip(self._scalars, range(len(self._scalars)), strict=True))
+
+    # The fused plan and its generated code are made when the network first runs
+    # (backward, error, interpret): a network compiled to be checked, inspected, saved
+    # or drawn (``graphdiff info``) never needs them, and they are a quarter of
+    # compiling a large graph. The first run pays what compiling no longer does.
+
+    @functools.cached_property
+    def _fusion(self) -> Fusion | None:
+        """The fused plan (:mod:`graphdiff.fusion`), run by the generated code and the
+        interpreter; None for a forward-only network."""
+        if self.loss is None:
+            return None
+        scalars = self._scalars
+        return without_gc(
+            lambda: fuse(self._steps, dict(zip(scalars, range(len(scalars)), strict=True)))
         )
-        self._program = None if self._fusion is None else generate(
-            self._fusion, self._tensors, self._loss_slot, reduction, needs, plan.dtype
-        )
+
+    @functools.cached_property
+    def _program(self) -> Program | None:
+        """The generated functions of the fused plan (None: the interpreter runs it)."""
+        fusion = self._fusion
+        if fusion is None:
+            return None
+        return without_gc(lambda: generate(
+            fusion, self._tensors, self._loss_slot, self.reduction, self._needs, self.dtype
+        ))
 
     @functools.cached_property
     def param_shapes(self) -> dict[str, tuple[int, ...]]:
