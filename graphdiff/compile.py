@@ -53,8 +53,9 @@ from .graphs import (
     in_edges,
     node_key,
     snapshot,
+    without_gc,
 )
-from .network import Network, without_gc
+from .network import Network
 from .plan import (
     ConstStep,
     InputStep,

@@ -7,15 +7,18 @@ format both order nodes by :func:`node_key`.
 
 from __future__ import annotations
 
+import gc
 import heapq
 from collections.abc import Callable, Hashable, Mapping
 from itertools import compress
 from operator import not_
-from typing import Any
+from typing import Any, TypeVar
 
 import networkx as nx
 
 from .errors import CycleError
+
+T = TypeVar("T")
 
 __all__ = [
     "ancestors_and_self", "canonical_order", "default_param_name", "edge_param", "in_edges",
@@ -149,3 +152,16 @@ def default_param_name(u: Hashable, v: Hashable, key: Any = None) -> str:
 def edge_param(u: Hashable, v: Hashable, key: Any, data: Mapping[str, Any]) -> str:
     """The parameter name compile gives the edge u -> v (``key``: its key, or None)."""
     return str(data["param"]) if "param" in data else default_param_name(u, v, key)
+
+
+def without_gc(make: Callable[[], T]) -> T:
+    """``make()`` with the cyclic garbage collector off: compiling makes a few objects
+    per edge and keeps them all, which it would rescan again and again (a third of
+    the time at 10^5 nodes)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return make()
+    finally:
+        if enabled:
+            gc.enable()

@@ -16,32 +16,34 @@
 from __future__ import annotations
 
 import functools
-import gc
 import sys
 import zlib
-from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Hashable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from operator import itemgetter
-from typing import Any, TypeVar
+from typing import Any
 
 import networkx as nx
 import numpy as np
 
 from . import interpret
-from .errors import GraphdiffError, GraphError, InputError, NonFiniteError, ShapeError
+from .errors import GraphdiffError, GraphError, InputError, ShapeError
 from .fusion import Fusion, fuse
-from .params import Grads, Layout, Params
+from .graphs import without_gc
+from .params import Grads, Layout, Params, draw
 from .plan import (
     InputStep,
     NeuronStep,
-    ParamSpec,
     ParamStep,
     Plan,
     Step,
     all_finite,
     as_numbers,
+    check_finite_inputs,
+    check_grads_finite,
     check_loss,
     check_loss_value,
+    params_of,
 )
 from .program import Program, generate
 from .schema import ModelFile
@@ -49,7 +51,6 @@ from .schema import ModelFile
 __all__ = ["BackwardResult", "Batch", "Grads", "Network", "Params"]
 
 Array = np.ndarray
-T = TypeVar("T")
 
 
 class Batch(Mapping[Hashable, Array]):
@@ -98,19 +99,6 @@ class BackwardResult:
     deltas: dict[Hashable, Array] = field(default_factory=dict)
     z: dict[Hashable, Array] = field(default_factory=dict)
     deltas_z: dict[Hashable, Array] = field(default_factory=dict)
-
-
-def without_gc(make: Callable[[], T]) -> T:
-    """``make()`` with the cyclic garbage collector off: compiling makes a few objects
-    per edge and keeps them all, which it would rescan again and again (a third of
-    the time at 10^5 nodes)."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        return make()
-    finally:
-        if enabled:
-            gc.enable()
 
 
 class Network:
@@ -287,7 +275,7 @@ class Network:
                 key = [int(seed), zlib.crc32(name.encode())] if seed is not None else None
                 rng = np.random.default_rng(key)
                 try:
-                    value = _draw(spec, rng)
+                    value = draw(spec, rng)
                 except MemoryError:
                     raise ShapeError(
                         f"parameter {name!r} of shape {spec.shape} does not fit in memory"
@@ -454,7 +442,7 @@ class Network:
             steps = self._plan_for(("outputs", wanted))
         needed = [s.node for s in steps if isinstance(s, InputStep)]
         arrays = self._check_inputs(inputs, needed)
-        used = sorted({p for s in steps for p in _params_of(s)})
+        used = sorted({p for s in steps for p in params_of(s)})
         checked = self._check_params(params, used)
         vals = interpret.forward(
             steps, len(self._steps), checked, arrays, False, self.dtype
@@ -534,7 +522,7 @@ class Network:
         checked = self._check_params(params)
         arrays = self._check_inputs(inputs, self.inputs)
         if check_finite:
-            _check_finite_inputs(checked, arrays)
+            check_finite_inputs(checked, arrays)
         dtype = self.dtype
         P = np.array([checked[n] for n in self._scalars], dtype=dtype)
         run = interpret.forward(
@@ -557,7 +545,7 @@ class Network:
             loss=loss, grads=self._grads(gs, [run.GT.get(n) for n in self._tensors])
         )
         if check_finite:
-            _check_grads_finite(result.grads)
+            check_grads_finite(result.grads)
         if deltas:
             # Copies: values alias the caller's inputs and params, and deltas alias
             # each other (add hands one array to both operands).
@@ -584,13 +572,13 @@ class Network:
             all_finite(scalars) and all(map(all_finite, tensors)) and all(map(all_finite, xs))
         ):
             arrays = dict(zip(self.inputs, xs, strict=True))
-            _check_finite_inputs(self._check_params(params), arrays)
+            check_finite_inputs(self._check_params(params), arrays)
         run = self._program.variant(deltas, check_finite)
         out = run(scalars, tensors, xs, n)
         loss = out[0] if type(out[0]) is self._float else self._float(out[0])
         result = BackwardResult(loss=loss, grads=self._grads(out[1], out[2]))
         if check_finite:
-            _check_grads_finite(result.grads)
+            check_grads_finite(result.grads)
         if deltas:
             per_slot = self._program.collect(out[3], self._steps)  # the caller's own arrays
             for s, (v, d, z, dz) in zip(self._steps, per_slot, strict=True):
@@ -799,45 +787,3 @@ def _is_key(value: object, table: Mapping[Any, Any]) -> bool:
 
 def _no_data_points(arrays: Mapping[Hashable, Array]) -> InputError:
     return InputError(f"no data points: input(s) {sorted(map(str, arrays))!r} have 0 rows")
-
-
-def _draw(spec: ParamSpec, rng: np.random.Generator) -> Array:
-    if spec.init == "zeros" or 0 in spec.shape or (
-        spec.kind == "scalar" and len(spec.uses[0]) == 1
-    ):  # an empty glorot parameter would divide by fan_in + fan_out = 0
-        return np.zeros(spec.shape)
-    if spec.init == "ones":
-        return np.ones(spec.shape)
-    if spec.init == "normal":
-        return rng.normal(0.0, 1.0 / np.sqrt(spec.fan_in), size=spec.shape)
-    a = np.sqrt(6.0 / (spec.fan_in + spec.fan_out))
-    return rng.uniform(-a, a, size=spec.shape)
-
-
-def _params_of(s: Step) -> tuple[str, ...]:
-    if isinstance(s, ParamStep):
-        return (s.name,)
-    if isinstance(s, NeuronStep):
-        return s.weights + ((s.bias,) if s.bias else ())
-    return ()
-
-
-def _check_grads_finite(grads: Grads) -> None:
-    """:class:`NonFiniteError` naming the parameters whose gradient is NaN or infinite."""
-    if grads.all_finite():
-        return
-    bad = [k for k, v in grads.items() if not np.all(np.isfinite(v))]
-    raise NonFiniteError(
-        f"backward: the gradient of parameter(s) {bad!r} is not finite",
-        node=bad[0],
-        phase="backward",
-    )
-
-
-def _check_finite_inputs(params: dict[str, Any], arrays: dict[Hashable, Array]) -> None:
-    for name, v in params.items():
-        if not np.all(np.isfinite(v)):
-            raise NonFiniteError(f"parameter {name!r} is not finite", node=name, phase="forward")
-    for node, a in arrays.items():
-        if not np.all(np.isfinite(a)):
-            raise NonFiniteError(f"input {node!r} is not finite", node=node, phase="forward")

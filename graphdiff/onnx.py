@@ -34,7 +34,7 @@ import numpy as np
 from .errors import InputError
 from .jsonwrite import atomic_write
 from .onnx_load import IMPORTED, OnnxError, load, require_onnx
-from .plan import ConstStep, InputStep, NeuronStep, OpStep, ParamStep, Step
+from .plan import ConstStep, InputStep, NeuronStep, OpStep, ParamStep, Step, params_of
 from .registry import Op
 
 __all__ = ["DEFAULT_OPSET", "IMPORTED", "Builder", "OnnxError", "export", "load"]
@@ -275,7 +275,8 @@ class _Exporter:
         self.model = _Model(dtype, elem, opset, set(names))
         self.value: dict[int, str] = {}
         self.items, self.where = _levels(steps)
-        self.uses = {n: len(net.params[n].uses) for s in steps for n in _scalars_of(s)}
+        self.uses = {n: len(net.params[n].uses) for s in steps
+                     if isinstance(s, NeuronStep) for n in params_of(s)}
         self.shared: dict[str, str] = {}  # scalar parameter -> its initializer, shape (1,)
 
     def run(self) -> None:
@@ -404,12 +405,6 @@ class _Exporter:
         lv.value = b.finish(result, self.model.fresh(hint))
 
 
-def _scalars_of(s: Step) -> tuple[str, ...]:
-    if isinstance(s, NeuronStep):
-        return s.weights + ((s.bias,) if s.bias else ())
-    return ()
-
-
 def export(
     net: Any,
     params: Mapping[str, Any],
@@ -445,7 +440,7 @@ def export(
         raise OnnxError(f"opset must be an int from {MIN_OPSET} to {newest}, got {opset!r}")
     wanted = _outputs(net, outputs)
     steps = net._plan_for(("outputs", tuple(wanted)))
-    used = sorted({p for s in steps for p in _params_of(s)})
+    used = sorted({p for s in steps for p in params_of(s)})
     checked = net._check_params(params, used)
     shapes = _probe(net, checked, wanted, _input_shapes(net, steps, example))
     ex = _Exporter(net, checked, steps, shapes, opset)
@@ -466,10 +461,6 @@ def export(
     except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as e:
         raise OnnxError(f"the exported model fails onnx.checker: {e}") from None
     atomic_write(path, [proto.SerializeToString()])
-
-
-def _params_of(s: Step) -> tuple[str, ...]:
-    return (s.name,) if isinstance(s, ParamStep) else _scalars_of(s)
 
 
 def _proto(

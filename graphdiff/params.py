@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from .errors import InputError, ShapeError
-from .plan import as_numbers
+from .plan import ParamSpec, as_numbers
 
 __all__ = ["Grads", "Layout", "Params"]
 
@@ -226,3 +226,17 @@ class Grads(_OnVector, Mapping[str, Any]):
     def all_finite(self) -> bool:
         """Is every gradient finite (no NaN, no infinity)?"""
         return bool(np.isfinite(self.vector).all())
+
+
+def draw(spec: ParamSpec, rng: np.random.Generator) -> Array:
+    """A parameter's initial value by its ``init`` rule (glorot by default)."""
+    if spec.init == "zeros" or 0 in spec.shape or (
+        spec.kind == "scalar" and len(spec.uses[0]) == 1
+    ):  # an empty glorot parameter would divide by fan_in + fan_out = 0
+        return np.zeros(spec.shape)
+    if spec.init == "ones":
+        return np.ones(spec.shape)
+    if spec.init == "normal":
+        return rng.normal(0.0, 1.0 / np.sqrt(spec.fan_in), size=spec.shape)
+    a = np.sqrt(6.0 / (spec.fan_in + spec.fan_out))
+    return rng.uniform(-a, a, size=spec.shape)

@@ -12,12 +12,15 @@ from __future__ import annotations
 import functools
 from collections.abc import Hashable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
 from .errors import InputError, NonFiniteError, OpContractError, ShapeError
 from .registry import Op
+
+if TYPE_CHECKING:
+    from .params import Grads
 
 __all__ = [
     "ConstStep", "InputStep", "NeuronStep", "OpStep", "ParamSpec", "ParamStep", "ParamTable",
@@ -424,3 +427,34 @@ class Plan:
     inputs: tuple[Hashable, ...]
     slot: Mapping[Hashable, int]  # node -> its step's index
     dtype: np.dtype[Any] = _F64  # of parameters, values, deltas and gradients
+
+
+def params_of(s: Step) -> tuple[str, ...]:
+    """The names of the parameters a step reads."""
+    if isinstance(s, ParamStep):
+        return (s.name,)
+    if isinstance(s, NeuronStep):
+        return s.weights + ((s.bias,) if s.bias else ())
+    return ()
+
+
+def check_grads_finite(grads: Grads) -> None:
+    """:class:`NonFiniteError` naming the parameters whose gradient is NaN or infinite."""
+    if grads.all_finite():
+        return
+    bad = [k for k, v in grads.items() if not np.all(np.isfinite(v))]
+    raise NonFiniteError(
+        f"backward: the gradient of parameter(s) {bad!r} is not finite",
+        node=bad[0],
+        phase="backward",
+    )
+
+
+def check_finite_inputs(params: dict[str, Any], arrays: dict[Hashable, Array]) -> None:
+    """:class:`NonFiniteError` naming the first parameter or input that is not finite."""
+    for name, v in params.items():
+        if not np.all(np.isfinite(v)):
+            raise NonFiniteError(f"parameter {name!r} is not finite", node=name, phase="forward")
+    for node, a in arrays.items():
+        if not np.all(np.isfinite(a)):
+            raise NonFiniteError(f"input {node!r} is not finite", node=node, phase="forward")
