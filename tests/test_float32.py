@@ -55,6 +55,20 @@ def same_point(n32: graphdiff.Network, n64: graphdiff.Network, seed: int = 1) ->
     return p32, n64.params_from_vector(p32.vector.astype(np.float64))
 
 
+def neuron_then_op(activation: str, weight: float, node: str, op: str) -> nx.DiGraph:
+    """x -> h (one neuron, weight w) -> ``node`` (``op`` of h) -> E = squared_error(., t)."""
+    G = nx.DiGraph()
+    G.add_nodes_from(["x", "t"], op="input")
+    G.add_node("h", op="neuron", activation=activation)
+    G.add_edge("x", "h", param="w", weight=weight)
+    G.add_node(node, op=op)
+    G.add_edge("h", node)
+    G.add_node("E", op="squared_error")
+    G.add_edge(node, "E", port=0)
+    G.add_edge("t", "E", port=1)
+    return G
+
+
 def assert_f32_tree(result: graphdiff.BackwardResult) -> None:
     assert type(result.loss) is np.float32
     assert result.grads.vector.dtype == F32
@@ -261,15 +275,7 @@ def test_plugin_returning_float64_is_converted_on_both_paths(fresh_registry: Any
         vjp=lambda g, out, x: (np.asarray(g, np.float64) * 3.0,),
         elementwise=True,
     ))
-    G = nx.DiGraph()
-    G.add_nodes_from(["x", "t"], op="input")
-    G.add_node("h", op="neuron", activation="tanh")
-    G.add_edge("x", "h", param="w", weight=0.7)
-    G.add_node("p", op="plug64")
-    G.add_edge("h", "p")
-    G.add_node("E", op="squared_error")
-    G.add_edge("p", "E", port=0)
-    G.add_edge("t", "E", port=1)
+    G = neuron_then_op("tanh", 0.7, "p", "plug64")
     n32 = graphdiff.compile(G, loss="E", dtype=np.float32)
     n64 = graphdiff.compile(G, loss="E")
     data = {"x": np.array([0.3, -1.2, 2.0]), "t": np.array([0.1, 0.4, -0.5])}
@@ -287,15 +293,7 @@ def test_plugin_returning_float64_is_converted_on_both_paths(fresh_registry: Any
 def test_check_finite_names_the_node_in_float32() -> None:
     """exp(100) is finite in float64 and infinite in float32: the float32 network's
     check names the node, on both backends (the float64 twin passes)."""
-    G = nx.DiGraph()
-    G.add_nodes_from(["x", "t"], op="input")
-    G.add_node("h", op="neuron", activation="identity")
-    G.add_edge("x", "h", param="w", weight=1.0)
-    G.add_node("big", op="exp")
-    G.add_edge("h", "big")
-    G.add_node("E", op="squared_error")
-    G.add_edge("big", "E", port=0)
-    G.add_edge("t", "E", port=1)
+    G = neuron_then_op("identity", 1.0, "big", "exp")
     n32, n64 = twins(G)
     data = {"x": np.array([1.0, 100.0]), "t": np.zeros(2)}
     assert np.isfinite(n64.backward(n64.init_params(), data, check_finite=True).loss)
