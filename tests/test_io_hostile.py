@@ -403,6 +403,17 @@ print(json.dumps(out))
 """
 
 
+def load_in_a_fresh_process(files: dict[str, Path], timeout: int) -> dict[str, dict]:
+    """MEMORY_SCRIPT's report on loading each file: path -> its code and peak RSS growth."""
+    proc = subprocess.run(
+        [sys.executable, "-c", MEMORY_SCRIPT, str(CORPUS / "00_valid_base.json"),
+         *map(str, files.values())],
+        capture_output=True, text=True, timeout=timeout, check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads(proc.stdout)
+
+
 def test_huge_declared_sizes_refused_without_allocating(tmp_path: Path) -> None:
     doc = json.loads((CORPUS / "00_valid_base.json").read_text())
     files = {}
@@ -417,13 +428,7 @@ def test_huge_declared_sizes_refused_without_allocating(tmp_path: Path) -> None:
                       for i in range(10_000)}
     files["many"] = tmp_path / "many.json"
     files["many"].write_text(json.dumps(many))
-    proc = subprocess.run(
-        [sys.executable, "-c", MEMORY_SCRIPT, str(CORPUS / "00_valid_base.json"),
-         *map(str, files.values())],
-        capture_output=True, text=True, timeout=120, check=False,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    report = json.loads(proc.stdout)
+    report = load_in_a_fresh_process(files, timeout=120)
     for name, path in files.items():
         r = report[str(path)]
         print(f"{name}: {r['code']}, peak RSS growth {r['growth'] / 2**20:.1f} MiB")
@@ -446,13 +451,7 @@ def test_many_small_values_bounded_by_the_file_not_its_shape(tmp_path: Path) -> 
         d["graph"]["nodes"][1]["attrs"]["blob"] = blob
         files[name] = tmp_path / f"{name}.json"
         files[name].write_text(json.dumps(d, separators=(",", ":")))
-    proc = subprocess.run(
-        [sys.executable, "-c", MEMORY_SCRIPT, str(CORPUS / "00_valid_base.json"),
-         *map(str, files.values())],
-        capture_output=True, text=True, timeout=300, check=False,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    report = json.loads(proc.stdout)
+    report = load_in_a_fresh_process(files, timeout=300)
     for name, path in files.items():
         r = report[str(path)]
         print(f"{name}: {path.stat().st_size / 1e6:.1f} MB file, {r['code']}, "
