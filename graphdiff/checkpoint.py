@@ -269,11 +269,12 @@ def load_checkpoint(
 
 
 def _layout_doc(layout: Layout) -> dict[str, Any]:
-    scalars = sorted((i, n) for n, i in layout.where.items() if i >= 0)
-    tensors = sorted((~i, n) for n, i in layout.where.items() if i < 0)
+    where = layout.where  # the scalars in vector order, then the tensors in theirs
     return {
-        "scalars": [n for _, n in scalars],
-        "tensors": [{"name": n, "shape": list(layout.shapes[n])} for _, n in tensors],
+        "scalars": [n for n, i in where.items() if i >= 0],
+        "tensors": [
+            {"name": n, "shape": list(layout.shapes[n])} for n, i in where.items() if i < 0
+        ],
     }
 
 

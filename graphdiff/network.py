@@ -373,12 +373,11 @@ class Network:
                     )
                 checked[name] = scalar(value)
             else:
-                arr = value
-                if arr.shape != spec.shape:
+                if value.shape != spec.shape:
                     raise ShapeError(
-                        f"parameter {name!r} must have shape {spec.shape}, got {arr.shape}"
+                        f"parameter {name!r} must have shape {spec.shape}, got {value.shape}"
                     )
-                checked[name] = arr
+                checked[name] = value
         return checked if scalars is None else {n: checked[n] for n in order}
 
     def _scalar_vector(self, params: Mapping[str, Any]) -> Array | None:

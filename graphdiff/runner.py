@@ -134,8 +134,8 @@ class InProcess:
         if idx is None:
             return batch_gradient(self.net, params, self._all)
         others = [a[idx] for a in self._others]
-        if self._rows is None:
-            xs = list(map(others.__getitem__, self._order))
+        if self._rows is None:  # no stacked columns: the others are every input, in order
+            xs = others
         else:
             # [:, idx] gathers in Fortran order: each input a strided row, as fit always
             # gave them (np.dot of a strided row sums in another order than of a

@@ -178,7 +178,7 @@ def _int_at_least(name: str, value: object, minimum: int) -> int:
 
 
 def _first_non_finite(params: Mapping[str, Any]) -> str | None:
-    if type(params) is Params or isinstance(params, Params):
+    if isinstance(params, Params):
         return params.first_non_finite()
     return next((n for n, v in params.items() if not np.all(np.isfinite(v))), None)
 
@@ -500,10 +500,9 @@ def _resume(
             opt = Optimizer.from_config(saved["name"], saved["config"])
         else:
             opt = copy.deepcopy(optimizer)
-        if saved.get("slots") is not None and layout.fingerprint != net.layout.fingerprint:
-            saved = {**saved, "slots": {k: Params.from_mapping(
-                net.layout, Params(layout, v)).vector for k, v in saved["slots"].items()}}
-        opt.load_state_dict(saved, net.layout)
+        # slots saved in another order of the same names: the optimizer lays them out
+        # in the network's layout itself, at its first step
+        opt.load_state_dict(saved, layout)
     except OptimizerError as e:
         raise FitError(f"resume: the checkpoint {where!r} cannot continue here: {e}") from e
     changed = [
