@@ -44,7 +44,6 @@ from .plan import (
     ParamStep,
     Step,
     activation_delta,
-    all_finite,
     check_delta,
     check_grads,
     check_loss,
@@ -143,7 +142,6 @@ class CodeGen:
             "_cv": check_value,
             "_cd": check_delta,
             "_cl": check_loss_value,
-            "_fin": all_finite,
             "_lf": level_forward,
             "_lb": level_backward,
             "_cvl": check_level_values,
@@ -177,7 +175,6 @@ class CodeGen:
         reads, ``Op.saves``). An op's value that no vjp reads is released after its
         last forward use, and read-only zeros of its shape stand in for it."""
         read = [False] * len(self.steps)
-        reads_z: set[int] = set()
         for item in self.fusion.order:
             if isinstance(item, Level):
                 continue  # its backward reads its own matrices
@@ -186,8 +183,6 @@ class CodeGen:
                 for a in item.args:
                     read[a] = True
                 read[item.slot] = read[item.slot] or reads(item.act, "out")
-                if reads(item.act, 0):
-                    reads_z.add(item.slot)
             elif isinstance(item, OpStep):
                 assert item.op is not None
                 read[item.slot] = read[item.slot] or reads(item.op, "out")
@@ -196,7 +191,7 @@ class CodeGen:
             else:
                 read[item.slot] = True  # inputs, params, consts: the caller's anyway
         read[self.loss_slot] = True
-        self.read, self.reads_z = read, reads_z
+        self.read = read
 
     def released(self, slot: int) -> bool:
         """Is this an op's output that the forward code releases (no vjp reads it)?"""
@@ -528,10 +523,11 @@ class CodeGen:
         c = self.scale.get(i)  # d<i> stands for c * d<i>: so then does dz
         # (code, variable) of z and the value; zeros where the activation reads them not
         a_i, z_i = (f"v{i}", f"v{i}"), (f"z{i}", f"z{i}")
-        if not (passes(act, s.act_attrs) or (self.read[i] and i in self.reads_z)):
+        reads_z = reads(act, 0)
+        if not (passes(act, s.act_attrs) or (self.read[i] and reads_z)):
             zeros = ("ZN", "ZN") if self.per_point(i) else (f"_ph({d}.shape)", d)
             a_i = a_i if self.read[i] else zeros
-            z_i = z_i if i in self.reads_z else zeros
+            z_i = z_i if reads_z else zeros
         body = [*self._checked(i), self._delta_z(d, s, z_i, a_i)]
         if self.deltas:
             body.append(Line(f"xz{i} = dz", ("dz",), (f"xz{i}",)))

@@ -126,11 +126,10 @@ class Fusion:
         self._weight_uses = np.zeros(0, np.intp)
         self._plan_levels()
         # how many times each value is an operand (each use adds to its delta)
-        uses = np.bincount(flat, minlength=len(steps))
-        for s in steps:
-            if not isinstance(s, NeuronStep):
-                np.add.at(uses, list(s.args), 1)
-        self.uses = uses
+        uses = np.bincount(
+            np.fromiter(chain.from_iterable(s.args for s in steps), np.intp),
+            minlength=len(steps),
+        )
         self.deferred = frozenset(
             s.slot for s in neurons
             if self.lvl[s.slot] < 0 and uses[s.slot] == 1 and s.act is not None

@@ -355,27 +355,25 @@ def add_delta(run: Run, target: Target, share: Array) -> None:
     (zeros, or a share of all its rows itself)."""
     if isinstance(target, Group):
         assert target.level is not None
-        b = target.level
-        DV = run.dv.get(b)
-        if DV is None and target.whole:
-            run.dv[b] = share  # this call's own array: adopted
+        b, rows, whole = target.level, target.rows, target.whole
+    else:
+        if not run.want[target]:
             return
-        if DV is None:
-            DV = run.dv[b] = np.zeros_like(run.mats[b][0])
-        DV[target.rows] += share  # rows are distinct within a level: exact
+        assert run.fusion is not None
+        lv = run.fusion.level_of(target)
+        if lv is None:
+            # never in place: an op may hand the same array to two operands (add's (g, g))
+            old = run.deltas[target]
+            run.deltas[target] = share if old is None else old + share
+            return
+        (b, rows), whole = lv, False
+    DV = run.dv.get(b)
+    if DV is None and whole:
+        run.dv[b] = share  # this call's own array: adopted
         return
-    if not run.want[target]:
-        return
-    lv = None if run.fusion is None else run.fusion.level_of(target)
-    if lv is not None:
-        DV = run.dv.get(lv[0])
-        if DV is None:
-            DV = run.dv[lv[0]] = np.zeros_like(run.mats[lv[0]][0])
-        DV[lv[1]] += share
-        return
-    # never in place: an op may hand the same array to two operands (add's (g, g))
-    old = run.deltas[target]
-    run.deltas[target] = share if old is None else old + share
+    if DV is None:
+        DV = run.dv[b] = np.zeros_like(run.mats[b][0])
+    DV[rows] += share  # rows are distinct within a level: exact
 
 
 def slot_results(run: Run, s: Step) -> tuple[Any, Any, Any, Any]:
